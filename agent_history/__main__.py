@@ -1,0 +1,3 @@
+from agent_history.cli import main
+
+main()

@@ -1,0 +1,36 @@
+"""The project's Kafka topics, created with explicit settings rather than by auto-creation."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from agent_history.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+# The event topic is the source of truth: never delete by age or size.
+_KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+async def ensure_topics(settings: KafkaSettings, replication_factor: int = 1) -> list[str]:
+    """Create the event and dead-letter topics when missing; returns the names created."""
+    wanted = [
+        NewTopic(settings.topic, settings.topic_partitions, replication_factor, _KEEP_FOREVER),
+        NewTopic(settings.dlq_topic, 1, replication_factor, _KEEP_FOREVER),
+    ]
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                log.info("topics created concurrently by another process")
+        return [t.name for t in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,227 @@
+"""Set-based writes of a folded batch, inside the caller's transaction.
+
+``upsert_executions`` is ``fold.merge(stored_row, batch_row)`` written in SQL: each part of
+the row is taken from whichever side wins it, by the same keys as fold.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import orjson
+from pydantic import JsonValue
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from projector.fold import INPUT_FROM_QUEUED, INPUT_FROM_STARTED, Execution
+
+_LAST_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+_NO_INPUT = INPUT_FROM_QUEUED + 1
+
+
+def _input_key(row: str) -> str:
+    return (
+        f"(COALESCE({row}.input_rank, {_NO_INPUT}), "
+        f"COALESCE({row}.input_time, 'infinity'::timestamptz), "
+        f"COALESCE({row}.input_event_id, '{_LAST_ID}'::uuid))"
+    )
+
+
+# The batch's row (EXCLUDED) wins the input / the terminal part from the stored row (t).
+_INPUT_NEW = f"({_input_key('EXCLUDED')} < {_input_key('t')})"
+_TERMINAL_NEW = (
+    "(EXCLUDED.terminal_event_id IS NOT NULL AND (t.terminal_event_id IS NULL OR "
+    "(EXCLUDED.execution_end, EXCLUDED.terminal_event_id) "
+    "< (t.execution_end, t.terminal_event_id)))"
+)
+_T_STARTED = f"COALESCE(t.input_rank = {INPUT_FROM_STARTED}, false)"
+_NEW_STARTED = f"COALESCE(EXCLUDED.input_rank = {INPUT_FROM_STARTED}, false)"
+
+
+def _from_input(col: str) -> str:
+    return f"{col} = CASE WHEN {_INPUT_NEW} THEN EXCLUDED.{col} ELSE t.{col} END"
+
+
+def _from_terminal(col: str) -> str:
+    return f"{col} = CASE WHEN {_TERMINAL_NEW} THEN EXCLUDED.{col} ELSE t.{col} END"
+
+
+def _from_ids_winner(col: str) -> str:
+    return (
+        f"{col} = CASE WHEN {_INPUT_NEW} THEN EXCLUDED.{col} "
+        f"WHEN t.input_rank IS NOT NULL THEN t.{col} "
+        f"WHEN {_TERMINAL_NEW} THEN EXCLUDED.{col} ELSE t.{col} END"
+    )
+
+
+_UPSERT_EXECUTIONS = text(f"""
+INSERT INTO agent_executions AS t (
+    id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
+    error_message, input_rank, input_time, input_event_id, terminal_event_id)
+SELECT u.id, u.agent_id, u.user_id, u.status, u.execution_start, u.execution_end,
+       u.input_data::jsonb, u.output_data::jsonb, u.error_message, u.input_rank, u.input_time,
+       u.input_event_id, u.terminal_event_id
+FROM unnest(
+    CAST(:id AS uuid[]), CAST(:agent_id AS uuid[]), CAST(:user_id AS uuid[]),
+    CAST(:status AS text[]), CAST(:execution_start AS timestamptz[]),
+    CAST(:execution_end AS timestamptz[]), CAST(:input_data AS text[]),
+    CAST(:output_data AS text[]), CAST(:error_message AS text[]),
+    CAST(:input_rank AS smallint[]), CAST(:input_time AS timestamptz[]),
+    CAST(:input_event_id AS uuid[]), CAST(:terminal_event_id AS uuid[])
+) AS u(id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
+       error_message, input_rank, input_time, input_event_id, terminal_event_id)
+ON CONFLICT (id) DO UPDATE SET
+    {_from_ids_winner("agent_id")},
+    {_from_ids_winner("user_id")},
+    status = CASE WHEN {_TERMINAL_NEW} THEN EXCLUDED.status
+                  WHEN t.terminal_event_id IS NOT NULL THEN t.status
+                  WHEN {_T_STARTED} OR {_NEW_STARTED} THEN 'running'
+                  ELSE 'pending' END,
+    execution_start = CASE WHEN {_T_STARTED} = {_NEW_STARTED}
+                               THEN LEAST(t.execution_start, EXCLUDED.execution_start)
+                           WHEN {_T_STARTED} THEN t.execution_start
+                           ELSE EXCLUDED.execution_start END,
+    {_from_input("input_data")},
+    {_from_input("input_rank")},
+    {_from_input("input_time")},
+    {_from_input("input_event_id")},
+    {_from_terminal("execution_end")},
+    {_from_terminal("output_data")},
+    {_from_terminal("error_message")},
+    {_from_terminal("terminal_event_id")},
+    updated_at = now()
+-- Only when something can change: a duplicate leaves the row (and its updated_at) alone.
+WHERE {_INPUT_NEW} OR {_TERMINAL_NEW} OR EXCLUDED.execution_start < t.execution_start
+""")
+
+
+def _reference_upsert(table: str) -> str:
+    return f"""
+INSERT INTO {table} AS t (id, name, name_time)
+SELECT * FROM unnest(CAST(:id AS uuid[]), CAST(:name AS text[]), CAST(:name_time AS timestamptz[]))
+ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, name_time = EXCLUDED.name_time,
+                               updated_at = now()
+WHERE EXCLUDED.name IS NOT NULL
+  AND (t.name_time IS NULL OR (EXCLUDED.name_time, EXCLUDED.name) > (t.name_time, t.name))
+"""
+
+
+_UPSERT_AGENTS = text(_reference_upsert("agents"))
+_UPSERT_USERS = text(_reference_upsert("users"))
+
+
+@dataclass(frozen=True, slots=True)
+class Name:
+    """A display name for an agent or user, as of the time of the event that carried it."""
+
+    name: str | None
+    time: datetime | None
+
+    def newer(self, other: Name) -> Name:
+        if other.name is None or other.time is None:
+            return self
+        if self.name is None or self.time is None:
+            return other
+        return max(self, other, key=lambda n: (n.time, n.name))
+
+
+def _json(value: JsonValue) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+async def upsert_references(
+    conn: AsyncConnection, agents: Mapping[UUID, Name], users: Mapping[UUID, Name]
+) -> None:
+    """Make sure every referenced agent and user exists, with its newest known name."""
+    for statement, names in ((_UPSERT_AGENTS, agents), (_UPSERT_USERS, users)):
+        if not names:
+            continue
+        ids = sorted(names)  # one lock order for every projector: no deadlocks between them
+        await conn.execute(
+            statement,
+            {
+                "id": ids,
+                "name": [names[i].name for i in ids],
+                "name_time": [names[i].time for i in ids],
+            },
+        )
+
+
+async def upsert_executions(conn: AsyncConnection, rows: Iterable[Execution]) -> None:
+    """Merge each batch row into the stored row with the same id (insert when there is none)."""
+    ordered = sorted(rows, key=lambda r: r.id)
+    if not ordered:
+        return
+    await conn.execute(
+        _UPSERT_EXECUTIONS,
+        {
+            "id": [r.id for r in ordered],
+            "agent_id": [r.agent_id for r in ordered],
+            "user_id": [r.user_id for r in ordered],
+            "status": [r.status for r in ordered],
+            "execution_start": [r.execution_start for r in ordered],
+            "execution_end": [r.execution_end for r in ordered],
+            "input_data": [_json(r.input_data) for r in ordered],
+            "output_data": [_json(r.output_data) for r in ordered],
+            "error_message": [r.error_message for r in ordered],
+            "input_rank": [r.input_rank for r in ordered],
+            "input_time": [r.input_time for r in ordered],
+            "input_event_id": [r.input_event_id for r in ordered],
+            "terminal_event_id": [r.terminal_event_id for r in ordered],
+        },
+    )
+
+
+_LOCK_CHECKPOINTS = text("""
+SELECT partition, next_offset FROM projector_checkpoints
+WHERE consumer_group = :group AND topic = :topic AND partition = ANY(CAST(:partitions AS int[]))
+ORDER BY partition
+FOR UPDATE
+""")
+
+_SAVE_CHECKPOINTS = text("""
+INSERT INTO projector_checkpoints AS c (consumer_group, topic, partition, next_offset,
+                                        dead_lettered)
+SELECT :group, :topic, p, o, d
+FROM unnest(CAST(:partitions AS int[]), CAST(:offsets AS bigint[]), CAST(:dead AS bigint[]))
+     AS u(p, o, d)
+ON CONFLICT (consumer_group, topic, partition) DO UPDATE
+SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset),
+    dead_lettered = c.dead_lettered + EXCLUDED.dead_lettered,
+    updated_at = now()
+""")
+
+
+async def lock_checkpoints(
+    conn: AsyncConnection, group: str, topic: str, partitions: Iterable[int]
+) -> dict[int, int]:
+    """The stored next offset of each partition, locked until the transaction ends."""
+    result = await conn.execute(
+        _LOCK_CHECKPOINTS, {"group": group, "topic": topic, "partitions": sorted(partitions)}
+    )
+    return {row.partition: row.next_offset for row in result}
+
+
+async def save_checkpoints(
+    conn: AsyncConnection,
+    group: str,
+    topic: str,
+    next_offsets: Mapping[int, int],
+    dead_lettered: Mapping[int, int],
+) -> None:
+    parts = sorted(next_offsets)
+    if not parts:
+        return
+    await conn.execute(
+        _SAVE_CHECKPOINTS,
+        {
+            "group": group,
+            "topic": topic,
+            "partitions": parts,
+            "offsets": [next_offsets[p] for p in parts],
+            "dead": [dead_lettered.get(p, 0) for p in parts],
+        },
+    )
