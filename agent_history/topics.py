@@ -18,8 +18,16 @@ _KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
 async def ensure_topics(settings: KafkaSettings, replication_factor: int = 1) -> list[str]:
     """Create the event and dead-letter topics when missing; returns the names created."""
     wanted = [
-        NewTopic(settings.topic, settings.topic_partitions, replication_factor, _KEEP_FOREVER),
-        NewTopic(settings.dlq_topic, 1, replication_factor, _KEEP_FOREVER),
+        NewTopic(
+            name=name,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            topic_configs=_KEEP_FOREVER,
+        )
+        for name, partitions in (
+            (settings.topic, settings.topic_partitions),
+            (settings.dlq_topic, 1),
+        )
     ]
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()

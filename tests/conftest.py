@@ -1,0 +1,126 @@
+"""Fixtures on the real services: a Kafka broker and PostgreSQL.
+
+By default the local services (`agent-history services up`) are started when not running.
+AGENT_HISTORY_KAFKA_BOOTSTRAP_SERVERS and AGENT_HISTORY_DATABASE_URL point the tests at
+other servers instead. Each session migrates a database of its own; each test gets its own
+topic and consumer group, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.db import make_engine
+from agent_history.migrate import migrate
+from agent_history.settings import ApiSettings, ProducerSettings, ProjectorSettings
+from projector.app import run_projector
+
+
+@pytest.fixture(scope="session")
+def service_urls() -> tuple[str, str]:
+    """(kafka bootstrap servers, admin database url) of running services."""
+    kafka = os.environ.get("AGENT_HISTORY_KAFKA_BOOTSTRAP_SERVERS")
+    database = os.environ.get("AGENT_HISTORY_DATABASE_URL")
+    if kafka and database:
+        return kafka, database
+    from agent_history import services
+    from agent_history.settings import ServicesSettings
+
+    status = services.up(ServicesSettings())
+    return kafka or status.kafka_bootstrap_servers, database or status.database_url
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(service_urls: tuple[str, str]) -> str:
+    return service_urls[0]
+
+
+@pytest.fixture(scope="session")
+def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
+    """A database of this test session's own, migrated to the newest revision."""
+    admin = make_url(service_urls[1])
+    name = f"agent_history_test_{uuid.uuid4().hex[:12]}"
+    dsn = admin.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
+
+    async def sql(statement: str) -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(sql(f'CREATE DATABASE "{name}"'))
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    migrate(ApiSettings(database_url=url))
+    yield url
+    asyncio.run(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def api_settings(database_url: str) -> ApiSettings:
+    return ApiSettings(database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(ApiSettings(database_url=database_url))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def topic(kafka_bootstrap: str) -> AsyncIterator[str]:
+    """A fresh event topic with three partitions (and its dead-letter topic)."""
+    name = f"test-executions-{uuid.uuid4().hex[:12]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, 3, 1), NewTopic(f"{name}.dlq", 1, 1)])
+        yield name
+        await admin.delete_topics([name, f"{name}.dlq"])
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+def projector_settings(kafka_bootstrap: str, database_url: str, topic: str) -> ProjectorSettings:
+    return ProjectorSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_url,
+        topic=topic,
+        dlq_topic=f"{topic}.dlq",
+        topic_partitions=3,
+        consumer_group=f"test-projector-{uuid.uuid4().hex[:12]}",
+        batch_max_records=500,
+    )
+
+
+@pytest.fixture
+def producer_settings(kafka_bootstrap: str, topic: str) -> ProducerSettings:
+    return ProducerSettings(kafka_bootstrap_servers=kafka_bootstrap, topic=topic, linger_ms=0)
+
+
+@pytest.fixture
+async def running_projector(projector_settings: ProjectorSettings) -> AsyncIterator[None]:
+    """The projector, running in this event loop for the duration of the test."""
+    stop, started = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_projector(projector_settings, stop, started))
+    waiting = asyncio.create_task(started.wait())
+    await asyncio.wait([task, waiting], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()  # raises what stopped the projector from starting
+    assert started.is_set(), "the projector did not start within 60 s"
+    yield
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)

@@ -1,0 +1,187 @@
+"""The SQL upsert implements exactly the fold: checked on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.events import Event, event_from_dict
+from agent_history.tables import agent_executions, agents
+from projector import store
+from projector.batch import changes_of
+from projector.fold import Execution, fold_all
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+KINDS = [
+    "ExecutionQueued",
+    "ExecutionStarted",
+    "ExecutionCompleted",
+    "ExecutionFailed",
+    "ExecutionCancelled",
+]
+
+
+class _Record:
+    """Just enough of a Kafka record to go through changes_of."""
+
+    def __init__(self, event: Event) -> None:
+        self.topic, self.partition, self.offset = "t", 0, 0
+        self.key = str(event.data.execution_id).encode()
+        self.value = event.model_dump_json().encode()
+        self.headers: list[tuple[str, bytes]] = []
+
+
+def make_event(kind: str, execution_id: uuid.UUID, at: datetime, **data: Any) -> Event:
+    ids = {
+        "execution_id": str(execution_id),
+        "agent_id": str(data.pop("agent_id")),
+        "user_id": str(data.pop("user_id")),
+    }
+    if kind in ("ExecutionQueued", "ExecutionStarted"):
+        data.setdefault("input_data", {"k": kind})
+    if kind == "ExecutionFailed":
+        data.setdefault("error_message", "boom")
+    return event_from_dict(
+        {
+            "specversion": "1.0",
+            "id": str(uuid.uuid4()),
+            "source": "test",
+            "type": kind,
+            "subject": str(execution_id),
+            "time": at.isoformat(),
+            "data": {**ids, **data},
+        }
+    )
+
+
+async def apply(engine: AsyncEngine, events: list[Event]) -> None:
+    changes = changes_of([_Record(e) for e in events], max_bytes=1 << 20)
+    assert not changes.poison
+    async with engine.begin() as conn:
+        await store.upsert_references(conn, changes.agents, changes.users)
+        await store.upsert_executions(conn, changes.rows.values())
+
+
+async def stored(engine: AsyncEngine, execution_id: uuid.UUID) -> Any:
+    async with engine.connect() as conn:
+        result = await conn.execute(
+            select(agent_executions).where(agent_executions.c.id == execution_id)
+        )
+        return result.one_or_none()
+
+
+def as_row(e: Execution) -> dict[str, Any]:
+    return {
+        "agent_id": e.agent_id,
+        "user_id": e.user_id,
+        "status": e.status,
+        "execution_start": e.execution_start,
+        "execution_end": e.execution_end,
+        "execution_time_ms": e.execution_time_ms,
+        "input_data": e.input_data,
+        "output_data": e.output_data,
+        "error_message": e.error_message,
+        "input_rank": e.input_rank,
+        "input_time": e.input_time,
+        "input_event_id": e.input_event_id,
+        "terminal_event_id": e.terminal_event_id,
+    }
+
+
+async def test_create_execution_record(db_engine: AsyncEngine) -> None:
+    eid, agent, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await apply(
+        db_engine,
+        [make_event("ExecutionStarted", eid, T0, agent_id=agent, user_id=user, agent_name="Scout")],
+    )
+    row = await stored(db_engine, eid)
+    assert (row.status, row.agent_id, row.user_id) == ("running", agent, user)
+    assert row.execution_start == T0
+    assert row.execution_end is None
+    assert row.execution_time_ms is None
+    assert row.input_data == {"k": "ExecutionStarted"}
+    async with db_engine.connect() as conn:
+        assert await conn.scalar(select(agents.c.name).where(agents.c.id == agent)) == "Scout"
+
+
+async def test_update_execution_record_on_completion(db_engine: AsyncEngine) -> None:
+    eid, agent, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await apply(db_engine, [make_event("ExecutionStarted", eid, T0, agent_id=agent, user_id=user)])
+    created = (await stored(db_engine, eid)).created_at
+    end = T0 + timedelta(milliseconds=2500)
+    await apply(
+        db_engine,
+        [
+            make_event(
+                "ExecutionCompleted", eid, end, agent_id=agent, user_id=user, output_data=[1, 2]
+            )
+        ],
+    )
+    row = await stored(db_engine, eid)
+    assert (row.status, row.execution_end, row.execution_time_ms) == ("completed", end, 2500)
+    assert row.output_data == [1, 2]
+    assert row.error_message is None
+    assert row.created_at == created
+    assert row.updated_at >= created
+
+
+async def test_update_execution_record_on_failure(db_engine: AsyncEngine) -> None:
+    eid, agent, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await apply(db_engine, [make_event("ExecutionStarted", eid, T0, agent_id=agent, user_id=user)])
+    end = T0 + timedelta(seconds=1, microseconds=999)
+    await apply(
+        db_engine,
+        [
+            make_event(
+                "ExecutionFailed",
+                eid,
+                end,
+                agent_id=agent,
+                user_id=user,
+                error_message="rate limited",
+            )
+        ],
+    )
+    row = await stored(db_engine, eid)
+    assert (row.status, row.error_message, row.execution_time_ms) == (
+        "failed",
+        "rate limited",
+        1000,
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_sql_merge_equals_fold(db_engine: AsyncEngine, seed: int) -> None:
+    """Random events, duplicated and shuffled, applied in random batches == the pure fold."""
+    rng = random.Random(seed)
+    eid = uuid.uuid4()
+    agents_ = [uuid.uuid4(), uuid.uuid4()]
+    events = [
+        make_event(
+            rng.choice(KINDS),
+            eid,
+            T0 + timedelta(milliseconds=rng.randrange(0, 5) * 700),
+            agent_id=rng.choice(agents_),
+            user_id=agents_[0],
+        )
+        for _ in range(rng.randint(1, 6))
+    ]
+    delivered = events + rng.sample(events, k=rng.randint(0, len(events)))
+    rng.shuffle(delivered)
+    n = len(delivered)
+    cuts = sorted({*rng.sample(range(1, n + 1), k=rng.randint(1, n)), n})
+    start = 0
+    for cut in cuts:
+        await apply(db_engine, delivered[start:cut])
+        start = cut
+    expected = fold_all(events)[eid]
+    row = await stored(db_engine, eid)
+    assert {k: getattr(row, k) for k in as_row(expected)} == as_row(expected)

@@ -1,0 +1,61 @@
+"""Helpers shared by the tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.tables import projector_checkpoints
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]],
+    check: Callable[[T], bool],
+    *,
+    what: str,
+    within: float = 30.0,
+    interval: float = 0.05,
+) -> T:
+    """Poll ``probe`` until ``check`` holds; fail saying what was expected and what was seen."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        seen = await probe()
+        if check(seen):
+            return seen
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {within}s waiting for {what}; last seen: {seen!r}")
+        await asyncio.sleep(interval)
+
+
+async def caught_up(engine: AsyncEngine, group: str, topic: str, sent: Iterable[Any]) -> None:
+    """Wait until the projector's checkpoints are past every record in ``sent``.
+
+    ``sent`` holds the RecordMetadata the producer got back; once the checkpoint of each
+    partition is beyond the last offset sent there, all of those records were applied.
+    """
+    wanted: dict[int, int] = {}
+    for meta in sent:
+        wanted[meta.partition] = max(wanted.get(meta.partition, 0), meta.offset + 1)
+
+    async def positions() -> dict[int, int]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(projector_checkpoints.c.partition, projector_checkpoints.c.next_offset)
+                .where(projector_checkpoints.c.consumer_group == group)
+                .where(projector_checkpoints.c.topic == topic)
+            )
+            return {row.partition: row.next_offset for row in rows}
+
+    await eventually(
+        positions,
+        lambda seen: all(seen.get(p, 0) >= o for p, o in wanted.items()),
+        what=f"checkpoints of {group} on {topic} to reach {wanted}",
+    )
