@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, TypeAlias, get_args
+
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -20,6 +22,11 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+# The statuses of an execution, in the order a run goes through them.
+Status: TypeAlias = Literal["pending", "running", "completed", "failed", "cancelled"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+TERMINAL_STATUSES: frozenset[Status] = frozenset({"completed", "failed", "cancelled"})
 
 metadata = MetaData(
     naming_convention={
@@ -82,9 +89,7 @@ agent_executions = Table(
     Column("input_event_id", UUID(as_uuid=True), nullable=True),
     Column("terminal_event_id", UUID(as_uuid=True), nullable=True),
     *_timestamps(),
-    CheckConstraint(
-        "status IN ('pending', 'running', 'completed', 'failed', 'cancelled')", name="status"
-    ),
+    CheckConstraint(f"status IN {STATUSES!r}", name="status"),
     Index("ix_agent_executions_agent_id", "agent_id"),
     Index("ix_agent_executions_user_id", "user_id"),
     Index("ix_agent_executions_execution_start", "execution_start"),

@@ -9,8 +9,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-# The values allowed by the CHECK constraint on agent_executions.status (agent_history/tables.py).
-ExecutionStatus: TypeAlias = Literal["pending", "running", "completed", "failed", "cancelled"]
+from agent_history.tables import Status
+
+# The values allowed by the CHECK constraint on agent_executions.status.
+ExecutionStatus: TypeAlias = Status
 
 _AGENT_ID = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b"
 _USER_ID = "0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d"

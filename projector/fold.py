@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 from uuid import UUID
 
 from pydantic import JsonValue
@@ -33,16 +33,15 @@ from agent_history.events import (
     ExecutionQueued,
     ExecutionStarted,
 )
-
-Status: TypeAlias = Literal["pending", "running", "completed", "failed", "cancelled"]
-STATUSES: tuple[Status, ...] = ("pending", "running", "completed", "failed", "cancelled")
-TERMINAL_STATUSES: frozenset[Status] = frozenset({"completed", "failed", "cancelled"})
+from agent_history.tables import STATUSES, TERMINAL_STATUSES, Status
 
 # Input sources, best first: a Started event's input beats a Queued event's.
 INPUT_FROM_STARTED = 0
 INPUT_FROM_QUEUED = 1
 
 _MS = timedelta(milliseconds=1)
+
+__all__ = ["STATUSES", "TERMINAL_STATUSES", "Execution", "Status", "fold", "fold_all", "merge"]
 
 
 @dataclass(frozen=True, slots=True)
