@@ -58,7 +58,7 @@ class ServicesSettings(_Base):
     """Where `agent-history services` keeps the local broker and database."""
 
     state_dir: Path = Path(".local")
-    kafka_version: str = "4.1.1"
+    kafka_version: str = "4.4.0"
     kafka_port: int = 19092
     kafka_controller_port: int = 19093
     postgres_port: int = 15432
