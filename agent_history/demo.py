@@ -13,7 +13,9 @@ import socket
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 from rich.console import Console
@@ -27,7 +29,7 @@ from agent_history.settings import ApiSettings, ProducerSettings, ServicesSettin
 from agent_history.topics import ensure_topics
 from producer import Publisher, track_execution
 
-console = Console()
+console = Console(width=max(100, Console().width))
 AGENTS = {"Research Assistant": 9, "Code Reviewer": 7, "Support Bot": 4}
 USERS = ["ada", "grace", "linus"]
 
@@ -70,8 +72,9 @@ def stop_demo_processes(settings: ServicesSettings) -> None:
 
 async def _sample_runs(publisher: Publisher, rng: random.Random) -> uuid.UUID:
     """About twenty runs: most complete, some fail, one is cancelled, one is still running."""
-    agents = {name: uuid.uuid5(uuid.NAMESPACE_URL, f"demo/agent/{name}") for name in AGENTS}
-    users = {name: uuid.uuid5(uuid.NAMESPACE_URL, f"demo/user/{name}") for name in USERS}
+    # Ids of this demo run's own, so a second demo shows its own history, not both.
+    agents = {name: uuid.uuid4() for name in AGENTS}
+    users = {name: uuid.uuid4() for name in USERS}
     jobs = []
     for agent, count in AGENTS.items():
         for n in range(count):
@@ -87,7 +90,7 @@ async def _sample_runs(publisher: Publisher, rng: random.Random) -> uuid.UUID:
                 agent_name=agent,
                 user_name=user,
             )
-            jobs.append(_one_run(run, ending, rng.uniform(0.05, 0.6)))
+            jobs.append(_one_run(run, ending, rng.uniform(0.0, 1.5), rng.uniform(0.05, 0.6)))
     await asyncio.gather(*jobs)
     # A run that another worker is still executing: Started, and no end yet.
     await publisher.publish_started(
@@ -103,7 +106,9 @@ async def _sample_runs(publisher: Publisher, rng: random.Random) -> uuid.UUID:
     return agents["Research Assistant"]
 
 
-async def _one_run(run: track_execution, ending: str, seconds: float) -> None:
+async def _one_run(run: track_execution, ending: str, delay: float, seconds: float) -> None:
+    await asyncio.sleep(delay)  # runs start one after another, as a worker pool would
+
     async def body() -> None:
         async with run as r:
             await asyncio.sleep(seconds)
@@ -118,7 +123,7 @@ async def _one_run(run: track_execution, ending: str, seconds: float) -> None:
         await body()
 
 
-async def _wait_projected(client: httpx.AsyncClient, path: str, expected: int) -> dict[str, object]:
+async def _wait_projected(client: httpx.AsyncClient, path: str, expected: int) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -134,23 +139,27 @@ async def _wait_projected(client: httpx.AsyncClient, path: str, expected: int) -
         await asyncio.sleep(0.1)
 
 
-def _print_history(page: dict[str, object], agent: str) -> None:
-    table = Table(title=f"History of {agent} (from the API)", title_justify="left")
+def _print_history(page: dict[str, Any], agent: str) -> None:
+    executions: list[dict[str, Any]] = page["executions"]
+    day = executions[0]["execution_start"][:10] if executions else ""
+    table = Table(
+        title=f"{agent}: {page['total']} executions on {day} (newest first, from the API)"
+    )
     for column in ("status", "started", "duration", "user", "error"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column != "error")
     colours = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
-    executions = page["executions"]
-    assert isinstance(executions, list)
     for e in executions:
         ms = e["execution_time_ms"]
         table.add_row(
             f"[{colours.get(e['status'], 'white')}]{e['status']}[/]",
-            e["execution_start"].replace("T", " ")[:23],
+            e["execution_start"][11:23],
             "—" if ms is None else f"{ms / 1000:.3f} s",
             (e.get("user") or {}).get("name") or "",
             e["error_message"] or "",
         )
     console.print(table)
+    counts = Counter(e["status"] for e in executions)
+    console.print(", ".join(f"{n} {status}" for status, n in counts.most_common()))
 
 
 async def run_demo(*, keep: bool) -> int:
@@ -184,7 +193,7 @@ async def run_demo(*, keep: bool) -> int:
             path = f"/api/v1/agent-studio/agents/{agent_id}/executions"
             page = await _wait_projected(client, path, AGENTS["Research Assistant"] + 1)
         _print_history(page, "Research Assistant")
-        console.print(f"GET {base}{path}")
+        console.print(f"GET {base}{path}", soft_wrap=True)
     finally:
         if not keep:
             stop_demo_processes(settings)
