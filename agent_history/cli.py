@@ -44,11 +44,14 @@ def services_up() -> None:
 
 @services_app.command("down")
 def services_down() -> None:
-    """Stop the local Kafka and PostgreSQL; leaves nothing running."""
+    """Stop the local Kafka and PostgreSQL, and what `demo --keep` left running."""
     from agent_history import services
+    from agent_history.demo import stop_demo_processes
     from agent_history.settings import ServicesSettings
 
-    services.down(ServicesSettings())
+    settings = ServicesSettings()
+    stop_demo_processes(settings)
+    services.down(settings)
     typer.echo("services stopped")
 
 
