@@ -1,0 +1,256 @@
+"""track_execution: Started on entry, then Completed, Failed or Cancelled on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import cast
+from uuid import UUID, uuid4
+
+import pytest
+
+from agent_history.events import (
+    CancelledData,
+    CompletedData,
+    ExecutionData,
+    FailedData,
+    RunRequestData,
+)
+from producer.publisher import Publisher
+from producer.tracking import track_execution
+
+AGENT = UUID("a0000000-0000-4000-8000-000000000001")
+USER = UUID("b0000000-0000-4000-8000-000000000001")
+
+
+class FakePublisher:
+    """Records what it is asked to publish. With a ``gate``, the end of a run waits for it."""
+
+    def __init__(self, gate: asyncio.Event | None = None) -> None:
+        self.published: list[tuple[str, ExecutionData]] = []
+        self.gate = gate
+        self.ending = asyncio.Event()
+        self.ended = asyncio.Event()
+
+    async def publish_started(self, data: RunRequestData) -> None:
+        self.published.append(("started", data))
+
+    async def publish_completed(self, data: CompletedData) -> None:
+        await self._end("completed", data)
+
+    async def publish_failed(self, data: FailedData) -> None:
+        await self._end("failed", data)
+
+    async def publish_cancelled(self, data: CancelledData) -> None:
+        await self._end("cancelled", data)
+
+    async def _end(self, kind: str, data: ExecutionData) -> None:
+        self.ending.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        self.published.append((kind, data))
+        self.ended.set()
+
+    @property
+    def kinds(self) -> list[str]:
+        return [kind for kind, _ in self.published]
+
+    def as_publisher(self) -> Publisher:
+        return cast(Publisher, self)
+
+
+def _ids(data: ExecutionData) -> tuple[UUID, UUID, UUID]:
+    return (data.execution_id, data.agent_id, data.user_id)
+
+
+async def test_a_run_that_returns_is_started_then_completed_with_its_output() -> None:
+    fake = FakePublisher()
+    tracked = track_execution(
+        AGENT,
+        USER,
+        {"prompt": "hello"},
+        publisher=fake.as_publisher(),
+        agent_name="Researcher",
+        user_name="Ada",
+    )
+
+    async with tracked as run:
+        assert fake.kinds == ["started"], "Started is published on entry"
+        run.output = {"answer": 42}
+
+    assert fake.published == [
+        (
+            "started",
+            RunRequestData(
+                execution_id=run.execution_id,
+                agent_id=AGENT,
+                user_id=USER,
+                input_data={"prompt": "hello"},
+                agent_name="Researcher",
+                user_name="Ada",
+            ),
+        ),
+        (
+            "completed",
+            CompletedData(
+                execution_id=run.execution_id,
+                agent_id=AGENT,
+                user_id=USER,
+                output_data={"answer": 42},
+            ),
+        ),
+    ]
+
+
+async def test_an_execution_id_given_is_the_one_used() -> None:
+    fake = FakePublisher()
+    execution_id = uuid4()
+
+    async with track_execution(
+        AGENT, USER, publisher=fake.as_publisher(), execution_id=execution_id
+    ) as run:
+        pass
+
+    assert run.execution_id == execution_id
+    assert [_ids(data) for _, data in fake.published] == [(execution_id, AGENT, USER)] * 2
+
+
+async def test_a_run_that_raises_is_failed_and_the_exception_propagates() -> None:
+    fake = FakePublisher()
+    boom = ValueError("boom")
+    tracked = track_execution(AGENT, USER, publisher=fake.as_publisher())
+
+    async def work() -> None:
+        async with tracked as run:
+            run.output = {"steps": 3}
+            raise boom
+
+    with pytest.raises(ValueError, match=r"^boom$") as raised:
+        await work()
+
+    assert raised.value is boom
+    assert fake.kinds == ["started", "failed"]
+    assert fake.published[1][1] == FailedData(
+        execution_id=tracked.run.execution_id,
+        agent_id=AGENT,
+        user_id=USER,
+        error_message="ValueError: boom",
+        output_data={"steps": 3},
+    )
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"), [(None, "CancelledError"), ("shutdown", "shutdown")]
+)
+async def test_a_cancelled_run_is_cancelled_and_the_cancellation_propagates(
+    message: str | None, reason: str
+) -> None:
+    fake = FakePublisher()
+    inside = asyncio.Event()
+    tracked = track_execution(AGENT, USER, publisher=fake.as_publisher())
+
+    async def work() -> None:
+        async with tracked:
+            inside.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    task = asyncio.create_task(work())
+    await inside.wait()
+    task.cancel(message)
+
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert task.cancelled()
+    assert fake.kinds == ["started", "cancelled"]
+    assert fake.published[1][1] == CancelledData(
+        execution_id=tracked.run.execution_id, agent_id=AGENT, user_id=USER, reason=reason
+    )
+
+
+async def test_a_second_cancellation_while_recording_the_end_does_not_lose_it() -> None:
+    gate = asyncio.Event()
+    fake = FakePublisher(gate)
+    inside = asyncio.Event()
+
+    async def work() -> None:
+        async with track_execution(AGENT, USER, publisher=fake.as_publisher()):
+            inside.set()
+            await asyncio.Event().wait()  # until cancelled
+
+    task = asyncio.create_task(work())
+    await inside.wait()
+    task.cancel()
+    await asyncio.wait_for(fake.ending.wait(), timeout=5)
+    task.cancel()  # again, while Cancelled is being published
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    gate.set()
+    await asyncio.wait_for(fake.ended.wait(), timeout=5)
+    assert fake.kinds == ["started", "cancelled"]
+
+
+async def test_as_a_decorator_each_call_is_an_execution_of_its_own() -> None:
+    fake = FakePublisher()
+
+    @track_execution(AGENT, USER, publisher=fake.as_publisher(), agent_name="Counter")
+    async def count(text: str, letter: str) -> dict[str, int]:
+        return {letter: text.count(letter)}
+
+    assert await count("banana", "a") == {"a": 3}
+    assert await count("cherry", letter="r") == {"r": 2}
+
+    assert fake.kinds == ["started", "completed", "started", "completed"]
+    ids = [data.execution_id for _, data in fake.published]
+    assert ids[0] == ids[1] != ids[2] == ids[3], f"one new execution id per call, got {ids}"
+    calls = [
+        (ids[0], {"text": "banana", "letter": "a"}, {"a": 3}),
+        (ids[2], {"text": "cherry", "letter": "r"}, {"r": 2}),
+    ]
+    assert [data for _, data in fake.published] == [
+        data
+        for execution_id, arguments, result in calls
+        for data in (
+            RunRequestData(
+                execution_id=execution_id,
+                agent_id=AGENT,
+                user_id=USER,
+                input_data=arguments,
+                agent_name="Counter",
+            ),
+            CompletedData(
+                execution_id=execution_id, agent_id=AGENT, user_id=USER, output_data=result
+            ),
+        )
+    ]
+
+
+async def test_as_a_decorator_a_given_input_replaces_the_arguments() -> None:
+    fake = FakePublisher()
+
+    @track_execution(AGENT, USER, {"task": "summarise"}, publisher=fake.as_publisher())
+    async def summarise(document: str) -> str:
+        return document[:5]
+
+    assert await summarise("a long document") == "a lon"
+
+    started = fake.published[0][1]
+    assert isinstance(started, RunRequestData)
+    assert started.input_data == {"task": "summarise"}
+
+
+async def test_as_a_decorator_an_exception_fails_the_call_and_propagates() -> None:
+    fake = FakePublisher()
+
+    @track_execution(AGENT, USER, publisher=fake.as_publisher())
+    async def divide(a: int, b: int) -> float:
+        return a / b
+
+    with pytest.raises(ZeroDivisionError):
+        await divide(1, 0)
+
+    assert fake.kinds == ["started", "failed"]
+    failed = fake.published[1][1]
+    assert isinstance(failed, FailedData)
+    assert failed.error_message == "ZeroDivisionError: division by zero"
+    assert divide.__name__ == "divide"

@@ -1,0 +1,363 @@
+"""A batch of records: which are poison, which are fresh, and what they change."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from agent_history.events import EventType, ExecutionCompleted, ExecutionFailed, record_key
+from projector.batch import Poison, Record, changes_of, decode, plan_batch
+from projector.store import Name
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+AGENT = UUID("a0000000-0000-4000-8000-000000000001")
+USER = UUID("b0000000-0000-4000-8000-000000000001")
+MAX_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    """Just the parts of a Kafka record the projector reads."""
+
+    value: bytes | None
+    key: bytes | None = None
+    topic: str = "agent-executions"
+    partition: int = 0
+    offset: int = 0
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+def wire(
+    kind: EventType,
+    *,
+    execution_id: UUID | None = None,
+    seconds: float = 0,
+    agent_id: UUID = AGENT,
+    user_id: UUID = USER,
+    **data: Any,
+) -> dict[str, Any]:
+    """An event as the JSON object on the wire."""
+    execution = str(execution_id or uuid4())
+    if kind in ("ExecutionQueued", "ExecutionStarted"):
+        data.setdefault("input_data", {"prompt": "p"})
+    if kind == "ExecutionFailed":
+        data.setdefault("error_message", "boom")
+    return {
+        "specversion": "1.0",
+        "id": str(uuid4()),
+        "source": "tests/unit/projector",
+        "subject": execution,
+        "time": (T0 + timedelta(seconds=seconds)).isoformat(),
+        "type": kind,
+        "data": {"execution_id": execution, "agent_id": str(agent_id), "user_id": str(user_id)}
+        | data,
+    }
+
+
+def raw(value: dict[str, Any]) -> bytes:
+    return json.dumps(value).encode()
+
+
+def record(value: dict[str, Any], *, keyed: bool = True, **where: Any) -> FakeRecord:
+    """The record a producer writes for ``value``: keyed by its execution id."""
+    key = value["data"]["execution_id"].encode() if keyed else None
+    return FakeRecord(raw(value), key, **where)
+
+
+def at(partition: int, offset: int) -> FakeRecord:
+    return FakeRecord(b"{}", partition=partition, offset=offset)
+
+
+def positions(records: Sequence[Record]) -> list[tuple[int, int]]:
+    return [(r.partition, r.offset) for r in records]
+
+
+# --- decode ---------------------------------------------------------------------------------
+
+
+def test_a_valid_record_decodes_to_its_event() -> None:
+    execution = uuid4()
+    value = wire("ExecutionFailed", execution_id=execution, error_message="ValueError: boom")
+
+    event = decode(record(value), MAX_BYTES)
+
+    assert isinstance(event, ExecutionFailed)
+    assert (event.execution_id, event.data.error_message) == (execution, "ValueError: boom")
+
+
+def test_a_record_without_a_key_is_accepted() -> None:
+    assert not isinstance(decode(record(wire("ExecutionStarted"), keyed=False), MAX_BYTES), Poison)
+
+
+def _without(path: str) -> dict[str, Any]:
+    value = wire("ExecutionFailed")
+    del value["data"][path]
+    return value
+
+
+def _with(field: str, wrong: Any) -> dict[str, Any]:
+    value = wire("ExecutionCompleted")
+    value["data"][field] = wrong
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "key", "reason"),
+    [
+        pytest.param(None, b"k", "tombstone", id="tombstone"),
+        pytest.param(b"{not json", None, "Invalid JSON", id="invalid-json"),
+        pytest.param(b"", None, "Invalid JSON", id="empty"),
+        pytest.param(b"[]", None, "invalid event", id="not-an-object"),
+        pytest.param(
+            raw(wire("ExecutionStarted") | {"type": "ExecutionPaused"}),
+            None,
+            "'ExecutionPaused'",
+            id="unknown-type",
+        ),
+        pytest.param(
+            raw(_without("error_message")),
+            None,
+            "data.error_message: Field required",
+            id="missing-field",
+        ),
+        pytest.param(
+            raw(_with("agent_id", "nobody")),
+            None,
+            "data.agent_id: Input should be a valid UUID",
+            id="wrong-type-uuid",
+        ),
+        pytest.param(raw(_with("user_id", 17)), None, "data.user_id", id="wrong-type-int"),
+        pytest.param(
+            raw(wire("ExecutionCompleted")), b"other", "record key does not", id="key-mismatch"
+        ),
+        pytest.param(
+            raw(wire("ExecutionStarted", input_data={"text": "a\x00b"})),
+            None,
+            "NUL character",
+            id="nul",
+        ),
+    ],
+)
+def test_poison_says_why(value: bytes | None, key: bytes | None, reason: str) -> None:
+    rec = FakeRecord(value, key)
+
+    decoded = decode(rec, MAX_BYTES)
+
+    assert isinstance(decoded, Poison), f"expected poison ({reason}), got {decoded!r}"
+    assert reason in decoded.reason
+    assert decoded.record is rec
+
+
+def test_the_key_of_another_execution_is_poison() -> None:
+    value = wire("ExecutionStarted")
+
+    decoded = decode(FakeRecord(raw(value), record_key(uuid4())), MAX_BYTES)
+
+    assert isinstance(decoded, Poison)
+    assert decoded.reason == "record key does not match data.execution_id"
+
+
+def test_a_record_over_the_size_limit_is_poison_and_one_at_the_limit_is_not() -> None:
+    value = raw(wire("ExecutionCompleted", output_data="x" * 500))
+
+    over = decode(FakeRecord(value), len(value) - 1)
+    at_limit = decode(FakeRecord(value), len(value))
+
+    assert isinstance(over, Poison)
+    assert over.reason == f"record value is {len(value)} bytes, over the {len(value) - 1} limit"
+    assert not isinstance(at_limit, Poison), at_limit
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul() -> None:
+    # The output holds the six characters \u0000 (say, source code an agent wrote): no NUL,
+    # so nothing stops PostgreSQL from storing it.
+    value = wire("ExecutionCompleted", output_data="printf('\\u0000')")
+    written = raw(value)
+    assert b"\\\\u0000" in written
+
+    decoded = decode(FakeRecord(written), MAX_BYTES)
+
+    assert isinstance(decoded, ExecutionCompleted), f"expected the event, got {decoded!r}"
+    assert decoded.data.output_data == "printf('\\u0000')"
+
+
+# --- plan_batch -----------------------------------------------------------------------------
+
+
+def test_without_a_checkpoint_every_record_is_fresh() -> None:
+    records = [at(0, 3), at(0, 4), at(0, 5)]
+
+    plan = plan_batch(records, {})
+
+    assert plan.fresh == records
+    assert (plan.next_offsets, plan.rewind) == ({0: 6}, {})
+
+
+def test_records_below_the_checkpoint_are_dropped() -> None:
+    plan = plan_batch([at(0, o) for o in range(3, 9)], {0: 5})
+
+    assert positions(plan.fresh) == [(0, 5), (0, 6), (0, 7), (0, 8)]
+    assert (plan.next_offsets, plan.rewind) == ({0: 9}, {})
+
+
+def test_a_batch_entirely_below_the_checkpoint_changes_nothing() -> None:
+    plan = plan_batch([at(0, 3), at(0, 4)], {0: 5})
+
+    assert (plan.fresh, plan.next_offsets, plan.rewind) == ([], {}, {})
+
+
+def test_a_gap_after_the_checkpoint_rewinds_to_it() -> None:
+    plan = plan_batch([at(0, 7), at(0, 8)], {0: 5})
+
+    assert (plan.fresh, plan.next_offsets, plan.rewind) == ([], {}, {0: 5})
+
+
+def test_a_gap_already_rewound_once_is_accepted() -> None:
+    plan = plan_batch([at(0, 7), at(0, 8)], {0: 5}, accept_gap={0})
+
+    assert positions(plan.fresh) == [(0, 7), (0, 8)]
+    assert (plan.next_offsets, plan.rewind) == ({0: 9}, {})
+
+
+def test_a_partition_without_a_checkpoint_never_rewinds() -> None:
+    plan = plan_batch([at(0, 1000)], {})
+
+    assert (positions(plan.fresh), plan.next_offsets, plan.rewind) == ([(0, 1000)], {0: 1001}, {})
+
+
+def test_each_partition_of_a_batch_is_planned_on_its_own() -> None:
+    records = [
+        at(0, 10),
+        at(1, 4),
+        at(2, 9),
+        at(3, 1),
+        at(0, 11),
+        at(1, 5),
+        at(4, 20),
+        at(2, 10),
+        at(1, 6),
+        at(3, 2),
+        at(4, 21),
+    ]
+    stored = {1: 5, 2: 7, 3: 9, 4: 18}
+
+    plan = plan_batch(records, stored, accept_gap={4, 7})
+
+    # 0: no checkpoint; 1: one record already applied; 2: gap, rewound; 3: all applied;
+    # 4: gap, but accepted.
+    assert sorted(positions(plan.fresh)) == [(0, 10), (0, 11), (1, 5), (1, 6), (4, 20), (4, 21)]
+    assert plan.next_offsets == {0: 12, 1: 7, 4: 22}
+    assert plan.rewind == {2: 7}
+
+
+def test_fresh_records_keep_their_order_within_a_partition() -> None:
+    records = [at(1, 4), at(0, 1), at(1, 5), at(0, 2), at(1, 6)]
+
+    plan = plan_batch(records, {0: 1})
+
+    assert [r.offset for r in plan.fresh if r.partition == 1] == [4, 5, 6]
+    assert [r.offset for r in plan.fresh if r.partition == 0] == [1, 2]
+
+
+# --- changes_of -----------------------------------------------------------------------------
+
+
+def test_poison_is_set_aside_and_the_valid_events_are_folded() -> None:
+    execution = uuid4()
+    started = record(wire("ExecutionStarted", execution_id=execution), offset=0)
+    broken = FakeRecord(b"{not json", offset=1)
+    tombstone = FakeRecord(None, offset=2)
+    completed = record(wire("ExecutionCompleted", execution_id=execution, seconds=2), offset=3)
+
+    changes = changes_of([started, broken, tombstone, completed], MAX_BYTES)
+
+    assert [(p.record, "Invalid JSON" in p.reason) for p in changes.poison] == [
+        (broken, True),
+        (tombstone, False),
+    ]
+    assert list(changes.rows) == [execution]
+    assert changes.rows[execution].status == "completed"
+    assert changes.rows[execution].execution_time_ms == 2000
+
+
+def test_a_batch_of_only_poison_changes_no_rows() -> None:
+    changes = changes_of([FakeRecord(None), FakeRecord(b"nope")], MAX_BYTES)
+
+    assert (changes.rows, changes.agents, changes.users, len(changes.poison)) == ({}, {}, {}, 2)
+
+
+def test_rows_are_folded_per_execution() -> None:
+    first, second = uuid4(), uuid4()
+    records = [
+        record(wire("ExecutionQueued", execution_id=first)),
+        record(wire("ExecutionStarted", execution_id=second)),
+        record(wire("ExecutionFailed", execution_id=second, seconds=1)),
+    ]
+
+    rows = changes_of(records, MAX_BYTES).rows
+
+    assert {key: row.status for key, row in rows.items()} == {first: "pending", second: "failed"}
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_the_name_from_the_newest_event_wins(reverse: bool) -> None:
+    other_user = uuid4()
+    records = [
+        record(wire("ExecutionQueued", seconds=1, agent_name="Old name", user_name="Ada")),
+        record(wire("ExecutionStarted", seconds=5, agent_name="New name", user_name=None)),
+        record(wire("ExecutionStarted", seconds=3, agent_name="Middle name")),
+        # Terminal events carry no names: they never erase one.
+        record(wire("ExecutionCompleted", seconds=9)),
+        record(wire("ExecutionQueued", seconds=2, user_id=other_user, user_name="Grace")),
+    ]
+
+    changes = changes_of(records[::-1] if reverse else records, MAX_BYTES)
+
+    assert changes.agents == {AGENT: Name("New name", T0 + timedelta(seconds=5))}
+    assert changes.users == {
+        USER: Name("Ada", T0 + timedelta(seconds=1)),
+        other_user: Name("Grace", T0 + timedelta(seconds=2)),
+    }
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_between_names_of_the_same_time_the_greater_name_wins(reverse: bool) -> None:
+    records = [
+        record(wire("ExecutionStarted", seconds=4, agent_name="Beta")),
+        record(wire("ExecutionStarted", seconds=4, agent_name="Alpha")),
+    ]
+
+    changes = changes_of(records[::-1] if reverse else records, MAX_BYTES)
+
+    assert changes.agents == {AGENT: Name("Beta", T0 + timedelta(seconds=4))}
+
+
+def test_an_agent_and_user_seen_only_without_names_are_still_referenced() -> None:
+    agent, user = uuid4(), uuid4()
+    records = [
+        record(wire("ExecutionCancelled", agent_id=agent, user_id=user)),
+        record(wire("ExecutionStarted", agent_id=agent, user_id=user, seconds=1)),
+    ]
+
+    changes = changes_of(records, MAX_BYTES)
+
+    assert changes.agents == {agent: Name(None, None)}
+    assert changes.users == {user: Name(None, None)}
+
+
+def test_names_of_poison_records_are_not_taken() -> None:
+    poisoned = wire("ExecutionStarted", agent_name="Impostor", seconds=9)
+    valid = wire("ExecutionStarted", agent_name="Genuine", seconds=1)
+
+    wrong_key = FakeRecord(raw(poisoned), key=b"wrong key")
+
+    changes = changes_of([wrong_key, record(valid)], MAX_BYTES)
+
+    assert changes.agents == {AGENT: Name("Genuine", T0 + timedelta(seconds=1))}
+    assert len(changes.poison) == 1

@@ -1,0 +1,277 @@
+"""The wire contract: CloudEvents 1.0 structured JSON, one model per event type."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import pytest
+from pydantic import ValidationError
+
+from agent_history.events import (
+    CLOUDEVENTS_JSON,
+    Event,
+    EventType,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionQueued,
+    ExecutionStarted,
+    encode_event,
+    event_from_dict,
+    parse_event,
+    record_headers,
+    record_key,
+)
+
+EVENT_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+EXECUTION = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
+AGENT = "a0000000-0000-4000-8000-000000000001"
+USER = "b0000000-0000-4000-8000-000000000001"
+
+# Every type with every field it can carry, optional ones included.
+FULL_DATA: dict[EventType, dict[str, Any]] = {
+    "ExecutionQueued": {
+        "input_data": {"prompt": "hello", "tools": ["search"], "depth": 2},
+        "agent_name": "Researcher",
+        "user_name": "Ada",
+    },
+    "ExecutionStarted": {"input_data": {"prompt": "hello"}, "agent_name": "Researcher"},
+    "ExecutionCompleted": {"output_data": {"answer": 42, "sources": [None, 1.5, True]}},
+    "ExecutionFailed": {"error_message": "ValueError: boom", "output_data": "partial"},
+    "ExecutionCancelled": {"reason": "user pressed stop"},
+}
+MODELS: dict[EventType, type[Event]] = {
+    "ExecutionQueued": ExecutionQueued,
+    "ExecutionStarted": ExecutionStarted,
+    "ExecutionCompleted": ExecutionCompleted,
+    "ExecutionFailed": ExecutionFailed,
+    "ExecutionCancelled": ExecutionCancelled,
+}
+
+
+def envelope(kind: EventType) -> dict[str, Any]:
+    """The event as a JSON object, as it stands on the wire."""
+    return {
+        "specversion": "1.0",
+        "id": EVENT_ID,
+        "source": "urn:agent-worker:1",
+        "subject": EXECUTION,
+        "time": "2024-05-01T12:00:00.250000+00:00",
+        "type": kind,
+        "datacontenttype": "application/json",
+        "data": {
+            "execution_id": EXECUTION,
+            "agent_id": AGENT,
+            "user_id": USER,
+            **copy.deepcopy(FULL_DATA[kind]),
+        },
+    }
+
+
+def parse(value: dict[str, Any]) -> Event:
+    return parse_event(json.dumps(value))
+
+
+@pytest.mark.parametrize("kind", list(FULL_DATA))
+def test_every_type_parses_and_encodes_back_to_the_same_event(kind: EventType) -> None:
+    event = parse(envelope(kind))
+
+    assert type(event) is MODELS[kind]
+    assert event.type == kind
+    assert (event.id, event.subject, event.execution_id) == (
+        UUID(EVENT_ID),
+        UUID(EXECUTION),
+        UUID(EXECUTION),
+    )
+    assert event.time == datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)
+    assert event.data.model_dump(exclude_none=True) == {
+        "execution_id": UUID(EXECUTION),
+        "agent_id": UUID(AGENT),
+        "user_id": UUID(USER),
+        **FULL_DATA[kind],
+    }
+    assert parse_event(encode_event(event)) == event
+
+
+@pytest.mark.parametrize("kind", list(FULL_DATA))
+def test_encoding_writes_the_cloudevents_attributes_and_nothing_else(kind: EventType) -> None:
+    written = json.loads(encode_event(parse(envelope(kind))))
+
+    assert set(written) == {
+        "specversion",
+        "id",
+        "source",
+        "subject",
+        "time",
+        "type",
+        "datacontenttype",
+        "data",
+    }
+    assert (written["specversion"], written["type"], written["datacontenttype"]) == (
+        "1.0",
+        kind,
+        "application/json",
+    )
+    assert (written["id"], written["subject"], written["data"]["execution_id"]) == (
+        EVENT_ID,
+        EXECUTION,
+        EXECUTION,
+    )
+    assert datetime.fromisoformat(written["time"]) == datetime(2024, 5, 1, 12, 0, 0, 250000, UTC)
+
+
+def test_record_key_is_the_execution_id_in_utf8() -> None:
+    key = record_key(UUID(EXECUTION))
+
+    assert key == b"7c9e6679-7425-40de-944b-e07fc1f90ae7"
+    assert key.decode("utf-8") == str(parse(envelope("ExecutionStarted")).execution_id)
+
+
+def test_record_headers_name_the_cloudevents_json_content_type() -> None:
+    assert record_headers() == {"content-type": "application/cloudevents+json"}
+    assert CLOUDEVENTS_JSON == "application/cloudevents+json"
+
+
+def test_unknown_attributes_are_ignored_at_the_top_level_and_in_data() -> None:
+    plain = envelope("ExecutionFailed")
+    extended = envelope("ExecutionFailed")
+    extended["traceparent"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    extended["partitionkey"] = EXECUTION
+    extended["data"]["retry_count"] = 3
+    extended["data"]["model"] = {"name": "some-llm", "temperature": 0.2}
+
+    assert parse(extended) == parse(plain)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("ExecutionCompleted", ("id",)),
+        ("ExecutionCompleted", ("source",)),
+        ("ExecutionCompleted", ("time",)),
+        ("ExecutionCompleted", ("subject",)),
+        ("ExecutionCompleted", ("type",)),
+        ("ExecutionCompleted", ("specversion",)),
+        ("ExecutionCompleted", ("data",)),
+        ("ExecutionCompleted", ("data", "execution_id")),
+        ("ExecutionCancelled", ("data", "agent_id")),
+        ("ExecutionQueued", ("data", "user_id")),
+        ("ExecutionFailed", ("data", "error_message")),
+        ("ExecutionStarted", ("data", "input_data")),
+        ("ExecutionQueued", ("data", "input_data")),
+    ],
+)
+def test_a_missing_required_field_is_rejected(kind: EventType, path: tuple[str, ...]) -> None:
+    value = envelope(kind)
+    parent = value
+    for part in path[:-1]:
+        parent = parent[part]
+    del parent[path[-1]]
+
+    with pytest.raises(ValidationError):
+        parse(value)
+
+
+@pytest.mark.parametrize(
+    ("field", "wrong"),
+    [
+        ("time", "2024-05-01T12:00:00"),  # no UTC offset: which instant is it?
+        ("time", "yesterday"),
+        ("specversion", "0.3"),
+        ("type", "ExecutionPaused"),
+        ("source", ""),
+        ("id", "not-a-uuid"),
+        ("datacontenttype", "text/plain"),
+    ],
+)
+def test_a_malformed_attribute_is_rejected(field: str, wrong: str) -> None:
+    value = envelope("ExecutionStarted")
+    value[field] = wrong
+
+    with pytest.raises(ValidationError):
+        parse(value)
+
+
+def test_subject_must_name_the_execution_of_the_data() -> None:
+    value = envelope("ExecutionCompleted")
+    value["subject"] = "7c9e6679-7425-40de-944b-e07fc1f90ae8"
+
+    with pytest.raises(ValidationError, match=r"subject must equal data\.execution_id"):
+        parse(value)
+
+
+def test_events_are_immutable() -> None:
+    event = parse(envelope("ExecutionStarted"))
+
+    with pytest.raises(ValidationError):
+        event.source = "elsewhere"  # type: ignore[misc]
+
+
+# Written by hand, the way a worker in another language would: keys in its own order,
+# nanoseconds and a non-UTC offset in the time, a CloudEvents extension attribute, no
+# datacontenttype (it is optional), and data fields beyond the contract.
+HAND_WRITTEN_FAILED = b"""
+{
+  "type": "ExecutionFailed",
+  "specversion": "1.0",
+  "source": "urn:agent-worker:node-7",
+  "id": "0F8FAD5B-D9CB-469F-A165-70867728950E",
+  "time": "2024-05-01T14:00:03.123456789+02:00",
+  "subject": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+  "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+  "data": {
+    "user_id": "b0000000-0000-4000-8000-000000000001",
+    "agent_id": "a0000000-0000-4000-8000-000000000001",
+    "execution_id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+    "error_message": "TimeoutError: the tool did not answer in 30 s",
+    "output_data": {"steps": [{"tool": "search", "ok": true}, {"tool": "fetch", "ok": false}]},
+    "attempt": 2
+  }
+}
+"""
+
+HAND_WRITTEN_QUEUED = (
+    '{"specversion":"1.0","type":"ExecutionQueued","source":"https://jobs.example.com/queue",'
+    '"id":"11111111-2222-4333-8444-555555555555","time":"2024-05-01T12:00:00Z",'
+    '"subject":"7c9e6679-7425-40de-944b-e07fc1f90ae7",'
+    '"datacontenttype":"application/json","data":{"execution_id":'
+    '"7c9e6679-7425-40de-944b-e07fc1f90ae7","agent_id":"a0000000-0000-4000-8000-000000000001",'
+    '"user_id":"b0000000-0000-4000-8000-000000000001","input_data":{"prompt":"Grüße, 世界"},'
+    '"agent_name":"Researcher","user_name":null}}'
+)
+
+
+def test_a_failed_event_written_by_hand_in_another_language_parses() -> None:
+    event = parse_event(HAND_WRITTEN_FAILED)
+
+    assert isinstance(event, ExecutionFailed)
+    assert event.id == UUID("0f8fad5b-d9cb-469f-a165-70867728950e")
+    assert event.source == "urn:agent-worker:node-7"
+    assert event.time == datetime(2024, 5, 1, 12, 0, 3, 123456, tzinfo=UTC)
+    assert event.execution_id == UUID(EXECUTION)
+    assert (event.data.agent_id, event.data.user_id) == (UUID(AGENT), UUID(USER))
+    assert event.data.error_message == "TimeoutError: the tool did not answer in 30 s"
+    assert event.data.output_data == {
+        "steps": [{"tool": "search", "ok": True}, {"tool": "fetch", "ok": False}]
+    }
+
+
+def test_a_queued_event_written_by_hand_parses_from_text_and_utf8_bytes() -> None:
+    from_text = parse_event(HAND_WRITTEN_QUEUED)
+    from_bytes = parse_event(HAND_WRITTEN_QUEUED.encode("utf-8"))
+
+    assert from_text == from_bytes
+    assert isinstance(from_text, ExecutionQueued)
+    assert from_text.time == datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    assert from_text.data.input_data == {"prompt": "Grüße, 世界"}
+    assert (from_text.data.agent_name, from_text.data.user_name) == ("Researcher", None)
+
+
+def test_event_from_dict_accepts_what_parse_event_accepts() -> None:
+    value = envelope("ExecutionCancelled")
+
+    assert event_from_dict(value) == parse(value)
