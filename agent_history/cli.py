@@ -112,6 +112,35 @@ def api(
 
 
 @app.command()
+def token(
+    user: Annotated[str, typer.Option(help="The user id (UUID) the token speaks for.")],
+    all_users: Annotated[
+        bool, typer.Option("--all", help="Add the scope that reads every user's executions.")
+    ] = False,
+    ttl_minutes: Annotated[int, typer.Option(min=1, help="Minutes until it expires.")] = 60,
+) -> None:
+    """Print a bearer token for the history API, signed with AGENT_HISTORY_JWT_SECRET."""
+    from datetime import timedelta
+    from uuid import UUID
+
+    from agent_history.settings import ApiSettings
+    from api.auth import mint_token
+
+    try:
+        user_id = UUID(user)
+    except ValueError:
+        raise typer.BadParameter("must be a UUID", param_hint="--user") from None
+    try:
+        minted = mint_token(
+            ApiSettings(), user_id, all_scope=all_users, ttl=timedelta(minutes=ttl_minutes)
+        )
+    except ValueError as error:  # RS256 is configured: the private key is not ours to hold
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(minted)
+
+
+@app.command()
 def demo(
     keep: Annotated[bool, typer.Option(help="Leave services, projector and API running.")] = False,
 ) -> None:

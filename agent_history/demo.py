@@ -27,6 +27,7 @@ from agent_history.migrate import migrate
 from agent_history.services.processes import spawn_detached, stop_process
 from agent_history.settings import ApiSettings, ProducerSettings, ServicesSettings
 from agent_history.topics import ensure_topics
+from api.auth import mint_token
 from producer import Publisher, track_execution
 
 console = Console(width=max(100, Console().width))
@@ -189,7 +190,10 @@ async def run_demo(*, keep: bool) -> int:
         console.print(
             "published 21 agent runs through track_execution; waiting for the projection …"
         )
-        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+        # The demo reads as an operator: a token with the scope that sees every user's runs.
+        token = mint_token(api, uuid.uuid4(), all_scope=True)
+        operator = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base, timeout=5, headers=operator) as client:
             path = f"/api/v1/agent-studio/agents/{agent_id}/executions"
             page = await _wait_projected(client, path, AGENTS["Research Assistant"] + 1)
         _print_history(page, "Research Assistant")
@@ -201,6 +205,9 @@ async def run_demo(*, keep: bool) -> int:
                 await asyncio.to_thread(services.down, settings)
     if keep:
         console.print(f"left running: API {base}/docs, projector, Kafka, PostgreSQL")
+        console.print(
+            f"an operator token (valid 1 h): {operator['Authorization'][7:]}", soft_wrap=True
+        )
         console.print("stop everything with: agent-history services down")
     console.print(f"done in {time.monotonic() - began:.1f} s")
     return 0

@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from agent_history.db import make_engine
 from agent_history.settings import ApiSettings
-from api.routes import health, history
+from api.auth import ALL_SCOPE, TokenVerifier
+from api.cursor import CursorCodec, cursor_key
+from api.health import health
+from api.problems import install_problem_handlers, problem_media_types
+from api.routes import history
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Read-only history of agent executions, as the projector folded them from the execution
-events. Lists are newest first; `total` counts every matching execution, not just the page.
+events.
+
+**Authentication.** Every endpoint but the health probes and these docs needs
+`Authorization: Bearer <JWT>`: `sub` is your user id (a UUID), `exp` is required, `scope` is
+space-separated. You see only your own executions (another user's is a 404, as if it did not
+exist) unless your token has the scope `{ALL_SCOPE}`. A missing or invalid token is a 401 with
+a `WWW-Authenticate: Bearer` challenge.
+
+**Lists** are newest first by default (`order=asc` for oldest first), by `execution_start`
+then id. Page by `limit`/`offset`, with `total` counting every match, or by cursor: each page
+carries `next_cursor` (null on the last page) to pass as `cursor` for the next, which is as
+fast deep in the history as at its start and neither repeats nor skips executions while new
+ones arrive. Lists leave out `input_data` and `output_data` to keep pages small; ask for them
+with `include=input_data,output_data`. One execution (`/executions/{{id}}`) always has them.
+
+**Errors** are `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail`,
+`instance`, and for invalid parameters an `errors` list naming each one and why.
 """
 
-# Failures to reach the database (refused, dropped, shutting down): retrying later may work.
-_DATABASE_UNAVAILABLE = (OSError, OperationalError, InterfaceError)
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -31,6 +48,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.uses_development_secret:
+            log.warning(
+                "!!! INSECURE: AGENT_HISTORY_JWT_SECRET is not set, so the API uses the public "
+                "development secret: anyone can mint tokens that read every execution. Set "
+                "AGENT_HISTORY_JWT_SECRET (or AGENT_HISTORY_JWT_PUBLIC_KEY and "
+                "AGENT_HISTORY_CURSOR_SECRET) outside local development. !!!"
+            )
         app.state.engine = make_engine(settings)
         try:
             yield
@@ -40,42 +64,30 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(
         title="Agent execution history",
         description=DESCRIPTION,
-        version="1.0.0",
+        version="2.0.0",
         lifespan=lifespan,
     )
+    app.state.verifier = TokenVerifier(settings)
+    app.state.cursors = CursorCodec(cursor_key(settings))
     app.include_router(history)
     app.include_router(health)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    for unavailable in _DATABASE_UNAVAILABLE:
-        app.add_exception_handler(unavailable, _database_unavailable)
+    install_problem_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = problem_media_types(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
 def serve(settings: ApiSettings) -> None:
     """Run the API with uvicorn on ``settings.host``:``settings.port`` until interrupted."""
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
-
-
-async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
-    """422 with FastAPI's error list, plus a message that names each invalid parameter."""
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    message = "; ".join(_describe(error) for error in errors)
-    return JSONResponse(
-        status_code=422,
-        content={"message": message, "detail": jsonable_encoder(errors)},
-    )
-
-
-def _describe(error: Mapping[str, Any]) -> str:
-    # loc is (where, name, index...): ("query", "status", 0) names the query parameter status.
-    where, *path = (str(part) for part in error.get("loc") or ("request",))
-    name = path[0] if path else where
-    return f"invalid {where} parameter {name}: {error.get('msg', 'invalid value')}"
-
-
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(
-        status_code=503,
-        content={"detail": f"database unavailable: {type(exc).__name__}"},
-    )

@@ -1,39 +1,54 @@
-"""The API's routes: the execution history under /api/v1/agent-studio, and health probes."""
+"""The execution history under /api/v1/agent-studio: lists, one execution, an agent's stats.
+
+Every route needs a bearer token (api.auth). A caller without the all-executions scope sees
+only their own executions: lists and stats are narrowed to them, and anything else is a 404,
+exactly as if it did not exist.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
-from sqlalchemy.exc import SQLAlchemyError
+from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import queries
+from api.auth import CallerDep, authenticated
+from api.cursor import CursorCodec
+from api.paging import list_filter, list_page
+from api.parameters import ListParams, StartedAfter, StartedBefore, reject_unknown_query
+from api.problems import not_found
 from api.schemas import (
-    ErrorBody,
+    EXAMPLE_AGENT_ID,
+    EXAMPLE_EXECUTION_ID,
+    EXAMPLE_USER_ID,
     Execution,
     ExecutionPage,
-    ExecutionStatus,
-    Health,
-    ValidationErrorBody,
+    Problem,
 )
+from api.stats import ExecutionStats, execution_stats
 
-# How long /readyz waits for the database before calling it unreachable.
-READY_TIMEOUT_S = 2.0
-# PostgreSQL's OFFSET is a bigint; a larger value is a client error, not a server one.
-MAX_OFFSET = 2**63 - 1
+_PROBLEM: dict[str, Any] = {"model": Problem}
 
 history = APIRouter(
     prefix="/api/v1/agent-studio",
     tags=["history"],
+    # Authentication first: a caller without a valid token learns nothing else.
+    dependencies=[Depends(authenticated), Depends(reject_unknown_query)],
     responses={
-        422: {"model": ValidationErrorBody, "description": "Invalid parameters."},
-        503: {"model": ErrorBody, "description": "The database is unreachable."},
+        401: {**_PROBLEM, "description": "No bearer token, or one that is not valid."},
+        422: {**_PROBLEM, "description": "Invalid parameters, each named with the reason."},
+        503: {**_PROBLEM, "description": "The database is unreachable."},
     },
 )
-health = APIRouter(tags=["health"])
+_BAD_CURSOR: dict[int | str, dict[str, Any]] = {
+    400: {
+        **_PROBLEM,
+        "description": "A cursor that is not genuine or not this query's, or a cursor with a "
+        "nonzero offset.",
+    }
+}
 
 
 def _engine(request: Request) -> AsyncEngine:
@@ -42,72 +57,104 @@ def _engine(request: Request) -> AsyncEngine:
     return engine
 
 
+def _cursors(request: Request) -> CursorCodec:
+    codec: CursorCodec = request.app.state.cursors
+    return codec
+
+
 Engine = Annotated[AsyncEngine, Depends(_engine)]
+Cursors = Annotated[CursorCodec, Depends(_cursors)]
 
 
 @history.get(
     "/agents/{agent_id}/executions",
-    summary="List an agent's executions, newest first",
-    response_description="One page of executions and the total that match.",
+    summary="List an agent's executions",
+    response_description="One page of executions, the total that match and the next cursor.",
+    response_model_exclude_unset=True,
+    responses=_BAD_CURSOR,
 )
 async def list_agent_executions(
     engine: Engine,
-    agent_id: Annotated[UUID, Path(description="The agent whose executions to list.")],
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
-    offset: Annotated[
-        int, Query(ge=0, le=MAX_OFFSET, description="Matching executions to skip.")
-    ] = 0,
-    status: Annotated[
-        list[ExecutionStatus] | None,
-        Query(description="Only executions with one of these statuses; repeat to give several."),
-    ] = None,
-    status_filter: Annotated[
-        list[ExecutionStatus] | None,
-        Query(description="Synonym of `status`; both may be given and are combined."),
-    ] = None,
+    cursors: Cursors,
+    caller: CallerDep,
+    agent_id: Annotated[
+        UUID, Path(description="The agent whose executions to list.", examples=[EXAMPLE_AGENT_ID])
+    ],
+    params: ListParams,
+    user_id: Annotated[UUID | None, Query(description="Only this user's executions.")] = None,
 ) -> ExecutionPage:
-    """Executions ordered by `execution_start` descending, then by id descending."""
-    statuses = {*(status or ()), *(status_filter or ())}
-    rows, total = await queries.list_executions(engine, agent_id, statuses, limit, offset)
-    return ExecutionPage(
-        executions=[Execution.from_row(row) for row in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
+    """Newest first by default. Without the all-executions scope, only the caller's own."""
+    where = list_filter(params, agent_id=agent_id, user_id=user_id, owner_id=caller.owner)
+    return await list_page(engine, cursors, where, params)
+
+
+@history.get(
+    "/users/{user_id}/executions",
+    summary="List a user's executions",
+    response_description="One page of executions, the total that match and the next cursor.",
+    response_model_exclude_unset=True,
+    responses={
+        **_BAD_CURSOR,
+        404: {**_PROBLEM, "description": "Another user's, without the all-executions scope."},
+    },
+)
+async def list_user_executions(
+    engine: Engine,
+    cursors: Cursors,
+    caller: CallerDep,
+    user_id: Annotated[
+        UUID, Path(description="The user whose executions to list.", examples=[EXAMPLE_USER_ID])
+    ],
+    params: ListParams,
+    agent_id: Annotated[UUID | None, Query(description="Only this agent's executions.")] = None,
+) -> ExecutionPage:
+    """The same parameters as an agent's list. Another user's list is a 404 without the
+    all-executions scope."""
+    if not caller.may_read(user_id):
+        raise not_found(f"user {user_id} not found")
+    where = list_filter(params, agent_id=agent_id, user_id=user_id, owner_id=caller.owner)
+    return await list_page(engine, cursors, where, params)
 
 
 @history.get(
     "/executions/{execution_id}",
-    summary="Get one execution",
-    responses={404: {"model": ErrorBody, "description": "No execution has this id."}},
+    summary="Get one execution, with its input and output",
+    responses={404: {**_PROBLEM, "description": "No execution with this id that you may read."}},
 )
 async def get_execution(
     engine: Engine,
-    execution_id: Annotated[UUID, Path(description="The execution to return.")],
+    caller: CallerDep,
+    execution_id: Annotated[
+        UUID, Path(description="The execution to return.", examples=[EXAMPLE_EXECUTION_ID])
+    ],
 ) -> Execution:
-    row = await queries.get_execution(engine, execution_id)
+    row = await queries.get_execution(engine, execution_id, caller.owner)
     if row is None:
-        raise HTTPException(status_code=404, detail=f"execution {execution_id} not found")
+        raise not_found(f"execution {execution_id} not found")
     return Execution.from_row(row)
 
 
-@health.get("/healthz", summary="Liveness: the process answers; the database is not checked")
-async def healthz() -> Health:
-    return Health(status="ok")
-
-
-@health.get(
-    "/readyz",
-    summary="Readiness: the database answers SELECT 1",
-    responses={503: {"model": Health, "description": "The database is unreachable."}},
+@history.get(
+    "/agents/{agent_id}/executions/stats",
+    summary="An agent's execution statistics",
+    response_description="Counts by status, success rate and execution_time_ms percentiles.",
 )
-async def readyz(engine: Engine, response: Response) -> Health:
-    try:
-        async with asyncio.timeout(READY_TIMEOUT_S):
-            await queries.check_database(engine)
-    except (SQLAlchemyError, OSError, TimeoutError) as error:
-        # The error's class only: its text can name hosts and users to an unauthenticated probe.
-        response.status_code = 503
-        return Health(status="unavailable", detail=f"database unreachable: {type(error).__name__}")
-    return Health(status="ok")
+async def get_agent_stats(
+    engine: Engine,
+    caller: CallerDep,
+    agent_id: Annotated[
+        UUID,
+        Path(description="The agent whose executions to summarise.", examples=[EXAMPLE_AGENT_ID]),
+    ],
+    started_after: StartedAfter = None,
+    started_before: StartedBefore = None,
+) -> ExecutionStats:
+    """Over the executions that started in [started_after, started_before); without the
+    all-executions scope, over the caller's own."""
+    where = queries.ExecutionFilter(
+        agent_id=agent_id,
+        owner_id=caller.owner,
+        started_after=started_after,
+        started_before=started_before,
+    )
+    return await execution_stats(engine, where)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, Self, TypeAlias
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -14,14 +14,14 @@ from agent_history.tables import Status
 # The values allowed by the CHECK constraint on agent_executions.status.
 ExecutionStatus: TypeAlias = Status
 
-_AGENT_ID = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b"
-_USER_ID = "0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d"
-_EXECUTION_ID = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
+EXAMPLE_AGENT_ID = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b"
+EXAMPLE_USER_ID = "0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d"
+EXAMPLE_EXECUTION_ID = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
 
 _EXECUTION_EXAMPLE: dict[str, Any] = {
-    "id": _EXECUTION_ID,
-    "agent_id": _AGENT_ID,
-    "user_id": _USER_ID,
+    "id": EXAMPLE_EXECUTION_ID,
+    "agent_id": EXAMPLE_AGENT_ID,
+    "user_id": EXAMPLE_USER_ID,
     "status": "completed",
     "execution_start": "2025-01-15T10:30:00Z",
     "execution_end": "2025-01-15T10:30:02.250Z",
@@ -31,8 +31,14 @@ _EXECUTION_EXAMPLE: dict[str, Any] = {
     "error_message": None,
     "created_at": "2025-01-15T10:30:00.120Z",
     "updated_at": "2025-01-15T10:30:02.300Z",
-    "agent": {"id": _AGENT_ID, "name": "Report summariser"},
-    "user": {"id": _USER_ID, "name": "Ada Lovelace"},
+    "agent": {"id": EXAMPLE_AGENT_ID, "name": "Report summariser"},
+    "user": {"id": EXAMPLE_USER_ID, "name": "Ada Lovelace"},
+}
+# A list leaves the payloads out unless asked for them with `include`.
+_SUMMARY_EXAMPLE = {
+    key: value
+    for key, value in _EXECUTION_EXAMPLE.items()
+    if key not in {"input_data", "output_data"}
 }
 
 
@@ -47,11 +53,7 @@ class NamedReference(_Response):
     name: str | None = Field(description="Display name; null until an event names it.")
 
 
-class Execution(_Response):
-    """One agent execution as the projector has folded it from its events."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [_EXECUTION_EXAMPLE]})
-
+class _ExecutionFields(_Response):
     id: UUID = Field(description="The execution id.")
     agent_id: UUID
     user_id: UUID
@@ -65,8 +67,6 @@ class Execution(_Response):
     execution_time_ms: int | None = Field(
         description="Whole milliseconds from start to end; null until both are known."
     )
-    input_data: dict[str, JsonValue] | None = Field(description="The run's input.")
-    output_data: JsonValue = Field(description="What a completed or failed run returned.")
     error_message: str | None = Field(
         description="Why a run failed, or the reason it was cancelled."
     )
@@ -76,7 +76,7 @@ class Execution(_Response):
     user: NamedReference
 
     @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> Execution:
+    def from_row(cls, row: Mapping[Any, Any]) -> Self:
         """Build from a row of api.queries (the execution's columns plus agent_name, user_name)."""
         return cls.model_validate(
             {
@@ -87,43 +87,85 @@ class Execution(_Response):
         )
 
 
+class Execution(_ExecutionFields):
+    """One agent execution as the projector has folded it from its events."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXECUTION_EXAMPLE]})
+
+    input_data: dict[str, JsonValue] | None = Field(description="The run's input.")
+    output_data: JsonValue = Field(description="What a completed or failed run returned.")
+
+
+class ExecutionSummary(_ExecutionFields):
+    """An execution in a list: `input_data` and `output_data` appear only when asked for
+    with `include`."""
+
+    input_data: dict[str, JsonValue] | None = Field(
+        default=None, description="The run's input; present with include=input_data."
+    )
+    output_data: JsonValue = Field(
+        default=None, description="The run's output; present with include=output_data."
+    )
+
+
 class ExecutionPage(_Response):
-    """One page of an agent's executions, newest first."""
+    """One page of executions, in the order asked for."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"executions": [_EXECUTION_EXAMPLE], "total": 137, "limit": 50, "offset": 0}
+                {
+                    "executions": [_SUMMARY_EXAMPLE],
+                    "total": 137,
+                    "limit": 50,
+                    "offset": 0,
+                    "next_cursor": "AQAGK7wo4doAPE1eb3qLTJ2ODxorPE1eb0QTb6NVs2eK"
+                    "xIYWnz9SuAthfNC1Q-_MCQ",
+                }
             ]
         }
     )
 
-    executions: list[Execution]
-    total: int = Field(description="How many executions match the filters, on all pages.")
+    executions: list[ExecutionSummary]
+    total: int | None = Field(
+        description="How many executions match the filters, on all pages; null on a page "
+        "fetched with a cursor (the first page carries it)."
+    )
     limit: int = Field(description="The page size asked for.")
     offset: int = Field(description="How many matching executions were skipped.")
-
-
-class ErrorBody(_Response):
-    """A request that cannot be answered."""
-
-    detail: str = Field(examples=[f"execution {_EXECUTION_ID} not found"])
-
-
-class ValidationErrorBody(_Response):
-    """A request with invalid parameters; `detail` is FastAPI's list of errors."""
-
-    message: str = Field(
-        description="The invalid parameters, by name, with the reason.",
-        examples=["invalid query parameter status: Input should be 'pending', 'running', ..."],
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
     )
-    detail: list[dict[str, Any]] = Field(
-        description="One entry per error; `loc` names the parameter, e.g. [query, limit]."
+
+
+class ParameterError(_Response):
+    """One invalid parameter: where it is, its name, and why it is invalid."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    in_: str = Field(alias="in", description="path, query or header.", examples=["query"])
+    name: str = Field(examples=["limit"])
+    reason: str = Field(examples=["Input should be less than or equal to 100"])
+
+
+class Problem(_Response):
+    """An RFC 9457 problem: why the request was not answered."""
+
+    type: str = Field(
+        default="about:blank",
+        description="A URI naming the kind of problem; about:blank when the status says it all.",
+        examples=["urn:agent-history:problem:invalid-cursor"],
+    )
+    title: str = Field(examples=["Invalid cursor"])
+    status: int = Field(examples=[400])
+    detail: str = Field(examples=["the cursor belongs to a different query"])
+    instance: str | None = Field(default=None, description="The path that was requested.")
+    errors: list[ParameterError] | None = Field(
+        default=None, description="For invalid parameters: each one, with the reason."
     )
 
 
 class Health(_Response):
-    """Whether the service is alive, or ready to serve requests."""
+    """The service is alive, or ready to serve requests."""
 
-    status: Literal["ok", "unavailable"]
-    detail: str | None = Field(default=None, description="Why the service is not ready.")
+    status: Literal["ok"]

@@ -25,6 +25,7 @@ from agent_history.events import (
 from agent_history.settings import ApiSettings, ProducerSettings, ProjectorSettings
 from agent_history.tables import agent_executions, agents, projector_checkpoints
 from api.app import create_app
+from api.auth import mint_token
 from producer import Publisher, track_execution
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("running_projector")]
@@ -43,7 +44,13 @@ async def client(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(api_settings)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://api",
+            headers={
+                "Authorization": f"Bearer {mint_token(api_settings, uuid.uuid4(), all_scope=True)}"
+            },
+        ) as c,
     ):
         yield c
 

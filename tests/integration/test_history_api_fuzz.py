@@ -1,0 +1,133 @@
+"""A property-based HTTP fuzz run (schemathesis) against the app's own OpenAPI schema.
+
+Schemathesis generates requests for every operation, valid and invalid, from the schema the
+app serves, sends them in-process to the ASGI app (started once, on the session's migrated
+database, with rows for the agent, user and execution the schema's examples name), with an
+all-executions token. Every response must be below 500 and match the schema: status code,
+content type, headers and body.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+import schemathesis
+from history_api_support import T0, TERMINAL, add_execution
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.strategies import SearchStrategy
+from schemathesis import APIOperation, Case, GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.python.asgi import shutdown_lifespans
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.settings import ApiSettings
+from agent_history.tables import STATUSES, agents, users
+from api.app import create_app
+from api.auth import mint_token
+from api.schemas import EXAMPLE_AGENT_ID, EXAMPLE_EXECUTION_ID, EXAMPLE_USER_ID
+
+pytestmark = pytest.mark.integration
+
+# Per operation: about 800 requests in all, in under ten seconds.
+MAX_EXAMPLES = 150
+EXAMPLES = {
+    "agent_id": EXAMPLE_AGENT_ID,
+    "user_id": EXAMPLE_USER_ID,
+    "execution_id": EXAMPLE_EXECUTION_ID,
+}
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    negative_data_rejection,
+]
+
+
+@pytest.fixture(scope="module")
+async def example_rows(db_engine: AsyncEngine) -> None:
+    """Executions of every status for the agent, user and execution the examples name."""
+    agent_id, user_id = UUID(EXAMPLE_AGENT_ID), UUID(EXAMPLE_USER_ID)
+    async with db_engine.begin() as conn:
+        await conn.execute(insert(agents).values(id=agent_id, name="Report summariser"))
+        await conn.execute(insert(users).values(id=user_id, name=None))
+    for i, status in enumerate(STATUSES * 3):
+        await add_execution(
+            db_engine,
+            agent_id,
+            user_id,
+            start=T0 + timedelta(seconds=i),
+            status=status,
+            duration=timedelta(milliseconds=250 * i) if status in TERMINAL else None,
+            execution_id=UUID(EXAMPLE_EXECUTION_ID) if i == 2 else None,
+            input_data={"prompt": f"run {i}", "nested": {"list": [1, None, "x"]}},
+            output_data=None if i % 2 else ["any", {"json": True}],
+            error_message="quota exceeded" if status == "failed" else None,
+        )
+
+
+@pytest.fixture(scope="module")
+def api_schema(api_settings: ApiSettings, example_rows: None) -> Iterator[schemathesis.BaseSchema]:
+    """The schema as the app serves it; requests go to that app, in-process, with a token
+    for the bearer scheme that reads every user's executions (invalid requests may drop it)."""
+    token = mint_token(api_settings, uuid4(), all_scope=True)
+    config = schemathesis.Config.from_dict({"auth": {"openapi": {"bearer": {"bearer": token}}}})
+    yield schemathesis.openapi.from_asgi("/openapi.json", create_app(api_settings), config=config)
+    # Schemathesis started the app's lifespan on an event loop of its own: stop it there.
+    shutdown_lifespans()
+
+
+def _operations() -> list[str]:
+    """Every operation's label, e.g. "GET /healthz", from the app's schema (no database needed)."""
+    paths = create_app(ApiSettings()).openapi()["paths"]
+    return [
+        f"{method.upper()} {path}" for path, operations in paths.items() for method in operations
+    ]
+
+
+def _cases(operation: APIOperation[Any, Any, Any, Any]) -> SearchStrategy[Case[Any]]:
+    """Valid requests, valid requests for the example rows, and invalid requests."""
+    names = re.findall(r"{(\w+)}", operation.path)
+    strategies = [operation.as_strategy(GenerationMode.POSITIVE)]
+    if names:
+        known = {name: EXAMPLES[name] for name in names}
+        strategies.append(operation.as_strategy(GenerationMode.POSITIVE, path_parameters=known))
+    if names or operation.query:
+        strategies.append(operation.as_strategy(GenerationMode.NEGATIVE))
+    return st.one_of(strategies)
+
+
+@pytest.mark.parametrize("label", _operations())
+def test_every_operation_answers_within_its_schema(
+    api_schema: schemathesis.BaseSchema, label: str
+) -> None:
+    operation = api_schema.find_operation_by_label(label)
+    assert operation is not None, label
+
+    @given(case=_cases(operation))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    )
+    def exchange(case: Case[Any]) -> None:
+        case.call_and_validate(checks=CHECKS)
+
+    exchange()
