@@ -98,6 +98,77 @@ def projector(
     _until_signal(lambda stop: run_projector(settings, stop))
 
 
+_OLDER_THAN = typer.Option(
+    "--older-than",
+    help="Age such as 90d, 12h or 2w; default: AGENT_HISTORY_RETENTION_DAYS.",
+)
+
+
+def _retention(older_than: str | None, retention_days: float | None) -> float | None:
+    """Days to keep, from the option or the setting (None: keep everything)."""
+    if older_than is None:
+        return retention_days
+    from projector.retention import parse_age
+
+    try:
+        return parse_age(older_than).total_seconds() / 86400
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--older-than") from None
+
+
+@app.command()
+def replay(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
+    """Rebuild the read model from the start of the topic and swap it in atomically."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from agent_history.progress import RateColumn
+    from agent_history.settings import ProjectorSettings
+    from projector.replay import replay as run_replay
+
+    _logging("WARNING")
+    settings = ProjectorSettings()
+    days = _retention(older_than, settings.retention_days)
+    settings = settings.model_copy(update={"retention_days": days})
+    columns = (BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
+    with Progress("replaying", *columns) as bar:
+        task = bar.add_task("replay", total=None)
+        result = asyncio.run(
+            run_replay(settings, lambda done, total: bar.update(task, completed=done, total=total))
+        )
+    typer.echo(
+        f"replayed {result.events} events ({result.invalid} invalid) into "
+        f"{result.executions} executions ({result.pruned} left out by retention); swapped in"
+    )
+
+
+@app.command()
+def prune(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
+    """Delete executions that started before the cutoff, in short batches."""
+    from datetime import UTC, datetime, timedelta
+
+    from agent_history.db import make_engine
+    from agent_history.settings import ProjectorSettings
+    from projector.retention import prune as run_prune
+
+    settings = ProjectorSettings()
+    days = _retention(older_than, settings.retention_days)
+    if days is None:
+        raise typer.BadParameter(
+            "give an age or set AGENT_HISTORY_RETENTION_DAYS", param_hint="--older-than"
+        )
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+
+    async def main() -> int:
+        engine = make_engine(settings)
+        try:
+            return await run_prune(engine, cutoff)
+        finally:
+            await engine.dispose()
+
+    deleted = asyncio.run(main())
+    typer.echo(f"deleted {deleted} executions that started before {cutoff.isoformat()}")
+
+
 @app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,

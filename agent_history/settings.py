@@ -43,6 +43,8 @@ class DatabaseSettings(_Base):
 
 class ProjectorSettings(KafkaSettings, DatabaseSettings):
     consumer_group: str = "agent-history-projector"
+    # Executions whose execution_start is older are pruned (`prune`), and left out by `replay`.
+    retention_days: float | None = None
     batch_max_records: int = 2000
     batch_timeout_ms: int = 50
     max_event_bytes: int = 1_048_576

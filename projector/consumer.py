@@ -27,6 +27,11 @@ from projector.deadletter import DeadLetters
 log = logging.getLogger(__name__)
 
 
+def retry_delay(attempt: int, cap: float) -> float:
+    """Exponential backoff from 0.2 s, capped."""
+    return min(cap, 0.1 * 2.0 ** min(attempt, 10))
+
+
 class Projector:
     def __init__(
         self, settings: ProjectorSettings, engine: AsyncEngine, dead_letters: DeadLetters
@@ -47,7 +52,7 @@ class Projector:
             plan = await self._apply(records)
         except Exception:
             self._failures += 1
-            delay = min(self._settings.retry_max_seconds, 0.1 * 2 ** min(self._failures, 10))
+            delay = retry_delay(self._failures, self._settings.retry_max_seconds)
             log.exception("batch failed (attempt %d); retrying in %.1fs", self._failures, delay)
             self._seek(consumer, _first_offsets(records))
             await asyncio.sleep(delay)

@@ -9,6 +9,7 @@ topic and consumer group, so tests never see each other's data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -44,27 +45,40 @@ def kafka_bootstrap(service_urls: tuple[str, str]) -> str:
     return service_urls[0]
 
 
+def _admin_dsn(url: str) -> str:
+    return (
+        make_url(url)
+        .set(drivername="postgresql", database="postgres")
+        .render_as_string(hide_password=False)
+    )
+
+
+async def _sql(admin_url: str, statement: str) -> None:
+    conn = await asyncpg.connect(_admin_dsn(admin_url))
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str) -> Iterator[str]:
+    """A new database on the server of ``admin_url``, migrated; dropped afterwards."""
+    name = f"agent_history_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_sql(admin_url, f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        migrate(ApiSettings(database_url=url))
+        yield url
+    finally:
+        asyncio.run(_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
 def database_url(service_urls: tuple[str, str]) -> Iterator[str]:
     """A database of this test session's own, migrated to the newest revision."""
-    admin = make_url(service_urls[1])
-    name = f"agent_history_test_{uuid.uuid4().hex[:12]}"
-    dsn = admin.set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False
-    )
-
-    async def sql(statement: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(sql(f'CREATE DATABASE "{name}"'))
-    url = admin.set(database=name).render_as_string(hide_password=False)
-    migrate(ApiSettings(database_url=url))
-    yield url
-    asyncio.run(sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database(service_urls[1]) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

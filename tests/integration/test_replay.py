@@ -1,0 +1,212 @@
+"""Replay and retention on the real broker and database.
+
+Replay and prune act on the whole read model, so each of these tests has a database of its
+own, not the session's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from alembic import command
+from conftest import fresh_database
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from support import caught_up
+
+from agent_history.db import make_engine
+from agent_history.events import Event, encode_event, event_from_dict, record_key
+from agent_history.migrate import alembic_config
+from agent_history.settings import ApiSettings, ProjectorSettings
+from agent_history.tables import agent_executions
+from api.app import create_app
+from api.auth import mint_token
+from projector.app import run_projector
+from projector.fold import fold_all
+from projector.replay import replay
+from projector.retention import prune
+
+pytestmark = pytest.mark.integration
+
+COLUMNS = [c.name for c in agent_executions.columns if c.name not in ("created_at", "updated_at")]
+KINDS = [
+    "ExecutionQueued",
+    "ExecutionStarted",
+    "ExecutionCompleted",
+    "ExecutionFailed",
+    "ExecutionCancelled",
+]
+
+
+@pytest.fixture
+def own_database(service_urls: tuple[str, str]) -> Iterator[str]:
+    with fresh_database(service_urls[1]) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(projector_settings: ProjectorSettings, own_database: str) -> ProjectorSettings:
+    return projector_settings.model_copy(update={"database_url": own_database})
+
+
+@pytest.fixture
+async def engine(settings: ProjectorSettings) -> AsyncIterator[AsyncEngine]:
+    e = make_engine(settings)
+    yield e
+    await e.dispose()
+
+
+@pytest.fixture
+async def projector(settings: ProjectorSettings) -> AsyncIterator[None]:
+    stop, started = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run_projector(settings, stop, started))
+    await asyncio.wait_for(started.wait(), timeout=60)
+    yield
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+
+
+def history(rng: random.Random, executions: int, start: datetime) -> list[Event]:
+    """Events of ``executions`` runs with random kinds and times, duplicates included."""
+    agent_ids = [uuid.uuid4() for _ in range(3)]
+    events: list[Event] = []
+    for n in range(executions):
+        eid, at = uuid.uuid4(), start + timedelta(minutes=n)
+        ids = {
+            "execution_id": str(eid),
+            "agent_id": str(rng.choice(agent_ids)),
+            "user_id": str(uuid.uuid4()),
+        }
+        for kind in rng.sample(KINDS, k=rng.randint(1, 4)):
+            data: dict[str, Any] = dict(ids)
+            if kind in ("ExecutionQueued", "ExecutionStarted"):
+                data["input_data"] = {"n": n, "kind": kind}
+            elif kind == "ExecutionFailed":
+                data["error_message"] = f"error {n}"
+            elif kind == "ExecutionCompleted":
+                data["output_data"] = [n]
+            events.append(
+                event_from_dict(
+                    {
+                        "specversion": "1.0",
+                        "id": str(uuid.uuid4()),
+                        "source": "test",
+                        "type": kind,
+                        "subject": str(eid),
+                        "data": data,
+                        "time": (at + timedelta(milliseconds=rng.randrange(0, 5000))).isoformat(),
+                    }
+                )
+            )
+    return events + rng.sample(events, k=len(events) // 10)
+
+
+async def publish(bootstrap: str, topic: str, events: list[Event]) -> list[Any]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(topic, encode_event(e), key=record_key(e.execution_id))
+            for e in events
+        ]
+        return list(await asyncio.gather(*sent))
+    finally:
+        await producer.stop()
+
+
+async def table(engine: AsyncEngine) -> dict[uuid.UUID, dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(*(agent_executions.c[c] for c in COLUMNS)))
+        return {row.id: row._asdict() for row in rows}
+
+
+def reference(events: list[Event]) -> dict[uuid.UUID, dict[str, Any]]:
+    rows = fold_all(events)
+    return {key: {c: getattr(row, c) for c in COLUMNS} for key, row in rows.items()}
+
+
+@pytest.mark.usefixtures("projector")
+async def test_replay_equals_live_projection_and_api_answers_throughout(
+    settings: ProjectorSettings, engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    rng = random.Random(3)
+    first = history(rng, 300, datetime(2025, 1, 1, tzinfo=UTC))
+    sent = await publish(kafka_bootstrap, settings.topic, first)
+    await caught_up(engine, settings.consumer_group, settings.topic, sent)
+    live = await table(engine)
+    assert live == reference(first)
+
+    some = rng.sample(sorted(live), k=5)
+    api = ApiSettings(database_url=settings.database_url)
+    app = create_app(api)
+    answers: list[int] = []
+    done = asyncio.Event()
+
+    async def keep_asking(client: httpx.AsyncClient) -> None:
+        while not done.is_set():
+            for eid in some:
+                answers.append(
+                    (await client.get(f"/api/v1/agent-studio/executions/{eid}")).status_code
+                )
+            await asyncio.sleep(0.01)
+
+    second = history(rng, 100, datetime(2025, 2, 1, tzinfo=UTC))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://api",
+            headers={"Authorization": f"Bearer {mint_token(api, uuid.uuid4(), all_scope=True)}"},
+        ) as client,
+    ):
+        asking = asyncio.create_task(keep_asking(client))
+        # New events while the replay runs: the live projector applies them, and the swap must
+        # catch the rebuilt table up with them.
+        result, more = await asyncio.gather(
+            replay(settings), publish(kafka_bootstrap, settings.topic, second)
+        )
+        await caught_up(engine, settings.consumer_group, settings.topic, [*sent, *more])
+        await asyncio.sleep(0.2)  # a few more API calls after the swap
+        done.set()
+        await asyncio.wait_for(asking, timeout=10)
+
+    assert answers, "the API was asked during the replay"
+    assert set(answers) == {200}, f"API answers during the replay: {sorted(set(answers))}"
+    assert result.events >= len(first)
+    assert result.invalid == 0
+    assert await table(engine) == reference(first + second)
+    # The swapped-in tables carry the migration's names: the schema still matches the models.
+    await asyncio.to_thread(command.check, alembic_config(api))
+
+    again = await replay(settings)
+    assert again.events == len(first) + len(second)
+    assert await table(engine) == reference(first + second)
+
+
+@pytest.mark.usefixtures("projector")
+async def test_replay_applies_retention_like_prune(
+    settings: ProjectorSettings, engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    now = datetime.now(UTC)
+    rng = random.Random(5)
+    old = history(rng, 50, now - timedelta(days=200))
+    recent = history(rng, 50, now - timedelta(days=10))
+    sent = await publish(kafka_bootstrap, settings.topic, old + recent)
+    await caught_up(engine, settings.consumer_group, settings.topic, sent)
+
+    deleted = await prune(engine, now - timedelta(days=90), batch_size=7)
+    pruned = await table(engine)
+    assert deleted == 50
+    assert pruned == reference(recent)
+
+    result = await replay(settings.model_copy(update={"retention_days": 90}))
+    assert result.pruned == 50
+    assert await table(engine) == pruned
