@@ -91,13 +91,19 @@ agent_executions = Table(
     *_timestamps(),
     CheckConstraint(f"status IN {STATUSES!r}", name="status"),
     Index("ix_agent_executions_agent_id", "agent_id"),
-    Index("ix_agent_executions_user_id", "user_id"),
     Index("ix_agent_executions_execution_start", "execution_start"),
     Index("ix_agent_executions_status", "status"),
-    # Serves the per-agent history: newest first, id as the tie-break.
+    # Serve the per-agent and per-user histories: newest first, id as the tie-break. The
+    # user one also serves lookups by user_id alone (its leading column).
     Index(
         "ix_agent_executions_agent_history",
         "agent_id",
+        text("execution_start DESC"),
+        text("id DESC"),
+    ),
+    Index(
+        "ix_agent_executions_user_history",
+        "user_id",
         text("execution_start DESC"),
         text("id DESC"),
     ),
