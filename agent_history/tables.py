@@ -122,3 +122,23 @@ projector_checkpoints = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("consumer_group", "topic", "partition"),
 )
+
+
+def _status_counts(name: str, key: str) -> Table:
+    """How many executions each agent (or user) has in each status.
+
+    Kept by statement-level triggers on agent_executions (migration 0003), in the same
+    transaction as the rows, so exact totals cost a lookup instead of a count.
+    """
+    return Table(
+        name,
+        metadata,
+        Column(key, UUID(as_uuid=True), nullable=False),
+        Column("status", Text, nullable=False),
+        Column("n", BigInteger, nullable=False),
+        PrimaryKeyConstraint(key, "status"),
+    )
+
+
+execution_counts_by_agent = _status_counts("execution_counts_by_agent", "agent_id")
+execution_counts_by_user = _status_counts("execution_counts_by_user", "user_id")

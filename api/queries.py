@@ -4,8 +4,10 @@
 ``count(*) OVER ()``. The window function makes PostgreSQL produce and join every matching
 row of the agent before LIMIT can apply, so a page near the top of a deep history costs as much
 as reading it all. Split, the page walks the (agent_id, execution_start DESC, id DESC) index
-and stops after offset + limit + 1 rows, and the count reads only agent_executions (no joins,
-no sort). Both statements run in one REPEATABLE READ READ ONLY transaction, so the total and
+and stops after offset + limit + 1 rows. The count is a lookup in the status counts that
+triggers keep per agent and per user (migration 0003) when the filter is one agent or one
+user plus statuses; with a time range it counts the rows (exact, and as costly as the range
+is wide). Both statements run in one REPEATABLE READ READ ONLY transaction, so the total and
 the page come from the same snapshot, and the count is skipped when the page itself shows
 where the matching rows end. A page that continues from a cursor starts with the row-value
 comparison ``(execution_start, id) < (:start, :id)`` (``>`` ascending), which the same index
@@ -22,10 +24,25 @@ from datetime import datetime
 from typing import Any, Literal, TypeAlias
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, RowMapping, Select, func, literal, select, tuple_
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    RowMapping,
+    Select,
+    func,
+    literal,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agent_history.tables import agent_executions, agents, users
+from agent_history.tables import (
+    agent_executions,
+    agents,
+    execution_counts_by_agent,
+    execution_counts_by_user,
+    users,
+)
 from api.cursor import Position
 
 Order: TypeAlias = Literal["desc", "asc"]
@@ -158,9 +175,28 @@ async def list_executions(
         if not more and (rows or page.offset == 0):
             # A last page that is not past the end says how many match.
             return Page(rows, page.offset + len(rows), more)
-        count = select(func.count()).select_from(_e).where(*conditions)
-        total = (await conn.execute(count)).scalar_one()
+        total = await _count(conn, where)
     return Page(rows, total, more)
+
+
+async def _count(conn: AsyncConnection, where: ExecutionFilter) -> int:
+    """How many executions match: from the status counts the triggers keep when the filter
+    is one agent or one user (plus statuses), else counted from the rows."""
+    people = {u for u in (where.user_id, where.owner_id) if u is not None}
+    timeless = where.started_after is None and where.started_before is None
+    if timeless and where.agent_id is not None and not people:
+        statement = _kept(execution_counts_by_agent.c.agent_id, where.agent_id, where.statuses)
+    elif timeless and where.agent_id is None and len(people) == 1:
+        statement = _kept(execution_counts_by_user.c.user_id, people.pop(), where.statuses)
+    else:
+        statement = select(func.count()).select_from(_e).where(*where.conditions())
+    return int((await conn.execute(statement)).scalar_one())
+
+
+def _kept(key: Column[UUID], value: UUID, statuses: frozenset[str]) -> Select[Any]:
+    counts = key.table.c
+    statement = select(func.coalesce(func.sum(counts.n), 0)).where(key == value)
+    return statement.where(counts.status.in_(sorted(statuses))) if statuses else statement
 
 
 async def get_execution(

@@ -23,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agent_history.db import make_engine
 from agent_history.settings import ProjectorSettings
-from agent_history.tables import agent_executions, agents, metadata, users
+from agent_history.tables import (
+    agent_executions,
+    agents,
+    execution_counts_by_agent,
+    execution_counts_by_user,
+    metadata,
+    users,
+)
 from projector import store
 from projector.batch import Record, changes_of
 from projector.retention import delete_older_than
@@ -32,7 +39,8 @@ log = logging.getLogger(__name__)
 
 SHADOW = "replay"
 _RETIRED = "replay_retired"
-_READ_MODEL = (agents, users, agent_executions)
+_COUNTS = {execution_counts_by_agent: "agent_id", execution_counts_by_user: "user_id"}
+_READ_MODEL = (agents, users, agent_executions, *_COUNTS)
 # One replay at a time per database (an arbitrary constant key for pg_advisory_lock).
 _LOCK_KEY = 0x61676E74
 
@@ -165,6 +173,30 @@ class _Loader:
             self._progress(self.events, self.total)
 
 
+async def _count_and_keep_counting(conn: AsyncConnection, live: str) -> None:
+    """Fill the shadow's status counts in one pass, then give its agent_executions the live
+    table's triggers that keep them (their one definition is the migration's)."""
+    for table, key in _COUNTS.items():
+        await conn.execute(
+            text(
+                f"INSERT INTO {SHADOW}.{table.name} ({key}, status, n) "
+                f"SELECT {key}, status, count(*) FROM {SHADOW}.agent_executions GROUP BY 1, 2"
+            )
+        )
+    triggers = await conn.scalars(
+        text(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+            "WHERE tgrelid = CAST(:table AS regclass) AND NOT tgisinternal"
+        ),
+        {"table": f"{live}.agent_executions"},
+    )
+    for definition in triggers.all():
+        on_live, on_shadow = f" ON {live}.agent_executions ", f" ON {SHADOW}.agent_executions "
+        if on_live not in definition:
+            raise ReplayError(f"unexpected trigger definition: {definition}")
+        await conn.execute(text(definition.replace(on_live, on_shadow)))
+
+
 async def _swap(
     engine: AsyncEngine, settings: ProjectorSettings, loader: _Loader, loaded: dict[int, int]
 ) -> ReplayResult:
@@ -187,10 +219,11 @@ async def _swap(
             cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
             pruned = await delete_older_than(conn, cutoff, limit=2**62)
         executions = int(await conn.scalar(text("SELECT count(*) FROM agent_executions")) or 0)
+        await _count_and_keep_counting(conn, live)
         await conn.execute(text(f"SET LOCAL search_path TO {live}"))
         # In the order readers take them (FROM agent_executions JOIN agents JOIN users), so a
         # reader and the swap never wait for each other in a circle.
-        names = ", ".join(f"{live}.{t.name}" for t in (agent_executions, agents, users))
+        names = ", ".join(f"{live}.{t.name}" for t in (agent_executions, agents, users, *_COUNTS))
         await conn.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
         await conn.execute(text(f"DROP SCHEMA IF EXISTS {_RETIRED} CASCADE"))
         await conn.execute(text(f"CREATE SCHEMA {_RETIRED}"))

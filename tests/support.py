@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.tables import projector_checkpoints
@@ -59,3 +59,16 @@ async def caught_up(engine: AsyncEngine, group: str, topic: str, sent: Iterable[
         lambda seen: all(seen.get(p, 0) >= o for p, o in wanted.items()),
         what=f"checkpoints of {group} on {topic} to reach {wanted}",
     )
+
+
+async def assert_counts_match_rows(engine: AsyncEngine) -> None:
+    """The status counts kept by the triggers equal counting the rows, for every key."""
+    async with engine.connect() as conn:
+        for key in ("agent_id", "user_id"):
+            kept = await conn.execute(
+                text(f"SELECT {key}, status, n FROM execution_counts_by_{key[:-3]} WHERE n <> 0")
+            )
+            counted = await conn.execute(
+                text(f"SELECT {key}, status, count(*) FROM agent_executions GROUP BY 1, 2")
+            )
+            assert {tuple(r) for r in kept} == {tuple(r) for r in counted}, f"{key} counts drifted"

@@ -20,7 +20,7 @@ from alembic import command
 from conftest import fresh_database
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from support import caught_up
+from support import assert_counts_match_rows, caught_up
 
 from agent_history.db import make_engine
 from agent_history.events import Event, encode_event, event_from_dict, record_key
@@ -143,6 +143,7 @@ async def test_replay_equals_live_projection_and_api_answers_throughout(
     await caught_up(engine, settings.consumer_group, settings.topic, sent)
     live = await table(engine)
     assert live == reference(first)
+    await assert_counts_match_rows(engine)
 
     some = rng.sample(sorted(live), k=5)
     api = ApiSettings(database_url=settings.database_url)
@@ -183,6 +184,7 @@ async def test_replay_equals_live_projection_and_api_answers_throughout(
     assert result.events >= len(first)
     assert result.invalid == 0
     assert await table(engine) == reference(first + second)
+    await assert_counts_match_rows(engine)
     # The swapped-in tables carry the migration's names: the schema still matches the models.
     await asyncio.to_thread(command.check, alembic_config(api))
 
@@ -206,7 +208,9 @@ async def test_replay_applies_retention_like_prune(
     pruned = await table(engine)
     assert deleted == 50
     assert pruned == reference(recent)
+    await assert_counts_match_rows(engine)
 
     result = await replay(settings.model_copy(update={"retention_days": 90}))
     assert result.pruned == 50
     assert await table(engine) == pruned
+    await assert_counts_match_rows(engine)

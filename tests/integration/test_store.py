@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from support import assert_counts_match_rows
 
 from agent_history.events import Event, event_from_dict
 from agent_history.tables import agent_executions, agents
@@ -185,3 +186,4 @@ async def test_sql_merge_equals_fold(db_engine: AsyncEngine, seed: int) -> None:
     expected = fold_all(events)[eid]
     row = await stored(db_engine, eid)
     assert {k: getattr(row, k) for k in as_row(expected)} == as_row(expected)
+    await assert_counts_match_rows(db_engine)
