@@ -51,13 +51,14 @@ _BAD_CURSOR: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _engine(request: Request) -> AsyncEngine:
+# async: FastAPI runs a plain-function dependency in its thread pool, two hand-offs a request.
+async def _engine(request: Request) -> AsyncEngine:
     """The engine that create_app's lifespan built for this app."""
     engine: AsyncEngine = request.app.state.engine
     return engine
 
 
-def _cursors(request: Request) -> CursorCodec:
+async def _cursors(request: Request) -> CursorCodec:
     codec: CursorCodec = request.app.state.cursors
     return codec
 
