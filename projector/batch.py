@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence, Set
+import gc
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Protocol
 from uuid import UUID
 
 from pydantic import ValidationError
 
 from agent_history.events import Event, RunRequestData, parse_event
-from projector.fold import Execution, fold_all
+from projector.fold import Execution, fold
 from projector.store import Name
 
 
@@ -49,25 +53,73 @@ def decode(record: Record, max_bytes: int) -> Event | Poison:
         event = parse_event(value)
     except ValidationError as e:
         return Poison(record, _describe(e))
-    # PostgreSQL cannot store NUL in text or jsonb: a clear reason beats a batch that never
-    # commits. The byte scan is cheap; only its rare hits walk the decoded data.
-    if b"\\u0000" in value and _has_nul(event.data.model_dump()):
-        return Poison(
-            record, "event data contains a NUL character (\\u0000), which cannot be stored"
-        )
+    if (unstorable := _unstorable(event, value)) is not None:
+        return Poison(record, unstorable)
     if record.key is not None and record.key != str(event.data.execution_id).encode():
         return Poison(record, "record key does not match data.execution_id")
     return event
 
 
-def _has_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+# Byte patterns that may mean a value PostgreSQL cannot hold: a NUL escape, or a number that
+# is not finite (NaN, Infinity, an exponent of three digits or more that may overflow).
+_SUSPECT_TEXT = (b"\\u0000", b"NaN", b"Infinity")
+# The exponent pattern, [0-9][eE][+]?[0-9]{3}, as plain substrings of the value with every
+# digit made "0", "E" made "e" and all else but "+" made "x": half the cost of a regex pass.
+_EXPONENT_SHAPES = bytearray(b"x" * 256)
+_EXPONENT_SHAPES[ord("0") : ord("9") + 1] = b"0" * 10
+_EXPONENT_SHAPES[ord("e")] = _EXPONENT_SHAPES[ord("E")] = ord("e")
+_EXPONENT_SHAPES[ord("+")] = ord("+")
+_SUSPECT_EXPONENTS = (b"0e000", b"0e+000")
+
+
+def _suspect(value: bytes) -> bool:
+    if any(t in value for t in _SUSPECT_TEXT):
+        return True
+    shapes = value.translate(_EXPONENT_SHAPES)
+    return any(e in shapes for e in _SUSPECT_EXPONENTS)
+
+
+def _unstorable(event: Event, value: bytes) -> str | None:
+    """Why the event, though valid, could never be written; None when it can be.
+
+    Such a record must go to the dead-letter topic: left in a batch, it would make that
+    batch fail on every retry and stall its partition. A byte scan decides which events
+    need their decoded data walked.
+    """
+    try:
+        event.time.astimezone(UTC)
+    except OverflowError:
+        return f"event time {event.time.isoformat()} is outside years 1 to 9999 in UTC"
+    if not _suspect(value):
+        return None
+    # UUIDs often hold a digit, an "e" and three digits, so many events get here: one pass
+    # over the fields as parsed (a model keeps them in its __dict__) finds both flaws.
+    nul, not_finite = _flaws(vars(event.data))
+    if nul:
+        return "event data contains a NUL character (\\u0000), which cannot be stored"
+    if not_finite:
+        return "event data contains a number that is not finite (NaN, Infinity or overflow)"
+    return None
+
+
+def _flaws(value: object) -> tuple[bool, bool]:
+    """Whether any string or object key inside ``value`` holds a NUL, and any float is not
+    finite."""
+    nul = not_finite = False
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            nul = nul or "\x00" in item
+        elif isinstance(item, float):
+            not_finite = not_finite or not math.isfinite(item)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                nul = nul or (isinstance(key, str) and "\x00" in key)
+                pending.append(inner)
+        elif isinstance(item, list):
+            pending.extend(item)
+    return nul, not_finite
 
 
 def _describe(error: ValidationError) -> str:
@@ -125,17 +177,34 @@ class Changes:
 
 
 def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
+    """Decode and fold a batch: one row per execution, the newest name per agent and user."""
+    with _collector_paused():
+        return _changes_of(records, max_bytes)
+
+
+def _changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
     changes = Changes()
-    events: list[Event] = []
+    rows = changes.rows
+    # (key, value) -> why it is poison, or None once folded. A record identical to one already
+    # decoded (a redelivered duplicate) decodes to the same result, and folding or naming the
+    # same event twice changes nothing, so only its poison verdict is repeated.
+    verdicts: dict[tuple[bytes | None, bytes | None], str | None] = {}
     for record in records:
+        seen = (record.key, record.value)
+        if seen in verdicts:
+            reason = verdicts[seen]
+            if reason is not None:
+                changes.poison.append(Poison(record, reason))
+            continue
         decoded = decode(record, max_bytes)
         if isinstance(decoded, Poison):
             changes.poison.append(decoded)
-        else:
-            events.append(decoded)
-    changes.rows = fold_all(events)
-    for event in events:
+            verdicts[seen] = decoded.reason
+            continue
+        verdicts[seen] = None
+        event = decoded
         data = event.data
+        rows[data.execution_id] = fold(rows.get(data.execution_id), event)
         if isinstance(data, RunRequestData):
             agent_name, user_name = data.agent_name, data.user_name
         else:
@@ -145,6 +214,28 @@ def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
     return changes
 
 
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch is decoded.
+
+    Decoding allocates many small objects and keeps a batch's worth alive; the collector's
+    passes over them free nothing (events hold no reference cycles) yet doubled the cost of
+    decoding. Whatever the batch leaves behind is freed by reference counting, or by the next
+    collection once it runs again.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 def _note_name(names: dict[UUID, Name], key: UUID, name: str | None, event: Event) -> None:
-    seen = Name(name, event.time if name is not None else None)
-    names[key] = names[key].newer(seen) if key in names else seen
+    known = names.get(key)
+    if known is None:
+        names[key] = Name(name, event.time if name is not None else None)
+    elif name is not None:  # an event without a name never replaces one (Name.newer)
+        names[key] = known.newer(Name(name, event.time))

@@ -6,6 +6,7 @@ the row is taken from whichever side wins it, by the same keys as fold.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -125,11 +126,48 @@ class Name:
             return self
         if self.name is None or self.time is None:
             return other
-        return max(self, other, key=lambda n: (n.time, n.name))
+        return other if (other.time, other.name) > (self.time, self.name) else self
+
+
+class StoredNames:
+    """The agents (or users) this process has committed, each with the newest name it wrote.
+
+    Lets a batch skip the upsert of references that could not change anything: the row exists
+    and its name is at least as new. That stays true whoever else writes (the upsert only ever
+    moves a name forward, and nothing deletes agents or users, replay included), except when a
+    commit is lost: relaxed durability (see lock_checkpoints' callers) can lose the last
+    commits in a database crash. Callers therefore remember names only after the commit and
+    forget everything on any failure or rewind.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._known: dict[UUID, Name] = {}
+        self._limit = limit
+
+    def unwritten(self, names: Mapping[UUID, Name]) -> dict[UUID, Name]:
+        """The names that an upsert could still change."""
+        known = self._known
+        return {k: n for k, n in names.items() if k not in known or known[k].newer(n) is n}
+
+    def remember(self, names: Mapping[UUID, Name]) -> None:
+        """Note names just committed."""
+        if len(self._known) + len(names) > self._limit:
+            self._known.clear()
+        known = self._known
+        for key, name in names.items():
+            known[key] = known[key].newer(name) if key in known else name
+
+    def forget(self) -> None:
+        self._known.clear()
 
 
 def _json(value: JsonValue) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits: valid JSON, and jsonb keeps them exactly
+        return json.dumps(value)
 
 
 async def upsert_references(

@@ -1,0 +1,1 @@
+"""Benchmarks and load commands; run them as scripts (see each module's docstring)."""

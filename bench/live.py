@@ -1,0 +1,148 @@
+"""The services as processes of their own (`agent-history projector`), timed draining a topic."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import tempfile
+import time
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+LOGS = Path(tempfile.gettempdir()) / "agent-history-bench"
+
+
+def settings_env(settings: BaseSettings) -> dict[str, str]:
+    """The environment that makes a service read exactly these settings."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if value is not None:
+            env[f"AGENT_HISTORY_{name.upper()}"] = str(value)
+    return env
+
+
+@asynccontextmanager
+async def service(
+    command: list[str], settings: BaseSettings, profile: Path | None = None
+) -> AsyncIterator[Process]:
+    """``agent-history COMMAND`` running with ``settings``; SIGINT and a wait on the way out.
+
+    Its output goes to a file under LOGS. With ``profile``, py-spy (installed by hand, not a
+    project dependency) samples it into that file as raw stacks.
+    """
+    log = LOGS / f"{command[0]}-{os.getpid()}-{time.monotonic_ns()}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "agent_history", *command),
+            env=settings_env(settings),
+            stdout=out,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+    spy = None
+    if profile is not None:
+        spy = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).with_name("py-spy")),
+            *("record", "--pid", str(process.pid), "--rate", "200", "--format", "raw"),
+            *("--output", str(profile), "--nonblocking"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+    try:
+        yield process
+    finally:
+        for child in (spy, process):
+            if child is not None and child.returncode is None:
+                child.send_signal(signal.SIGINT)
+                try:
+                    await asyncio.wait_for(child.wait(), 30)
+                except TimeoutError:
+                    child.kill()
+                    await child.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def busy_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU jiffies of the whole machine so far."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+@dataclass(frozen=True)
+class Drain:
+    seconds: float  # from starting the process until the checkpoints cover the end offsets
+    startup: float  # from starting the process until its first checkpoint
+    projector_cpu: float  # CPU seconds the projector process used
+    machine_busy: float  # share of all cores busy meanwhile (0..1)
+
+
+async def drain(
+    dsn: str,
+    command: list[str],
+    settings: BaseSettings,
+    group: str,
+    topic: str,
+    ends: dict[int, int],
+    profile: Path | None = None,
+    within: float = 600.0,
+    processes: int = 1,
+) -> Drain:
+    """Start the projector (``processes`` of them, one consumer group) and time it until
+    every partition's checkpoint reaches its end. ``profile`` samples the first one."""
+    conn = await asyncpg.connect(dsn)
+    busy0, total0 = busy_jiffies()
+    start = time.perf_counter()
+    first: float | None = None
+    try:
+        async with AsyncExitStack() as stack:
+            started = [
+                await stack.enter_async_context(
+                    service(command, settings, profile if i == 0 else None)
+                )
+                for i in range(processes)
+            ]
+            while True:
+                rows = await conn.fetch(
+                    "SELECT partition, next_offset FROM projector_checkpoints "
+                    "WHERE consumer_group = $1 AND topic = $2",
+                    group,
+                    topic,
+                )
+                now = time.perf_counter()
+                stored = {row["partition"]: row["next_offset"] for row in rows}
+                if first is None and stored:
+                    first = now - start
+                if all(stored.get(p, 0) >= end for p, end in ends.items() if end):
+                    break
+                if any(p.returncode is not None for p in started):
+                    raise RuntimeError(f"a projector exited; see {LOGS}")
+                if now - start > within:
+                    raise TimeoutError(f"not drained within {within}s: at {stored}, want {ends}")
+                await asyncio.sleep(0.05)
+            busy1, total1 = busy_jiffies()
+            return Drain(
+                seconds=now - start,
+                startup=first or 0.0,
+                projector_cpu=sum(cpu_seconds(p.pid) for p in started),
+                machine_busy=(busy1 - busy0) / max(1, total1 - total0),
+            )
+    finally:
+        await conn.close()

@@ -1,0 +1,338 @@
+"""Projector benchmark: live drain, replay, freshness, and the limits they are measured against.
+
+    .venv/bin/python bench/projector.py --events 1000000
+
+Uses the services of AGENT_HISTORY_KAFKA_BOOTSTRAP_SERVERS / AGENT_HISTORY_DATABASE_URL (the
+local ones by default) but only a database and topics of its own, dropped at the end. Prints one
+table and writes it to docs/benchmarks.md under "## Projector".
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# As a script, this folder comes first on sys.path and this file would shadow the projector
+# package: put the repository root there instead.
+if __name__ == "__main__":
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse
+import asyncio
+import importlib
+import inspect
+import shlex
+import socket
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+import httpx
+
+from agent_history.settings import ApiSettings, ProjectorSettings
+from bench import environment, freshness, live, naive, references, report
+from bench.environment import Bench
+from bench.report import Row, per_second
+from bench.workload import generate, publish
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS = ("read", "live", "copy", "replay", "naive", "freshness")
+ORDER = ("live", "vs copy", "vs naive", "replay", "freshness", "scale-out", "copy", "read", "naive")
+_CHECKSUM = """
+SELECT count(*), md5(string_agg(concat_ws('|', id, agent_id, user_id, status, execution_start,
+    execution_end, execution_time_ms, input_data, output_data, error_message, input_rank,
+    input_time, input_event_id, terminal_event_id), ',' ORDER BY id))
+FROM agent_executions
+"""
+
+
+async def measure_live(
+    bench: Bench,
+    settings: ProjectorSettings,
+    events: int,
+    ends: dict[int, int],
+    profile: Path | None,
+    processes: int = 1,
+) -> tuple[Row, float]:
+    """The real projector, processes of its own, from their start until caught up."""
+    drained = await live.drain(
+        bench.dsn(), ["projector", "--log-level", "WARNING"], settings,
+        settings.consumer_group, settings.topic, ends, profile, processes=processes,
+    )  # fmt: skip
+    rate = events / drained.seconds
+    who = (
+        "`agent-history projector`"
+        if processes == 1
+        else f"{processes} x `agent-history projector` in one group"
+    )
+    how = (
+        f"{who} from process start (incl. {drained.startup:.1f} s to the first commit) until the "
+        f"checkpoints reach the end offsets; batch_max_records={settings.batch_max_records}; "
+        f"projector CPU {drained.projector_cpu:.0f} s, both cores {drained.machine_busy:.0%} busy"
+    )
+    what = f"live projection, backlog of {events:,} events"
+    if processes > 1:
+        what = f"scale-out: {processes} projector processes, same backlog"
+    row = Row(
+        what,
+        f"{drained.seconds:.1f} s",
+        per_second(events, drained.seconds),
+        ">= 50,000 events/s" if processes == 1 else "",
+        rate >= 50_000 if processes == 1 else None,
+        how,
+    )
+    return row, rate
+
+
+async def reset_projection(bench: Bench) -> None:
+    """Empty the read model (and checkpoints), as a fresh database would be."""
+    conn = await asyncpg.connect(bench.dsn())
+    try:
+        await conn.execute("TRUNCATE agent_executions, agents, users, projector_checkpoints")
+    finally:
+        await conn.close()
+
+
+async def check_projection(bench: Bench, executions: int, statuses: Counter[str]) -> str:
+    """What the projection holds, against what the workload generated; raises if they differ."""
+    conn = await asyncpg.connect(bench.dsn())
+    try:
+        rows = await conn.fetch("SELECT status, count(*) FROM agent_executions GROUP BY status")
+        seen = Counter({row["status"]: row["count"] for row in rows})
+        checksum = await conn.fetchrow(_CHECKSUM)
+    finally:
+        await conn.close()
+    if seen != statuses or sum(seen.values()) != executions:
+        raise AssertionError(f"projected {dict(seen)}, expected {dict(statuses)}")
+    return str(checksum["md5"])
+
+
+def replay_entry_point() -> Callable[..., Any] | None:
+    """``projector.replay.replay(settings, ...)`` when another engineer's module provides it."""
+    try:
+        module = importlib.import_module("projector.replay")
+    except ModuleNotFoundError:
+        return None
+    entry = getattr(module, "replay", None)
+    return entry if callable(entry) else None
+
+
+async def measure_replay(
+    bench: Bench, settings: ProjectorSettings, events: int, live_checksum: str
+) -> Row:
+    """Replay the backlog topic into a shadow table and swap it in; time it, compare tables."""
+    entry = replay_entry_point()
+    goal = "<= 30 s for 1M events"
+    if entry is None:
+        why = "not measured: projector.replay has no replay(settings, ...) yet (in progress)"
+        return Row("replay of the backlog", "not measured", "", goal, None, why)
+    extra = [lambda done, total: None] if len(inspect.signature(entry).parameters) > 1 else []
+    start = time.perf_counter()
+    result = entry(settings, *extra)
+    if inspect.isawaitable(result):
+        await result
+    seconds = time.perf_counter() - start
+    conn = await asyncpg.connect(bench.dsn())
+    try:
+        same = (await conn.fetchrow(_CHECKSUM))["md5"] == live_checksum
+    finally:
+        await conn.close()
+    scaled = seconds * 1_000_000 / events
+    return Row(
+        f"replay of the backlog ({events:,} events)",
+        f"{seconds:.1f} s",
+        per_second(events, seconds),
+        goal,
+        scaled <= 30,
+        f"projector.replay.replay(settings, progress) in this process, wall time; result "
+        f"{'equals' if same else 'DIFFERS FROM'} the live table (all columns but timestamps)",
+    )
+
+
+async def measure_freshness(
+    bench: Bench, settings: ProjectorSettings, seconds: float, rate: float = 2000.0
+) -> Row:
+    """Steady ``rate`` events/s through the projector; p50/p99 until the API shows the end."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api_settings = ApiSettings(database_url=bench.database_url, port=port)
+    base = f"http://127.0.0.1:{port}"
+    token, dsn = _token(api_settings), None
+    async with (
+        live.service(["projector", "--log-level", "WARNING"], settings),
+        live.service(["api"], api_settings),
+    ):
+        await _wait_ready(base)
+        if token is None:
+            dsn = bench.dsn()
+        every = max(1, round(rate / 3 / 25))  # about 25 followed executions a second
+        result = await freshness.measure(
+            bench.kafka, settings.topic, base, token, dsn, rate, seconds, sample_every=every
+        )
+    return Row(
+        f"freshness at a steady {rate:,.0f} events/s",
+        f"p50 {result.p50_ms:.0f} ms, p99 {result.p99_ms:.0f} ms (max {result.max_ms:.0f})",
+        f"{result.rate:,.0f} published",
+        "p99 <= 50 ms",
+        result.p99_ms <= 50,
+        f"publish of a terminal event (idempotent producer, linger_ms=5) until a GET through "
+        f"the {result.through} shows it; {result.samples} samples over {seconds:.0f} s, "
+        f"polled every 2 ms; projector batch_timeout_ms={settings.batch_timeout_ms}",
+    )
+
+
+def _token(settings: ApiSettings) -> str | None:
+    try:
+        from api.auth import mint_token
+    except ImportError:
+        return None
+    return mint_token(settings, uuid.uuid4(), all_scope=True)
+
+
+async def _wait_ready(base: str) -> None:
+    async with httpx.AsyncClient(base_url=base) as client:
+        for _ in range(600):
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"the API at {base} did not become ready")
+
+
+async def measure_naive(bench: Bench, values: list[bytes], events: int, budget: float) -> Row:
+    """The per-event ORM projector on a sample, in a database of its own."""
+    url = bench.database_url.replace(f"bench_{bench.run}", f"bench_{bench.run}_naive")
+    await environment.create_database(bench, url)
+    try:
+        applied, seconds = await naive.project_naively(url, values[:events], budget)
+    finally:
+        await environment.drop_database(bench, url)
+    return Row(
+        "reference: naive projector (ORM load/modify/commit per event)",
+        f"{applied:,} events in {seconds:.1f} s",
+        per_second(applied, seconds),
+        "",
+        None,
+        "SQLAlchemy ORM session.get of execution, agent and user, fold in Python, commit, "
+        "per event; first events of the same backlog, handed over without Kafka (an upper bound)",
+    )
+
+
+async def run(args: argparse.Namespace) -> None:
+    bench = environment.from_environment()
+    steps = set(args.steps.split(","))
+    overrides = dict(item.split("=", 1) for item in args.set)
+    settings = bench.projector_settings("backlog", **overrides)
+    machine = await environment.describe_machine(bench)
+    rows: dict[str, Row] = {}
+    notes: list[str] = []
+    rates: dict[str, float] = {}
+    await environment.create_database(bench, bench.database_url)
+    try:
+        async with environment.topics(bench, "backlog", "fresh"):
+            start = time.perf_counter()
+            work = generate(args.events, environment.PARTITIONS)
+            made = time.perf_counter()
+            await publish(bench.kafka, settings.topic, work.records)
+            ends = await environment.end_offsets(bench, settings.topic)
+            events = sum(ends.values())
+            sample = [value for _, _, value in work.records[: args.naive_events]]
+            notes.append(
+                f"Workload: {events:,} records for {work.executions:,} executions (Queued, "
+                f"Started, a terminal event; 5 % with a racing second terminal; 5 % of events "
+                f"delivered twice), ~{sum(len(v) for *_, v in work.records) // events} bytes "
+                f"each, keyed by execution id over {environment.PARTITIONS} partitions; "
+                f"generated in {made - start:.0f} s, published in "
+                f"{time.perf_counter() - made:.0f} s."
+            )
+            work.records = []
+            if "read" in steps:
+                count, seconds = await references.read_topic(bench.kafka, settings.topic, ends)
+                rates["read"] = count / seconds
+                rows["read"] = Row(
+                    "reference: raw aiokafka consumption (read limit)",
+                    f"{seconds:.1f} s",
+                    per_second(count, seconds),
+                    how="AIOKafkaConsumer.getmany from the beginning, records discarded",
+                )
+            if "live" in steps:
+                rows["live"], rates["live"] = await measure_live(
+                    bench, settings, events, ends, args.profile
+                )
+                checksum = await check_projection(bench, work.executions, work.statuses)
+                if "copy" in steps:
+                    count, seconds = await references.copy_rows(bench.dsn())
+                    rates["copy"] = events / seconds
+                    rows["copy"] = Row(
+                        "reference: COPY of the final rows (write limit)",
+                        f"{count:,} rows in {seconds:.1f} s",
+                        per_second(events, seconds),
+                        how=f"{count / seconds:,.0f} rows/s; asyncpg copy_records_to_table "
+                        "into an empty twin table with the same indexes and foreign keys, "
+                        "one commit; events/s = backlog events / COPY time",
+                    )
+                if "replay" in steps:
+                    rows["replay"] = await measure_replay(bench, settings, events, checksum)
+                if args.scale_out > 1:
+                    await reset_projection(bench)
+                    rows["scale-out"], _ = await measure_live(
+                        bench, settings, events, ends, None, processes=args.scale_out
+                    )
+                    await check_projection(bench, work.executions, work.statuses)
+            if "naive" in steps:
+                rows["naive"] = await measure_naive(
+                    bench, sample, args.naive_events, args.naive_seconds
+                )
+                rates["naive"] = float(rows["naive"].rate.replace(",", "") or 0)
+            if "freshness" in steps:
+                fresh = bench.projector_settings("fresh", **overrides)
+                rows["freshness"] = await measure_freshness(
+                    bench, fresh, args.freshness_seconds, args.freshness_rate
+                )
+    finally:
+        await environment.drop_database(bench, bench.database_url)
+    rows.update(_ratios(rates))
+    table = [rows[k] for k in ORDER if k in rows]
+    command = "python bench/projector.py " + shlex.join(sys.argv[1:])
+    report.show(table, "Projector", f"{command}\n{machine}")
+    if args.write:
+        section = report.markdown(table, command, machine, notes)
+        report.write_section(ROOT / "docs" / "benchmarks.md", section)
+
+
+def _ratios(rates: dict[str, float]) -> dict[str, Row]:
+    rows = {}
+    if "live" in rates and "copy" in rates:
+        ratio = rates["live"] / rates["copy"]
+        rows["vs copy"] = Row("live vs COPY limit", f"{ratio:.2f} x", "", ">= 0.5 x", ratio >= 0.5)
+    if "live" in rates and rates.get("naive"):
+        ratio = rates["live"] / rates["naive"]
+        rows["vs naive"] = Row("live vs naive", f"{ratio:.0f} x", "", ">= 30 x", ratio >= 30)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--steps", default=",".join(STEPS), help=f"any of {', '.join(STEPS)}")
+    parser.add_argument("--naive-events", type=int, default=20_000)
+    parser.add_argument("--naive-seconds", type=float, default=40.0, help="time budget")
+    parser.add_argument("--freshness-seconds", type=float, default=20.0)
+    parser.add_argument("--freshness-rate", type=float, default=2000.0, help="events/s")
+    parser.add_argument("--profile", type=Path, help="py-spy raw stacks of the live projector")
+    parser.add_argument(
+        "--scale-out", type=int, default=2, help="also drain with this many projector processes"
+    )
+    parser.add_argument("--set", action="append", default=[], help="projector setting=value")
+    parser.add_argument("--no-write", dest="write", action="store_false", help="print only")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""The shortcuts that make a batch cheap must not change what it means: a redelivered record
+is folded once but dead-lettered every time, and a name is skipped only when the stored one is
+at least as new."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+from test_batch import FakeRecord, raw, record, wire
+
+from projector.batch import changes_of
+from projector.store import Name, StoredNames
+
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+
+
+def test_a_duplicate_record_changes_nothing_but_is_dead_lettered_again_if_poison() -> None:
+    started, ended = wire("ExecutionStarted", agent_name="A"), wire("ExecutionCompleted")
+    ended["data"]["execution_id"] = ended["subject"] = started["subject"]
+    poison = FakeRecord(b"{not json", offset=7)
+    records = [record(started), record(ended), poison, record(started), poison]
+
+    once = changes_of([record(started), record(ended)], 1 << 20)
+    twice = changes_of(records, 1 << 20)
+
+    assert (twice.rows, twice.agents, twice.users) == (once.rows, once.agents, once.users)
+    assert [p.record for p in twice.poison] == [poison, poison]
+
+
+def test_the_same_bytes_under_another_key_are_judged_on_their_own() -> None:
+    value = wire("ExecutionStarted")
+    good = record(value)
+    wrong_key = FakeRecord(raw(value), key=str(uuid4()).encode())
+
+    changes = changes_of([good, wrong_key], 1 << 20)
+
+    assert [p.record for p in changes.poison] == [wrong_key]
+    assert len(changes.rows) == 1
+
+
+def test_stored_names_skip_only_what_could_not_change_the_row() -> None:
+    agent, other = uuid4(), uuid4()
+    stored = StoredNames()
+    stored.remember({agent: Name("Scout", T0)})
+
+    older = Name("Old", T0 - timedelta(seconds=1))
+    newer = Name("New", T0 + timedelta(seconds=1))
+    same_time_greater = Name("Zed", T0)
+    unnamed = Name(None, None)
+    batch = {agent: unnamed, other: unnamed}
+
+    assert stored.unwritten(batch) == {other: unnamed}, "an unknown id is always written"
+    assert stored.unwritten({agent: older}) == {}
+    assert stored.unwritten({agent: Name("Scout", T0)}) == {}
+    assert stored.unwritten({agent: newer}) == {agent: newer}
+    assert stored.unwritten({agent: same_time_greater}) == {agent: same_time_greater}
+
+    stored.forget()
+    assert stored.unwritten({agent: older}) == {agent: older}
+
+
+def test_stored_names_only_move_forward_and_stay_bounded() -> None:
+    agent = uuid4()
+    stored = StoredNames(limit=2)
+    stored.remember({agent: Name("New", T0)})
+    stored.remember({agent: Name("Old", T0 - timedelta(days=1))})
+
+    assert stored.unwritten({agent: Name("Mid", T0 - timedelta(hours=1))}) == {}
+
+    stored.remember({uuid4(): Name(None, None), uuid4(): Name(None, None)})
+    assert stored.unwritten({agent: Name("Mid", T0 - timedelta(hours=1))}) != {}, (
+        "over the limit, everything is forgotten rather than growing without end"
+    )

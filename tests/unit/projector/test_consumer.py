@@ -1,0 +1,217 @@
+"""The projector's batch pipeline: transactions in order, each overlapping the next decode,
+and every failure or gap rewinding the consumer, including the batch fetched meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from aiokafka import TopicPartition
+
+from agent_history.settings import ProjectorSettings
+from projector import consumer as consumer_module
+from projector import store
+from projector.consumer import Projector
+
+TOPIC = "t"
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    partition: int
+    offset: int
+    value: bytes
+    key: bytes | None = None
+    topic: str = TOPIC
+    headers: Sequence[tuple[str, bytes]] = ()
+
+
+def started(partition: int, offset: int) -> FakeRecord:
+    execution = str(uuid4())
+    event = {
+        "specversion": "1.0",
+        "id": str(uuid4()),
+        "source": "tests",
+        "type": "ExecutionStarted",
+        "subject": execution,
+        "time": "2025-06-01T08:00:00Z",
+        "data": {
+            "execution_id": execution,
+            "agent_id": str(uuid4()),
+            "user_id": str(uuid4()),
+            "input_data": {},
+        },
+    }
+    return FakeRecord(partition, offset, json.dumps(event).encode())
+
+
+def batch(**offsets: range) -> list[FakeRecord]:
+    """Records by partition: batch(p0=range(0, 3), p1=range(5, 7))."""
+    return [started(int(p[1:]), o) for p, span in offsets.items() for o in span]
+
+
+@dataclass
+class FakeDatabase:
+    """Checkpoints and what each committed transaction wrote; can hold or fail a write."""
+
+    checkpoints: dict[int, int] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    committed: list[set[int]] = field(default_factory=list)  # partitions of each commit
+    hold: asyncio.Event | None = None
+    fail_next: bool = False
+
+
+class FakeEngine:
+    def __init__(self, db: FakeDatabase) -> None:
+        self.db = db
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[FakeConnection]:
+        conn = FakeConnection()
+        self.db.log.append("begin")
+        yield conn
+        self.db.checkpoints.update(conn.saved)
+        self.db.committed.append(set(conn.saved))
+        self.db.log.append("commit")
+
+
+class FakeConnection:
+    def __init__(self) -> None:
+        self.saved: dict[int, int] = {}
+
+    async def execute(self, *args: Any) -> None:
+        return None
+
+
+class FakeConsumer:
+    def __init__(self, partitions: Sequence[int]) -> None:
+        self.assigned = {TopicPartition(TOPIC, p) for p in partitions}
+        self.seeks: list[tuple[int, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp.partition, offset))
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        return None
+
+
+class NoDeadLetters:
+    async def send(self, poison: list[Any]) -> Counter[int]:
+        raise AssertionError("nothing here is poison")
+
+
+@pytest.fixture
+def db(monkeypatch: pytest.MonkeyPatch) -> FakeDatabase:
+    db = FakeDatabase()
+
+    async def lock_checkpoints(conn: Any, group: str, topic: str, parts: Any) -> dict[int, int]:
+        return {p: db.checkpoints[p] for p in parts if p in db.checkpoints}
+
+    async def upsert_references(conn: Any, agents: Any, users: Any) -> None:
+        return None
+
+    async def upsert_executions(conn: Any, rows: Any) -> None:
+        db.log.append(f"write {len(list(rows))}")
+        if db.hold is not None:
+            await db.hold.wait()
+        if db.fail_next:
+            db.fail_next = False
+            raise ConnectionError("database went away")
+
+    async def save_checkpoints(
+        conn: FakeConnection, group: str, topic: str, offsets: Mapping[int, int], dead: Any
+    ) -> None:
+        conn.saved.update(offsets)
+
+    for name, fake in [
+        ("lock_checkpoints", lock_checkpoints),
+        ("upsert_references", upsert_references),
+        ("upsert_executions", upsert_executions),
+        ("save_checkpoints", save_checkpoints),
+    ]:
+        monkeypatch.setattr(store, name, fake)
+    monkeypatch.setattr(consumer_module, "retry_delay", lambda attempt, cap: 0.0)
+    return db
+
+
+def projector(db: FakeDatabase) -> Projector:
+    settings = ProjectorSettings(topic=TOPIC, consumer_group="g")
+    return Projector(settings, FakeEngine(db), NoDeadLetters())  # type: ignore[arg-type]
+
+
+async def test_a_batch_is_written_while_the_next_is_decoded_and_commits_first(
+    db: FakeDatabase,
+) -> None:
+    p, kafka = projector(db), FakeConsumer([0, 1])
+    db.hold = asyncio.Event()
+
+    await p.handle(batch(p0=range(0, 3)), kafka)
+    assert db.log == ["begin", "write 3"], "handle returns once the write is under way"
+    second = asyncio.create_task(p.handle(batch(p0=range(3, 5), p1=range(0, 2)), kafka))
+    await asyncio.sleep(0.01)
+    assert db.log == ["begin", "write 3"], "the next transaction waits for the one in flight"
+
+    db.hold.set()
+    await second
+    await p.settle()
+
+    assert db.log == ["begin", "write 3", "commit", "begin", "write 4", "commit"]
+    assert db.checkpoints == {0: 5, 1: 2}
+    assert kafka.seeks == []
+
+
+async def test_a_failed_batch_rewinds_itself_and_the_batch_fetched_meanwhile(
+    db: FakeDatabase,
+) -> None:
+    p, kafka = projector(db), FakeConsumer([0, 1])
+    db.fail_next = True
+
+    await p.handle(batch(p0=range(10, 13)), kafka)
+    await p.handle(batch(p0=range(13, 15), p1=range(4, 6)), kafka)
+    await p.settle()
+
+    assert db.committed == [], "neither batch is applied"
+    assert (0, 10) in kafka.seeks, "the failed batch is fetched again"
+    assert kafka.seeks[-2:] == [(0, 10), (1, 4)], "and so is the next one, from its start"
+    assert "begin" in db.log
+
+
+async def test_a_partition_rewound_for_a_gap_is_dropped_from_the_next_batch_too(
+    db: FakeDatabase,
+) -> None:
+    p, kafka = projector(db), FakeConsumer([0, 1])
+    db.checkpoints = {0: 3, 1: 0}
+
+    # Partition 0 starts past its checkpoint (3): rewind it; partition 1 is applied.
+    await p.handle(batch(p0=range(7, 9), p1=range(0, 2)), kafka)
+    # Fetched before that rewind took effect: partition 0's records must not count.
+    await p.handle(batch(p0=range(9, 11), p1=range(2, 4)), kafka)
+    await p.settle()
+
+    assert db.checkpoints == {0: 3, 1: 4}
+    assert db.committed == [{1}, {1}]
+    assert kafka.seeks == [(0, 3), (0, 3)]
+
+
+async def test_settle_waits_for_the_batch_in_flight(db: FakeDatabase) -> None:
+    p, kafka = projector(db), FakeConsumer([0])
+    db.hold = asyncio.Event()
+    await p.handle(batch(p0=range(0, 2)), kafka)
+
+    settling = asyncio.create_task(p.settle())
+    await asyncio.sleep(0.01)
+    assert not settling.done()
+    db.hold.set()
+    await settling
+
+    assert db.checkpoints == {0: 2}
