@@ -11,7 +11,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from support import assert_counts_match_rows, caught_up
 
 from agent_history.db import make_engine
-from agent_history.events import Event, encode_event, event_from_dict, record_key
+from agent_history.events import Event, EventType, encode_event, event_from_dict, record_key
 from agent_history.migrate import alembic_config
 from agent_history.settings import ApiSettings, ProjectorSettings
 from agent_history.tables import agent_executions
@@ -37,13 +37,7 @@ from projector.retention import prune
 pytestmark = pytest.mark.integration
 
 COLUMNS = [c.name for c in agent_executions.columns if c.name not in ("created_at", "updated_at")]
-KINDS = [
-    "ExecutionQueued",
-    "ExecutionStarted",
-    "ExecutionCompleted",
-    "ExecutionFailed",
-    "ExecutionCancelled",
-]
+KINDS: list[str] = list(get_args(EventType))
 
 
 @pytest.fixture

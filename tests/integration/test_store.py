@@ -5,14 +5,14 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from support import assert_counts_match_rows
 
-from agent_history.events import Event, event_from_dict
+from agent_history.events import Event, EventType, event_from_dict
 from agent_history.tables import agent_executions, agents
 from projector import store
 from projector.batch import changes_of
@@ -21,13 +21,7 @@ from projector.fold import Execution, fold_all
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-KINDS = [
-    "ExecutionQueued",
-    "ExecutionStarted",
-    "ExecutionCompleted",
-    "ExecutionFailed",
-    "ExecutionCancelled",
-]
+KINDS: list[str] = list(get_args(EventType))
 
 
 class _Record:
