@@ -1,0 +1,169 @@
+"""The API benchmark's table, printed with rich and written with its notes as Markdown."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Literal
+
+import asyncpg
+from rich.console import Console
+from rich.table import Table
+
+from bench.api_data import Dataset
+from bench.api_load import Result, Statements
+from bench.api_profile import Profile
+
+GOAL_P99_MS = 10.0
+GOAL_RATE = 5_000.0
+HEADERS = (
+    "request", "conns", "API p50 ms", "API p99 ms", "API req/s", "API CPU ms/req",
+    "DB p50 ms", "DB p99 ms", "DB req/s", "requests API / DB", "goal met",
+)  # fmt: skip
+Kind = Literal["first", "offset", "cursor", "filtered", "stats"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    kind: Kind
+    name: str
+    target: str  # path and query of the GET
+    goal: bool = False  # the latency and throughput goal applies (at the top concurrency)
+
+
+@dataclass(frozen=True)
+class Cell:
+    result: Result
+    api_cpu: float  # CPU seconds the API process used meanwhile
+    busy: float  # share of all cores busy meanwhile
+
+
+@dataclass(frozen=True)
+class Line:
+    scenario: Scenario
+    connections: int
+    api: Cell
+    db: Cell
+
+    @property
+    def judged(self) -> bool:
+        return self.scenario.goal and self.connections > 1
+
+    @property
+    def met(self) -> bool:
+        r = self.api.result
+        return r.p99_ms <= GOAL_P99_MS and r.rate >= GOAL_RATE and not r.errors
+
+    @property
+    def missed(self) -> bool:
+        return self.judged and not self.met
+
+    @property
+    def cpu_per_request(self) -> float:
+        """Milliseconds of API process CPU per answered request."""
+        return 1000 * self.api.api_cpu / max(1, self.api.result.requests)
+
+    def cells(self) -> tuple[str, ...]:
+        a, d = self.api.result, self.db.result
+        met = ("yes" if self.met else "no") if self.judged else ""
+        errors = f" ({a.errors} / {d.errors} errors)" if a.errors or d.errors else ""
+        return (
+            self.scenario.name, str(self.connections),
+            _ms(a, a.p50_ms), _ms(a, a.p99_ms), rate(a.rate), f"{self.cpu_per_request:.2f}",
+            _ms(d, d.p50_ms), _ms(d, d.p99_ms), rate(d.rate),
+            f"{a.requests:,} / {d.requests:,}{errors}", met,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Report:
+    command: str
+    machine: str
+    dataset: Dataset
+    lines: list[Line]
+    reads: dict[str, list[tuple[int, int, float]]]  # per statement: rows, buffers, ms
+    works: dict[str, Statements]
+    drift: dict[str, tuple[float, float]]  # slow statement: ms of executions 1-5, 6-8
+    profiles: list[Profile]
+    profiler: str  # why there is no profile, when there is none
+    seconds: float  # the run, without generating data
+    cell_seconds: tuple[int, int]  # how long a measurement runs: usually, at most
+    code: str  # hash of the API code measured
+    when: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+
+    def line(self, kind: Kind, connections: int) -> Line:
+        return next(
+            x for x in self.lines if x.scenario.kind == kind and x.connections == connections
+        )
+
+
+def _ms(result: Result, value: float) -> str:
+    """A latency of ``result``; a dash when no request finished within the measurement."""
+    return ms(value) if result.requests else "-"
+
+
+def rate(value: float) -> str:
+    return f"{value:,.1f}" if value < 10 else f"{value:,.0f}"
+
+
+def ms(value: float) -> str:
+    if value < 10:
+        return f"{value:.2f}"
+    return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+
+
+def _processor() -> str:
+    lines = Path("/proc/cpuinfo").read_text().splitlines()
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.machine()
+
+
+def _load_generator(generator: str) -> str:
+    if generator == "wrk" and (wrk := shutil.which("wrk")):
+        out = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False).stdout
+        return f"{' '.join(out.split()[:2])}, one thread (own process)"
+    return "an asyncio HTTP/1.1 client on uvloop (own process)"
+
+
+async def describe_machine(dsn: str, generator: str, background: float) -> str:
+    """Cores, RAM, Python, PostgreSQL (with the settings that matter here), the stack."""
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    conn = await asyncpg.connect(dsn)
+    try:
+        pg = await conn.fetchval("SHOW server_version")
+        knobs = []
+        for knob in ("shared_buffers", "work_mem", "max_parallel_workers_per_gather", "jit"):
+            knobs.append(f"{knob}={await conn.fetchval(f'SHOW {knob}')}")
+    finally:
+        await conn.close()
+    stack = ", ".join(
+        f"{p} {version(p)}"
+        for p in ("uvicorn", "uvloop", "httptools", "fastapi", "pydantic", "sqlalchemy", "asyncpg")
+    )
+    return (
+        f"{os.cpu_count()} cores ({_processor()}), {ram:.0f} GiB RAM, Linux {platform.release()}; "
+        f"Python {platform.python_version()}; PostgreSQL {pg} ({', '.join(knobs)}); "
+        f"the API as one uvicorn process ({stack}); HTTP load: {_load_generator(generator)}; "
+        "database load: asyncpg from its own process. All on the same machine, over loopback; "
+        f"the PostgreSQL server is shared with other work (both cores {background:.0%} busy "
+        "just before measuring)."
+    )
+
+
+def show(report: Report) -> None:
+    table = Table(
+        title=f"History API, {report.dataset.shape.executions:,} executions", show_lines=True
+    )
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header == "request" else "right")
+    for line in report.lines:
+        table.add_row(*line.cells())
+    console = Console()
+    console.width = max(console.width, 170)
+    console.print(table)
