@@ -102,7 +102,7 @@ async def drain(
     topic: str,
     ends: dict[int, int],
     profile: Path | None = None,
-    within: float = 600.0,
+    within: float = 300.0,
     processes: int = 1,
 ) -> Drain:
     """Start the projector (``processes`` of them, one consumer group) and time it until

@@ -70,7 +70,8 @@ async def measure_live(
     )
     how = (
         f"{who} from process start (incl. {drained.startup:.1f} s to the first commit) until the "
-        f"checkpoints reach the end offsets; batch_max_records={settings.batch_max_records}; "
+        f"checkpoints reach the end offsets; batch_max_records={settings.batch_max_records}, "
+        f"synchronous_commit={'on' if settings.synchronous_commit else 'off'}; "
         f"projector CPU {drained.projector_cpu:.0f} s, both cores {drained.machine_busy:.0%} busy"
     )
     what = f"live projection, backlog of {events:,} events"
@@ -281,8 +282,14 @@ async def run(args: argparse.Namespace) -> None:
                     rows["replay"] = await measure_replay(bench, settings, events, checksum)
                 if args.scale_out > 1:
                     await reset_projection(bench)
+                    group = f"{settings.consumer_group}-scale-out"  # no Kafka offsets yet
                     rows["scale-out"], _ = await measure_live(
-                        bench, settings, events, ends, None, processes=args.scale_out
+                        bench,
+                        settings.model_copy(update={"consumer_group": group}),
+                        events,
+                        ends,
+                        None,
+                        processes=args.scale_out,
                     )
                     await check_projection(bench, work.executions, work.statuses)
             if "naive" in steps:
@@ -299,7 +306,7 @@ async def run(args: argparse.Namespace) -> None:
         await environment.drop_database(bench, bench.database_url)
     rows.update(_ratios(rates))
     table = [rows[k] for k in ORDER if k in rows]
-    command = "python bench/projector.py " + shlex.join(sys.argv[1:])
+    command = ".venv/bin/python bench/projector.py " + shlex.join(sys.argv[1:])
     report.show(table, "Projector", f"{command}\n{machine}")
     if args.write:
         section = report.markdown(table, command, machine, notes)

@@ -73,10 +73,12 @@ _SUSPECT_EXPONENTS = (b"0e000", b"0e+000")
 
 
 def _suspect(value: bytes) -> bool:
-    if any(t in value for t in _SUSPECT_TEXT):
+    nul, nan, infinity = _SUSPECT_TEXT
+    if nul in value or nan in value or infinity in value:
         return True
     shapes = value.translate(_EXPONENT_SHAPES)
-    return any(e in shapes for e in _SUSPECT_EXPONENTS)
+    short, signed = _SUSPECT_EXPONENTS
+    return short in shapes or signed in shapes
 
 
 def _unstorable(event: Event, value: bytes) -> str | None:
@@ -185,23 +187,25 @@ def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
 def _changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
     changes = Changes()
     rows = changes.rows
-    # (key, value) -> why it is poison, or None once folded. A record identical to one already
-    # decoded (a redelivered duplicate) decodes to the same result, and folding or naming the
-    # same event twice changes nothing, so only its poison verdict is repeated.
-    verdicts: dict[tuple[bytes | None, bytes | None], str | None] = {}
+    # A record identical to one already decoded (a redelivered duplicate) decodes to the same
+    # result, and folding or naming the same event twice changes nothing: only its poison
+    # verdict is repeated. Value -> key of the first record with it, and why it is poison.
+    keys: dict[bytes, bytes | None] = {}
+    reasons: dict[bytes, str] = {}
     for record in records:
-        seen = (record.key, record.value)
-        if seen in verdicts:
-            reason = verdicts[seen]
-            if reason is not None:
-                changes.poison.append(Poison(record, reason))
+        value = record.value
+        if value is not None and value in keys and keys[value] == record.key:
+            if value in reasons:
+                changes.poison.append(Poison(record, reasons[value]))
             continue
         decoded = decode(record, max_bytes)
+        if value is not None:
+            keys.setdefault(value, record.key)
         if isinstance(decoded, Poison):
             changes.poison.append(decoded)
-            verdicts[seen] = decoded.reason
+            if value is not None and keys[value] == record.key:
+                reasons.setdefault(value, decoded.reason)
             continue
-        verdicts[seen] = None
         event = decoded
         data = event.data
         rows[data.execution_id] = fold(rows.get(data.execution_id), event)
@@ -237,5 +241,7 @@ def _note_name(names: dict[UUID, Name], key: UUID, name: str | None, event: Even
     known = names.get(key)
     if known is None:
         names[key] = Name(name, event.time if name is not None else None)
-    elif name is not None:  # an event without a name never replaces one (Name.newer)
-        names[key] = known.newer(Name(name, event.time))
+    elif name is not None and (  # Name.newer, without building a Name for every event
+        known.name is None or known.time is None or (event.time, name) > (known.time, known.name)
+    ):
+        names[key] = Name(name, event.time)

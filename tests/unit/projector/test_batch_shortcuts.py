@@ -4,12 +4,15 @@ at least as new."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+from hypothesis import given
+from hypothesis import strategies as st
 from test_batch import FakeRecord, raw, record, wire
 
-from projector.batch import changes_of
+from projector.batch import _suspect, changes_of
 from projector.store import Name, StoredNames
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -72,3 +75,11 @@ def test_stored_names_only_move_forward_and_stay_bounded() -> None:
     assert stored.unwritten({agent: Name("Mid", T0 - timedelta(hours=1))}) != {}, (
         "over the limit, everything is forgotten rather than growing without end"
     )
+
+
+_SCAN = re.compile(rb"\\u0000|NaN|Infinity|[0-9][eE][+]?[0-9]{3}")
+
+
+@given(st.binary(max_size=40) | st.text("0123456789eE+-x\\u0NaInfity", max_size=40).map(str.encode))
+def test_the_byte_scan_flags_exactly_what_its_regular_expression_matches(value: bytes) -> None:
+    assert _suspect(value) == (_SCAN.search(value) is not None)
