@@ -64,6 +64,8 @@ async def _project(
             await stop.wait()
         finally:
             await broker.stop()
+            # The batch in flight commits rather than being redone from the checkpoint.
+            await projector.settle()
             log.info("projector stopped; %d records dead-lettered", projector.dead_lettered)
     finally:
         await dead_letters.stop()
