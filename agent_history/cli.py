@@ -173,12 +173,14 @@ def prune(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes sharing the port.")] = None,
 ) -> None:
     """Serve the read-only history API."""
     from agent_history.settings import ApiSettings
     from api.app import serve
 
-    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    given = {"host": host, "port": port, "workers": workers}
+    overrides = {k: v for k, v in given.items() if v is not None}
     serve(ApiSettings().model_copy(update=overrides))
 
 

@@ -8,8 +8,27 @@ from agent_history.settings import DatabaseSettings
 
 
 def make_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """The engine of the projector and the operator commands: each checkout pings the server
+    first, so a connection that died while pooled is replaced before it is used."""
     return create_async_engine(
         settings.database_url,
         pool_size=settings.database_pool_size,
         pool_pre_ping=True,
+    )
+
+
+def make_reader_engine(settings: DatabaseSettings) -> AsyncEngine:
+    """The API's engine: every session is read only, every statement runs on its own in
+    autocommit mode (no BEGIN or COMMIT round trips), and no ping precedes a checkout: a reader
+    retries a statement whose pooled connection had died (api.queries.fetch).
+
+    No overflow beyond the pool: under a burst, requests wait for a pooled connection rather
+    than each opening (and then closing) one of its own, which costs more than the query.
+    """
+    return create_async_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=0,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"server_settings": {"default_transaction_read_only": "on"}},
     )

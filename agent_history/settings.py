@@ -6,6 +6,9 @@ at import time.
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -19,8 +22,25 @@ LOCAL_DATABASE_URL = (
 )
 
 
+ENV_PREFIX = "AGENT_HISTORY_"
+
+
 class _Base(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="AGENT_HISTORY_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+
+def environment_of(settings: BaseSettings, base: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """An environment in which another process reads exactly ``settings``: ``base`` without
+    its own AGENT_HISTORY_* variables, plus one variable for each setting that has a value."""
+    env = {name: value for name, value in base.items() if not name.startswith(ENV_PREFIX)}
+    for name, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, list | dict):
+            value = json.dumps(value)
+        if value is not None:
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    return env
 
 
 class KafkaSettings(_Base):
@@ -67,6 +87,11 @@ DEVELOPMENT_JWT_SECRET = "agent-history-development-secret-never-use-in-producti
 class ApiSettings(DatabaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="API processes sharing the port; each has a pool of database_pool_size.",
+    )
     jwt_secret: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_JWT_SECRET),
         description="HS256 key for bearer tokens (at least 32 bytes); unused when "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,8 +12,8 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from agent_history.db import make_engine
-from agent_history.settings import ApiSettings
+from agent_history.db import make_reader_engine
+from agent_history.settings import ApiSettings, environment_of
 from api.auth import ALL_SCOPE, TokenVerifier
 from api.cursor import CursorCodec, cursor_key
 from api.health import health
@@ -55,7 +56,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 "AGENT_HISTORY_JWT_SECRET (or AGENT_HISTORY_JWT_PUBLIC_KEY and "
                 "AGENT_HISTORY_CURSOR_SECRET) outside local development. !!!"
             )
-        app.state.engine = make_engine(settings)
+        app.state.engine = make_reader_engine(settings)
         try:
             yield
         finally:
@@ -88,8 +89,24 @@ def create_app(settings: ApiSettings) -> FastAPI:
     return app
 
 
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker process, from the settings ``serve`` put in its
+    environment."""
+    return create_app(ApiSettings())
+
+
 def serve(settings: ApiSettings) -> None:
-    """Run the API with uvicorn on ``settings.host``:``settings.port`` until interrupted."""
-    # No access log: a line per request costs the API's one core more than it tells; log
-    # requests at the proxy in front of it.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False)
+    """Run the API with uvicorn on ``settings.host``:``settings.port`` until interrupted, in
+    ``settings.workers`` processes."""
+    # The workers are processes of their own: they read these settings from the environment.
+    os.environ.update(environment_of(settings, base={}))
+    uvicorn.run(
+        f"{__name__}:{app_from_environment.__name__}",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        # No access log: a line per request costs more than it tells; log requests at the
+        # proxy in front of the API.
+        access_log=False,
+    )

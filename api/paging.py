@@ -6,11 +6,10 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import queries
+from api import queries, render
 from api.cursor import CursorCodec, Position, fingerprint
 from api.parameters import ListParameters
 from api.problems import INVALID_CURSOR, ProblemError
-from api.schemas import ExecutionPage, ExecutionSummary
 
 
 def list_filter(params: ListParameters, **ids: UUID | None) -> queries.ExecutionFilter:
@@ -42,7 +41,7 @@ async def list_page(
     cursors: CursorCodec,
     where: queries.ExecutionFilter,
     params: ListParameters,
-) -> ExecutionPage:
+) -> render.JSONBody:
     query = _fingerprint(where, params)
     after = None
     if params.cursor is not None:
@@ -66,8 +65,8 @@ async def list_page(
     if page.more:
         last = page.rows[-1]
         next_cursor = cursors.encode(Position(last["execution_start"], last["id"]), query)
-    return ExecutionPage(
-        executions=[ExecutionSummary.from_row(row) for row in page.rows],
+    return render.page(
+        page.rows,
         total=page.total,
         limit=params.limit,
         offset=params.offset,

@@ -128,7 +128,10 @@ ListParams = Annotated[ListParameters, Depends(_list_parameters)]
 async def reject_unknown_query(request: Request) -> None:
     """Refuse query parameters the operation does not define: a misspelt filter would
     otherwise be ignored, and the caller would get more than they asked for."""
-    known = _query_names(request.scope["route"])
+    route: APIRoute = request.scope["route"]
+    known = _QUERY_NAMES.get(route.unique_id)
+    if known is None:
+        known = _QUERY_NAMES[route.unique_id] = _query_names(route)
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = ", ".join(sorted(known)) or "none"
@@ -136,6 +139,10 @@ async def reject_unknown_query(request: Request) -> None:
         raise RequestValidationError(
             [{"loc": ("query", name), "msg": reason, "type": "extra_forbidden"} for name in unknown]
         )
+
+
+# Per operation (its name, path and method), worked out on its first request.
+_QUERY_NAMES: dict[str, frozenset[str]] = {}
 
 
 def _query_names(route: APIRoute) -> frozenset[str]:

@@ -1,40 +1,50 @@
 """The read side's service layer: the queries behind the history API. It never writes.
 
-``list_executions`` runs two statements, the page and the count, rather than one with
-``count(*) OVER ()``. The window function makes PostgreSQL produce and join every matching
-row of the agent before LIMIT can apply, so a page near the top of a deep history costs as much
-as reading it all. Split, the page walks the (agent_id, execution_start DESC, id DESC) index
-and stops after offset + limit + 1 rows. The count is a lookup in the status counts that
-triggers keep per agent and per user (migration 0003) when the filter is one agent or one
-user plus statuses; with a time range it counts the rows (exact, and as costly as the range
-is wide). Both statements run in one REPEATABLE READ READ ONLY transaction, so the total and
-the page come from the same snapshot, and the count is skipped when the page itself shows
-where the matching rows end. A page that continues from a cursor starts with the row-value
-comparison ``(execution_start, id) < (:start, :id)`` (``>`` ascending), which the same index
-answers by seeking, so a page deep in the history costs what the first one does; such a page
-carries no count.
+Every request is ONE statement on a connection in autocommit mode: no BEGIN, no COMMIT, one
+round trip, and a statement is its own snapshot. A page that needs its total carries it in the
+same statement as a scalar subquery (evaluated once, before the first row), so page and total
+agree. The total is a lookup in the status counts that triggers keep per agent and per user
+(migration 0003) when the filter is one agent or one user plus statuses; with a time range it
+counts the rows (exact, and as costly as the range is wide). Not ``count(*) OVER ()``: the
+window function makes PostgreSQL produce every matching row before LIMIT can apply, so a page
+near the top of a deep history would cost as much as reading it all; here the page walks the
+(agent_id, execution_start DESC, id DESC) index and stops after offset + limit + 1 rows.
+
+A page that continues from a cursor starts with the row-value comparison ``(execution_start,
+id) < (:start, :id)`` (``>`` ascending), which the same index answers by seeking, so a page
+deep in the history costs what the first one does; such a page carries no total.
+
+Payloads (input_data, output_data) come back as PostgreSQL's own JSON text, never parsed: the
+API passes them through to the response as they are (api/render.py).
+
+A pooled connection that died (say, the server restarted) fails its statement; the statement
+then runs once more on a fresh connection, instead of pinging the server before every one.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Collection, Sequence
-from contextlib import asynccontextmanager
+import functools
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypeAlias
 from uuid import UUID
 
 from sqlalchemy import (
-    Column,
+    BigInteger,
     ColumnElement,
+    Executable,
     RowMapping,
     Select,
+    Text,
+    bindparam,
     func,
     literal,
     select,
     tuple_,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.tables import (
     agent_executions,
@@ -71,6 +81,20 @@ PAYLOADS: tuple[Payload, ...] = ("input_data", "output_data")
 _WITH_NAMES = _e.join(agents, agents.c.id == _e.c.agent_id).join(users, users.c.id == _e.c.user_id)
 
 
+# Each condition a filter can have, on bound parameters of its own name. Statements are built
+# from these once per shape (which conditions, order, payloads, cursor or not) and cached, so a
+# request only binds its values: building and hashing a new statement each time would cost
+# more than PostgreSQL takes to run it.
+_CONDITIONS: dict[str, ColumnElement[bool]] = {
+    "agent_id": _e.c.agent_id == bindparam("agent_id"),
+    "user_id": _e.c.user_id == bindparam("user_id"),
+    "owner_id": _e.c.user_id == bindparam("owner_id"),
+    "statuses": _e.c.status.in_(bindparam("statuses", expanding=True)),
+    "started_after": _e.c.execution_start >= bindparam("started_after"),
+    "started_before": _e.c.execution_start < bindparam("started_before"),
+}
+
+
 @dataclass(frozen=True)
 class ExecutionFilter:
     """Which executions a request covers; each field given narrows it further."""
@@ -83,21 +107,22 @@ class ExecutionFilter:
     started_after: datetime | None = None  # inclusive
     started_before: datetime | None = None  # exclusive
 
-    def conditions(self) -> list[ColumnElement[bool]]:
-        where = []
-        if self.agent_id is not None:
-            where.append(_e.c.agent_id == self.agent_id)
-        if self.user_id is not None:
-            where.append(_e.c.user_id == self.user_id)
-        if self.owner_id is not None and self.owner_id != self.user_id:
-            where.append(_e.c.user_id == self.owner_id)
-        if self.statuses:
-            where.append(_e.c.status.in_(sorted(self.statuses)))
-        if self.started_after is not None:
-            where.append(_e.c.execution_start >= self.started_after)
-        if self.started_before is not None:
-            where.append(_e.c.execution_start < self.started_before)
-        return where
+    def bound(self) -> dict[str, Any]:
+        """The values of the conditions this filter has, by name (see ``conditions``)."""
+        values: dict[str, Any] = {
+            "agent_id": self.agent_id,
+            "user_id": self.user_id,
+            "owner_id": None if self.owner_id == self.user_id else self.owner_id,
+            "statuses": sorted(self.statuses) or None,
+            "started_after": self.started_after,
+            "started_before": self.started_before,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
+def conditions(names: Iterable[str]) -> list[ColumnElement[bool]]:
+    """The conditions of a filter whose ``bound()`` has these names."""
+    return [_CONDITIONS[name] for name in names]
 
 
 @dataclass(frozen=True)
@@ -119,99 +144,135 @@ class Page:
     more: bool
 
 
-@asynccontextmanager
-async def _snapshot(bind: AsyncEngine | AsyncConnection) -> AsyncIterator[AsyncConnection]:
-    """A connection in a read-only transaction; a given connection is used as it is."""
-    if isinstance(bind, AsyncConnection):
-        yield bind
-        return
-    async with bind.connect() as conn:
-        # One statement: BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY.
-        reader = await conn.execution_options(
-            isolation_level="REPEATABLE READ", postgresql_readonly=True
-        )
-        async with reader.begin():
-            yield reader
+async def fetch(
+    engine: AsyncEngine, statement: Executable, values: Mapping[str, Any] | None = None
+) -> Sequence[RowMapping]:
+    """The rows of one statement; on a fresh connection once more if the pooled one had died."""
+    for attempt in (1, 2):
+        try:
+            async with engine.connect() as conn:
+                result = await conn.execute(statement, values)
+                rows: Sequence[RowMapping] = result.mappings().all()
+                return rows
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _select_executions(include: Collection[str], *where: ColumnElement[bool]) -> Select[Any]:
-    payloads = [_e.c[name] for name in PAYLOADS if name in include]
+    payloads = [_e.c[name].cast(Text).label(name) for name in PAYLOADS if name in include]
     return select(*_COLUMNS, *payloads).select_from(_WITH_NAMES).where(*where)
 
 
-def _keyset(page: PageRequest) -> list[ColumnElement[bool]]:
-    if page.after is None:
-        return []
-    row = tuple_(_e.c.execution_start, _e.c.id)
-    mark = tuple_(
-        literal(page.after.execution_start, _e.c.execution_start.type),
-        literal(page.after.id, _e.c.id.type),
-    )
-    return [row < mark if page.order == "desc" else row > mark]
-
-
-async def list_executions(
-    bind: AsyncEngine | AsyncConnection, where: ExecutionFilter, page: PageRequest
-) -> Page:
+async def list_executions(engine: AsyncEngine, where: ExecutionFilter, page: PageRequest) -> Page:
     """A page of matching executions ordered by (execution_start, id), both in ``page.order``.
 
-    Each row has the public columns of agent_executions (the payloads only as included) plus
-    ``agent_name`` and ``user_name``.
+    Each row has the public columns of agent_executions (the payloads only as included, as
+    JSON text) plus ``agent_name`` and ``user_name``; a page that does not continue from a
+    cursor also has ``total``.
     """
-    conditions = where.conditions()
-    key = (_e.c.execution_start, _e.c.id)
-    order_by = [c.desc() for c in key] if page.order == "desc" else [c.asc() for c in key]
-    statement = (
-        _select_executions(page.include, *conditions, *_keyset(page))
-        .order_by(*order_by)
-        .limit(page.limit + 1)  # one more, to know whether another page follows
-        .offset(page.offset)
+    values = where.bound()
+    # One more row than the page, to know whether another page follows.
+    values.update(limit=page.limit + 1, offset=page.offset)
+    counted = page.after is None
+    if page.after is not None:
+        values.update(after_start=page.after.execution_start, after_id=page.after.id)
+    count = _count_shape(where) if counted else None
+    statement = _page_statement(
+        tuple(values), page.order, frozenset(page.include), page.after is not None, count
     )
-    async with _snapshot(bind) as conn:
-        fetched = (await conn.execute(statement)).mappings().all()
-        rows, more = fetched[: page.limit], len(fetched) > page.limit
-        if page.after is not None:
-            return Page(rows, None, more)
-        if not more and (rows or page.offset == 0):
-            # A last page that is not past the end says how many match.
-            return Page(rows, page.offset + len(rows), more)
-        total = await _count(conn, where)
-    return Page(rows, total, more)
+    fetched = await fetch(engine, statement, values)
+    rows, more = fetched[: page.limit], len(fetched) > page.limit
+    if count is None:
+        return Page(rows, None, more)
+    if rows:
+        return Page(rows, rows[0]["total"], more)
+    # Nothing on this page, so no row carried the total: none match, or the offset is past
+    # the end of those that do.
+    if page.offset == 0:
+        return Page(rows, 0, more)
+    (total,) = await fetch(engine, _count_statement(count), values)
+    return Page(rows, total["total"], more)
 
 
-async def _count(conn: AsyncConnection, where: ExecutionFilter) -> int:
-    """How many executions match: from the status counts the triggers keep when the filter
-    is one agent or one user (plus statuses), else counted from the rows."""
-    people = {u for u in (where.user_id, where.owner_id) if u is not None}
-    timeless = where.started_after is None and where.started_before is None
-    if timeless and where.agent_id is not None and not people:
-        statement = _kept(execution_counts_by_agent.c.agent_id, where.agent_id, where.statuses)
-    elif timeless and where.agent_id is None and len(people) == 1:
-        statement = _kept(execution_counts_by_user.c.user_id, people.pop(), where.statuses)
-    else:
-        statement = select(func.count()).select_from(_e).where(*where.conditions())
-    return int((await conn.execute(statement)).scalar_one())
+# How a total is counted: from the counts kept per agent or per user (with statuses or not),
+# or from the rows with the filter's own conditions.
+_CountShape: TypeAlias = tuple[str, tuple[str, ...]]
 
 
-def _kept(key: Column[UUID], value: UUID, statuses: frozenset[str]) -> Select[Any]:
-    counts = key.table.c
-    statement = select(func.coalesce(func.sum(counts.n), 0)).where(key == value)
-    return statement.where(counts.status.in_(sorted(statuses))) if statuses else statement
+def _count_shape(where: ExecutionFilter) -> _CountShape:
+    bound = where.bound()
+    statuses = ("statuses",) if "statuses" in bound else ()
+    people = [name for name in ("user_id", "owner_id") if name in bound]
+    if "started_after" not in bound and "started_before" not in bound:
+        if "agent_id" in bound and not people:
+            return ("agent_id", statuses)
+        if "agent_id" not in bound and len(people) == 1:
+            return (people[0], statuses)
+    return ("rows", tuple(bound))
+
+
+@functools.cache
+def _count_statement(shape: _CountShape) -> Select[Any]:
+    kind, names = shape
+    if kind == "rows":
+        return select(func.count().label("total")).select_from(_e).where(*conditions(names))
+    kept = execution_counts_by_agent if kind == "agent_id" else execution_counts_by_user
+    key = kept.c.agent_id if kind == "agent_id" else kept.c.user_id
+    total = func.coalesce(func.sum(kept.c.n), 0).cast(BigInteger)  # sum(bigint) is numeric
+    statement = select(total.label("total")).where(key == bindparam(kind))
+    if names:
+        statement = statement.where(kept.c.status.in_(bindparam("statuses", expanding=True)))
+    return statement
+
+
+@functools.cache
+def _page_statement(
+    names: tuple[str, ...],
+    order: Order,
+    include: frozenset[str],
+    after: bool,
+    count: _CountShape | None,
+) -> Select[Any]:
+    """The statement of a page; ``names`` are those of its bound values."""
+    where = conditions(name for name in names if name in _CONDITIONS)
+    key = (_e.c.execution_start, _e.c.id)
+    if after:
+        row = tuple_(*key)
+        mark = tuple_(
+            bindparam("after_start", type_=_e.c.execution_start.type),
+            bindparam("after_id", type_=_e.c.id.type),
+        )
+        where.append(row < mark if order == "desc" else row > mark)
+    statement = (
+        _select_executions(include, *where)
+        .order_by(*(c.desc() if order == "desc" else c.asc() for c in key))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    if count is not None:
+        total = _count_statement(count).correlate(None).scalar_subquery()
+        statement = statement.add_columns(total.label("total"))
+    return statement
 
 
 async def get_execution(
-    bind: AsyncEngine | AsyncConnection, execution_id: UUID, owner_id: UUID | None = None
+    engine: AsyncEngine, execution_id: UUID, owner_id: UUID | None = None
 ) -> RowMapping | None:
-    """One execution with its payloads and names, or None if there is none (or, with
-    ``owner_id``, none of that user's)."""
-    where = ExecutionFilter(owner_id=owner_id).conditions()
-    statement = _select_executions(PAYLOADS, _e.c.id == execution_id, *where)
-    async with _snapshot(bind) as conn:
-        row: RowMapping | None = (await conn.execute(statement)).mappings().one_or_none()
-    return row
+    """One execution with its payloads (JSON text) and names, or None if there is none (or,
+    with ``owner_id``, none of that user's)."""
+    values = ExecutionFilter(owner_id=owner_id).bound()
+    statement = _detail_statement(tuple(values))
+    rows = await fetch(engine, statement, {**values, "execution_id": execution_id})
+    return rows[0] if rows else None
 
 
-async def check_database(bind: AsyncEngine) -> None:
+@functools.cache
+def _detail_statement(names: tuple[str, ...]) -> Select[Any]:
+    return _select_executions(PAYLOADS, _e.c.id == bindparam("execution_id"), *conditions(names))
+
+
+async def check_database(engine: AsyncEngine) -> None:
     """Raise unless the database answers ``SELECT 1``."""
-    async with bind.connect() as conn:
-        await conn.execute(select(1))
+    await fetch(engine, select(literal(1)))

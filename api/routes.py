@@ -13,12 +13,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api import queries
+from api import queries, render
 from api.auth import CallerDep, authenticated
 from api.cursor import CursorCodec
 from api.paging import list_filter, list_page
 from api.parameters import ListParams, StartedAfter, StartedBefore, reject_unknown_query
 from api.problems import not_found
+from api.render import JSONBody
 from api.schemas import (
     EXAMPLE_AGENT_ID,
     EXAMPLE_EXECUTION_ID,
@@ -71,7 +72,7 @@ Cursors = Annotated[CursorCodec, Depends(_cursors)]
     "/agents/{agent_id}/executions",
     summary="List an agent's executions",
     response_description="One page of executions, the total that match and the next cursor.",
-    response_model_exclude_unset=True,
+    response_model=ExecutionPage,
     responses=_BAD_CURSOR,
 )
 async def list_agent_executions(
@@ -83,7 +84,7 @@ async def list_agent_executions(
     ],
     params: ListParams,
     user_id: Annotated[UUID | None, Query(description="Only this user's executions.")] = None,
-) -> ExecutionPage:
+) -> JSONBody:
     """Newest first by default. Without the all-executions scope, only the caller's own."""
     where = list_filter(params, agent_id=agent_id, user_id=user_id, owner_id=caller.owner)
     return await list_page(engine, cursors, where, params)
@@ -93,7 +94,7 @@ async def list_agent_executions(
     "/users/{user_id}/executions",
     summary="List a user's executions",
     response_description="One page of executions, the total that match and the next cursor.",
-    response_model_exclude_unset=True,
+    response_model=ExecutionPage,
     responses={
         **_BAD_CURSOR,
         404: {**_PROBLEM, "description": "Another user's, without the all-executions scope."},
@@ -108,7 +109,7 @@ async def list_user_executions(
     ],
     params: ListParams,
     agent_id: Annotated[UUID | None, Query(description="Only this agent's executions.")] = None,
-) -> ExecutionPage:
+) -> JSONBody:
     """The same parameters as an agent's list. Another user's list is a 404 without the
     all-executions scope."""
     if not caller.may_read(user_id):
@@ -120,6 +121,7 @@ async def list_user_executions(
 @history.get(
     "/executions/{execution_id}",
     summary="Get one execution, with its input and output",
+    response_model=Execution,
     responses={404: {**_PROBLEM, "description": "No execution with this id that you may read."}},
 )
 async def get_execution(
@@ -128,11 +130,11 @@ async def get_execution(
     execution_id: Annotated[
         UUID, Path(description="The execution to return.", examples=[EXAMPLE_EXECUTION_ID])
     ],
-) -> Execution:
+) -> JSONBody:
     row = await queries.get_execution(engine, execution_id, caller.owner)
     if row is None:
         raise not_found(f"execution {execution_id} not found")
-    return Execution.from_row(row)
+    return render.dumps(render.execution(row))
 
 
 @history.get(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal, Self, TypeAlias
+from typing import Any, Literal, TypeAlias
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -74,17 +73,6 @@ class _ExecutionFields(_Response):
     updated_at: datetime = Field(description="When the row last changed.")
     agent: NamedReference
     user: NamedReference
-
-    @classmethod
-    def from_row(cls, row: Mapping[Any, Any]) -> Self:
-        """Build from a row of api.queries (the execution's columns plus agent_name, user_name)."""
-        return cls.model_validate(
-            {
-                **row,
-                "agent": {"id": row["agent_id"], "name": row["agent_name"]},
-                "user": {"id": row["user_id"], "name": row["user_name"]},
-            }
-        )
 
 
 class Execution(_ExecutionFields):

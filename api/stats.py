@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.tables import STATUSES, TERMINAL_STATUSES, agent_executions
-from api.queries import ExecutionFilter
+from api.queries import ExecutionFilter, conditions, fetch
 
 PERCENTILES = (0.5, 0.95, 0.99)
 
@@ -100,15 +100,15 @@ class ExecutionStats(_Stats):
 async def execution_stats(engine: AsyncEngine, where: ExecutionFilter) -> ExecutionStats:
     """The statistics of the executions ``where`` selects, which must name an agent."""
     assert where.agent_id is not None
+    values = where.bound()
     ms = _e.c.execution_time_ms
     statement = select(
         *(func.count().filter(_e.c.status == status).label(status) for status in STATUSES),
         func.count(ms).label("timed"),
         func.percentile_disc(array(PERCENTILES, type_=Float)).within_group(ms).label("pcts"),
         func.max(ms).label("max"),
-    ).where(*where.conditions())
-    async with engine.connect() as conn:
-        row = (await conn.execute(statement)).mappings().one()
+    ).where(*conditions(values))
+    (row,) = await fetch(engine, statement, values)
     counts: dict[str, Any] = {status: row[status] for status in STATUSES}
     ended = sum(counts[status] for status in TERMINAL_STATUSES)
     p50, p95, p99 = row["pcts"] or (None, None, None)

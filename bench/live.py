@@ -15,22 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-from pydantic import SecretStr
 from pydantic_settings import BaseSettings
+
+from agent_history.settings import environment_of
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LOGS = Path(tempfile.gettempdir()) / "agent-history-bench"
-
-
-def settings_env(settings: BaseSettings) -> dict[str, str]:
-    """The environment that makes a service read exactly these settings."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if value is not None:
-            env[f"AGENT_HISTORY_{name.upper()}"] = str(value)
-    return env
 
 
 @asynccontextmanager
@@ -47,7 +37,7 @@ async def service(
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-m", "agent_history", *command),
-            env=settings_env(settings),
+            env=environment_of(settings),
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,
         )

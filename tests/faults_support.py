@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import random
 import signal
 import subprocess
@@ -40,7 +39,7 @@ from agent_history.events import (
     record_key,
 )
 from agent_history.services import kafka, postgres
-from agent_history.settings import ProjectorSettings, ServicesSettings
+from agent_history.settings import ProjectorSettings, ServicesSettings, environment_of
 from agent_history.tables import agent_executions, agents, projector_checkpoints, users
 from projector.fold import fold_all
 
@@ -171,20 +170,11 @@ def wanted_offsets(sent: Sequence[Any]) -> dict[int, int]:
 # ---- the projector as a process ---------------------------------------------------------------
 
 
-def projector_env(settings: ProjectorSettings) -> dict[str, str]:
-    """The environment that makes `agent-history projector` use exactly ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_HISTORY_")}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"AGENT_HISTORY_{name.upper()}"] = str(value)
-    return env
-
-
 class ProjectorProcess:
     """`python -m agent_history projector` as a child process, logging into one file."""
 
     def __init__(self, settings: ProjectorSettings, log: Path) -> None:
-        self._env = projector_env(settings)
+        self._env = environment_of(settings)
         self.log = log
         self._process: subprocess.Popen[bytes] | None = None
         self.starts = 0

@@ -6,6 +6,7 @@ data. Rows are inserted directly, as the projector would have left them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from uuid import uuid4
@@ -80,8 +81,9 @@ async def test_get_agent_execution_history_returns_records(db_engine: AsyncEngin
     completed = page.rows[1]
     assert completed["status"] == "completed"
     assert completed["execution_time_ms"] == 2250
-    assert completed["input_data"] == {"prompt": "hi"}
-    assert completed["output_data"] == {"answer": 42}
+    # Payloads come as PostgreSQL's JSON text, passed through to responses unparsed.
+    assert json.loads(completed["input_data"]) == {"prompt": "hi"}
+    assert json.loads(completed["output_data"]) == {"answer": 42}
     assert (completed["agent_name"], completed["user_name"]) == ("Summariser", "Ada")
     assert page.rows[0]["execution_end"] is None
     assert page.rows[0]["execution_time_ms"] is None
@@ -100,7 +102,7 @@ async def test_list_query_selects_payloads_only_when_included(db_engine: AsyncEn
     )
 
     assert not {"input_data", "output_data"} & set(bare.rows[0].keys())
-    assert inputs.rows[0]["input_data"] == {"prompt": "large"}
+    assert json.loads(inputs.rows[0]["input_data"]) == {"prompt": "large"}
     assert "output_data" not in inputs.rows[0]
 
 

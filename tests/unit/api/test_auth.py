@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -37,6 +38,20 @@ def test_a_minted_token_expires_after_its_ttl() -> None:
     assert claims["exp"] - claims["iat"] == 300
     assert "scope" not in claims
     assert "expired" in _refused(mint_token(SETTINGS, uuid4(), ttl=timedelta(seconds=-1)))
+
+
+def test_a_token_verified_before_is_refused_once_it_expires() -> None:
+    """Verified tokens are remembered, but never past their exp."""
+    verifier = TokenVerifier(SETTINGS)
+    user = uuid4()
+    exp = int(time.time()) + 2
+    secret = SETTINGS.jwt_secret.get_secret_value()
+    token = jwt.encode({"sub": str(user), "exp": exp}, secret, algorithm="HS256")
+    assert verifier.verify(token) == verifier.verify(token) == Caller(user, reads_all=False)
+    time.sleep(exp + 1.1 - time.time())
+    with pytest.raises(ProblemError) as refused:
+        verifier.verify(token)
+    assert "expired" in refused.value.problem.detail
 
 
 def test_the_scope_is_space_separated() -> None:

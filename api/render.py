@@ -1,0 +1,80 @@
+"""JSON bodies of executions, written straight from the rows of api.queries.
+
+They have exactly the shapes of api.schemas' response models (which document them in the
+OpenAPI schema), without building those models for every row: orjson writes UUIDs, and times
+in UTC with a 'Z', as pydantic does, and the payloads are PostgreSQL's own JSON text, passed
+through without being parsed and written again. tests/unit/api/test_render.py holds the bodies
+equal to the models' own serialization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+import orjson
+from fastapi import Response
+
+from api.queries import PAYLOADS
+
+# The public columns in the order of the models' fields; then agent, user and the payloads.
+_FIELDS = (
+    "id",
+    "agent_id",
+    "user_id",
+    "status",
+    "execution_start",
+    "execution_end",
+    "execution_time_ms",
+    "error_message",
+    "created_at",
+    "updated_at",
+)
+
+
+class JSONBody(Response):
+    media_type = "application/json"
+
+
+def execution(row: Mapping[Any, Any]) -> dict[str, Any]:
+    """An execution as a list or the detail shows it: the payloads the row has, no others."""
+    shaped = {name: row[name] for name in _FIELDS}
+    shaped["agent"] = {"id": row["agent_id"], "name": row["agent_name"]}
+    shaped["user"] = {"id": row["user_id"], "name": row["user_name"]}
+    for name in PAYLOADS:
+        if name in row:
+            text = row[name]
+            shaped[name] = None if text is None else orjson.Fragment(text)
+    return shaped
+
+
+def _other(value: object) -> str:
+    """What orjson does not write itself: asyncpg's UUID, a subclass of uuid.UUID."""
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(body: Any) -> JSONBody:
+    return JSONBody(orjson.dumps(body, default=_other, option=orjson.OPT_UTC_Z))
+
+
+def page(
+    rows: Sequence[Mapping[Any, Any]],
+    *,
+    total: int | None,
+    limit: int,
+    offset: int,
+    next_cursor: str | None,
+) -> JSONBody:
+    """An ExecutionPage."""
+    return dumps(
+        {
+            "executions": [execution(row) for row in rows],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "next_cursor": next_cursor,
+        }
+    )

@@ -1,0 +1,129 @@
+"""The bodies api.render writes are the ones the response models would: same JSON, same keys."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from agent_history.tables import STATUSES
+from api import render
+from api.schemas import Execution, ExecutionPage, ExecutionSummary
+
+_times = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+)
+_json: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@st.composite
+def _rows(draw: st.DrawFn, payloads: tuple[str, ...]) -> dict[str, Any]:
+    """A row as api.queries returns it, payloads as PostgreSQL's JSON text (its spacing)."""
+    row: dict[str, Any] = {
+        "id": draw(st.uuids()),
+        "agent_id": draw(st.uuids()),
+        "user_id": draw(st.uuids()),
+        "status": draw(st.sampled_from(STATUSES)),
+        "execution_start": draw(_times),
+        "execution_end": draw(st.none() | _times),
+        "execution_time_ms": draw(st.none() | st.integers(0, 2**62)),
+        "error_message": draw(st.none() | st.text()),
+        "created_at": draw(_times),
+        "updated_at": draw(_times),
+        "agent_name": draw(st.none() | st.text()),
+        "user_name": draw(st.none() | st.text()),
+    }
+    for name in payloads:
+        value = draw(
+            st.none() | (st.dictionaries(st.text(), _json) if name == "input_data" else _json)
+        )
+        row[name] = None if value is None else json.dumps(value, separators=(", ", ": "))
+    return row
+
+
+def _modelled(row: dict[str, Any]) -> dict[str, Any]:
+    """What the response models were built from: the payloads parsed, the names nested."""
+    fields = {k: v for k, v in row.items() if k not in {"agent_name", "user_name"}}
+    for name in ("input_data", "output_data"):
+        if row.get(name) is not None:
+            fields[name] = json.loads(row[name])
+    fields["agent"] = {"id": row["agent_id"], "name": row["agent_name"]}
+    fields["user"] = {"id": row["user_id"], "name": row["user_name"]}
+    return fields
+
+
+def _same(body: bytes, model: BaseModel) -> None:
+    expected = model.model_dump_json(exclude_unset=True)
+    assert json.loads(body) == json.loads(expected)
+    # Same keys in the same order, not just equal objects.
+    assert list(json.loads(body)) == list(json.loads(expected))
+
+
+@given(
+    st.lists(_rows(()), max_size=4),
+    st.lists(_rows(("input_data", "output_data")), max_size=2),
+    st.none() | st.integers(0, 10**12),
+    st.none() | st.text(min_size=1),
+)
+def test_a_page_is_the_models_page(
+    bare: list[dict[str, Any]],
+    full: list[dict[str, Any]],
+    total: int | None,
+    cursor: str | None,
+) -> None:
+    rows = [*bare, *full]
+    body = bytes(render.page(rows, total=total, limit=50, offset=3, next_cursor=cursor).body)
+    model = ExecutionPage(
+        executions=[ExecutionSummary.model_validate(_modelled(row)) for row in rows],
+        total=total,
+        limit=50,
+        offset=3,
+        next_cursor=cursor,
+    )
+    _same(body, model)
+    # A list leaves out the payloads it was not asked for.
+    shown = [set(execution) for execution in json.loads(body)["executions"]]
+    assert all({"input_data", "output_data"}.isdisjoint(keys) for keys in shown[: len(bare)])
+    assert all({"input_data", "output_data"} <= keys for keys in shown[len(bare) :])
+
+
+@given(_rows(("input_data", "output_data")))
+def test_one_execution_is_the_models_execution(row: dict[str, Any]) -> None:
+    body = bytes(render.dumps(render.execution(row)).body)
+    _same(body, Execution.model_validate(_modelled(row)))
+
+
+def test_times_are_utc_with_a_z_and_payloads_pass_through_unparsed() -> None:
+    start = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
+    row = {
+        "id": UUID(int=1),
+        "agent_id": UUID(int=2),
+        "user_id": UUID(int=3),
+        "status": "completed",
+        "execution_start": start,
+        "execution_end": start.replace(microsecond=250_000),
+        "execution_time_ms": 250,
+        "error_message": None,
+        "created_at": start,
+        "updated_at": start,
+        "agent_name": "a",
+        "user_name": None,
+        # Beyond 64 bits: exactly as PostgreSQL wrote it, never through a float or an int64.
+        "input_data": '{"n": 123456789012345678901234567890}',
+        "output_data": None,
+    }
+    body = json.loads(bytes(render.dumps(render.execution(row)).body))
+    assert body["execution_start"] == "2025-01-15T10:30:00Z"
+    assert body["execution_end"] == "2025-01-15T10:30:00.250000Z"
+    assert body["input_data"] == {"n": 123456789012345678901234567890}
+    assert body["output_data"] is None
+    assert body["user"] == {"id": str(UUID(int=3)), "name": None}
