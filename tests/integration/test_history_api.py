@@ -191,3 +191,25 @@ async def test_readyz_is_ok_with_the_database(client: httpx.AsyncClient) -> None
     response = await client.get("/readyz", headers={"Authorization": ""})
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ok"}
+
+
+async def test_a_pooled_connection_that_died_is_replaced_without_an_error(
+    db_engine: AsyncEngine, api_settings: ApiSettings
+) -> None:
+    """The API pings nobody before a query: when the server drops its pooled connections (a
+    restart, a failover), the next requests run again on fresh ones instead of failing."""
+    agent_id, user_id = await new_agent(db_engine)
+    await add_execution(db_engine, agent_id, user_id)
+    settings = api_settings.model_copy(update={"database_pool_size": 2})
+    async with api_client(settings, bearer(settings, user_id, all_scope=True)) as client:
+        for _ in range(2):
+            assert len(ids(await get_ok(client, agent_list(agent_id)))) == 1
+        async with db_engine.connect() as conn:
+            ended = await conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND query NOT ILIKE '%pg_terminate_backend%'"
+            )
+            assert ended.scalar_one() >= 1
+        for _ in range(4):
+            assert len(ids(await get_ok(client, agent_list(agent_id)))) == 1
