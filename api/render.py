@@ -37,15 +37,14 @@ class JSONBody(Response):
     media_type = "application/json"
 
 
-def execution(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """An execution as a list or the detail shows it: the payloads the row has, no others."""
+def execution(row: Mapping[Any, Any], payloads: Sequence[str] = PAYLOADS) -> dict[str, Any]:
+    """An execution as a list or the detail shows it, with these of its payloads."""
     shaped = {name: row[name] for name in _FIELDS}
     shaped["agent"] = {"id": row["agent_id"], "name": row["agent_name"]}
     shaped["user"] = {"id": row["user_id"], "name": row["user_name"]}
-    for name in PAYLOADS:
-        if name in row:
-            text = row[name]
-            shaped[name] = None if text is None else orjson.Fragment(text)
+    for name in payloads:
+        text = row[name]
+        shaped[name] = None if text is None else orjson.Fragment(text)
     return shaped
 
 
@@ -68,10 +67,11 @@ def page(
     offset: int,
     next_cursor: str | None,
 ) -> JSONBody:
-    """An ExecutionPage."""
+    """An ExecutionPage; its executions have the payloads its rows have."""
+    payloads = [name for name in PAYLOADS if rows and name in rows[0]]
     return dumps(
         {
-            "executions": [execution(row) for row in rows],
+            "executions": [execution(row, payloads) for row in rows],
             "total": total,
             "limit": limit,
             "offset": offset,

@@ -23,6 +23,7 @@ if __name__ == "__main__":
 import argparse
 import asyncio
 import hashlib
+import os
 import secrets
 import shlex
 import socket
@@ -169,7 +170,8 @@ async def run(args: argparse.Namespace) -> None:
         )
         token = mint_token(settings, uuid4(), all_scope=True, ttl=timedelta(hours=2))
         base = f"http://127.0.0.1:{settings.port}"
-        async with live.service(["api", "--port", str(settings.port)], settings) as server:
+        serve = ["api", "--port", str(settings.port), "--workers", str(args.workers)]
+        async with live.service(serve, settings) as server:
             await _wait_ready(base, server)
             plan = scenarios(dataset, await _deep_cursor(base, token, dataset))
             works = await api_statements.capture(settings, token, {s.name: s.target for s in plan})
@@ -192,7 +194,7 @@ async def run(args: argparse.Namespace) -> None:
                 profiles = await runner.profiles(missed)
             finally:
                 runner.pool.shutdown()
-        machine = await api_report.describe_machine(dsn, runner.generator, background)
+        machine = await api_report.describe_machine(dsn, runner.generator, background, args.workers)
         command = shlex.join([".venv/bin/python", "bench/api.py", *sys.argv[1:]])
         report = api_report.Report(
             command=command,
@@ -215,7 +217,7 @@ async def run(args: argparse.Namespace) -> None:
         api_report.show(report)
         path = ROOT / "docs" / "benchmarks-api.md"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(api_doc.markdown(report))
+        api_doc.write(path, api_doc.markdown(report))
         print(f"wrote {path.relative_to(ROOT)}; run took {time.monotonic() - began:.0f} s")
     finally:
         if not args.keep_db:
@@ -233,6 +235,9 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true", help="keep the database for next time")
     parser.add_argument("--seconds", type=int, default=10, help="per measurement")
     parser.add_argument("--max-seconds", type=int, default=30, help="for slow ones at 32")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="API processes (--workers)"
+    )
     parser.add_argument("--load-generator", choices=("wrk", "python"), default="wrk")
     parser.add_argument("--no-profile", action="store_true", help="no py-spy profile")
     parser.add_argument(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from bench.api_profile import RATE, Profile
-from bench.api_proposals import proposals
 from bench.api_report import GOAL_P99_MS, GOAL_RATE, HEADERS, Line, Report, ms, rate
 
 
@@ -149,9 +149,9 @@ def _shortfall(line: Line) -> str:
     return (
         f"- **{line.scenario.name}**, 32 connections: {a.rate:,.0f} requests/s and p99 "
         f"{ms(a.p99_ms)} ms through the API, against {d.rate:,.0f}/s and p99 {ms(d.p99_ms)} ms "
-        f"for the same statements straight from asyncpg. The API process was busy "
-        f"{core:.0%} of one core, {line.cpu_per_request:.2f} ms of CPU per request: one "
-        f"process cannot serve more than ~{ceiling:,.0f} requests/s, and with 32 requests in "
+        f"for the same statements straight from asyncpg. The API's processes used "
+        f"{core:.2f} cores, {line.cpu_per_request:.2f} ms of CPU per request: a core of them "
+        f"cannot serve more than ~{ceiling:,.0f} requests/s, and with 32 requests in "
         f"flight each one queues behind the others (Little's law: 32 / {a.rate:,.0f} per s = "
         f"{32000 / max(a.rate, 1e-9):,.0f} ms on average). Both cores were {line.api.busy:.0%} "
         f"busy meanwhile (API, PostgreSQL and wrk share them; wrk used "
@@ -199,7 +199,7 @@ def markdown(report: Report) -> str:
         "token (scope `executions:read:all`), closed loop, each measurement "
         f"{report.cell_seconds[0]} s (longer, up to {report.cell_seconds[1]} s, where three "
         "rounds of 32 slow requests would not fit), after a short warm-up; "
-        "CPU ms/req is the API process's CPU time per request. DB columns: the statements the "
+        "CPU ms/req is the API processes' CPU time per request. DB columns: the statements the "
         "API sent for that request (captured from the app itself), in the same transaction "
         "mode, through asyncpg from another process: the database's own limit. Slow requests "
         "at 32 connections finish only a few dozen times in a measurement (see the requests "
@@ -220,6 +220,19 @@ def markdown(report: Report) -> str:
         *_slow(report),
         "",
         *profiles,
-        *(proposals(report) if missed else []),
     ]
     return "\n".join(body).rstrip() + "\n"
+
+
+# Where the hand-written part of the document starts; a run keeps it and rewrites the rest.
+HAND_WRITTEN = "\n## What changed"
+
+
+def write(path: Path, generated: str) -> None:
+    """Write ``generated`` to ``path``, keeping its hand-written part (from HAND_WRITTEN)."""
+    kept = ""
+    if path.exists():
+        text = path.read_text()
+        if (start := text.find(HAND_WRITTEN)) >= 0:
+            kept = text[start:]
+    path.write_text(generated + kept)

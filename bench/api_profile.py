@@ -35,7 +35,7 @@ STEPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pool pre-ping (a SELECT per checkout)", ("_async_ping", "do_ping")),
     ("new database connections (pool overflow)", ("connect_utils.py", "dbapi_connection.create")),
     ("query parameters and dependencies (FastAPI)", ("fastapi/dependencies/", "api/parameters.py")),
-    ("rows to response models (ExecutionSummary.from_row)", ("api/schemas.py",)),
+    ("rows to JSON (api/render.py, orjson)", ("api/render.py",)),
     (
         "response validation and JSON (FastAPI serialize_response)",
         ("serialize_response", "pydantic"),
@@ -75,7 +75,7 @@ async def record(
     """Sample ``pid`` for ``seconds`` while ``load`` runs."""
     spy = await asyncio.create_subprocess_exec(
         *(binary, "record", "--pid", str(pid), "--rate", str(RATE), "--format", "raw"),
-        *("--duration", str(seconds), "--nonblocking", "--output", str(output)),
+        *("--duration", str(seconds), "--nonblocking", "--subprocesses", "--output", str(output)),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )

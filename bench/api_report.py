@@ -131,7 +131,7 @@ def _load_generator(generator: str) -> str:
     return "an asyncio HTTP/1.1 client on uvloop (own process)"
 
 
-async def describe_machine(dsn: str, generator: str, background: float) -> str:
+async def describe_machine(dsn: str, generator: str, background: float, workers: int) -> str:
     """Cores, RAM, Python, PostgreSQL (with the settings that matter here), the stack."""
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     conn = await asyncpg.connect(dsn)
@@ -149,11 +149,17 @@ async def describe_machine(dsn: str, generator: str, background: float) -> str:
     return (
         f"{os.cpu_count()} cores ({_processor()}), {ram:.0f} GiB RAM, Linux {platform.release()}; "
         f"Python {platform.python_version()}; PostgreSQL {pg} ({', '.join(knobs)}); "
-        f"the API as one uvicorn process ({stack}); HTTP load: {_load_generator(generator)}; "
+        f"the API as {_processes(workers)} ({stack}); HTTP load: {_load_generator(generator)}; "
         "database load: asyncpg from its own process. All on the same machine, over loopback; "
         f"the PostgreSQL server is shared with other work (both cores {background:.0%} busy "
         "just before measuring)."
     )
+
+
+def _processes(workers: int) -> str:
+    if workers == 1:
+        return "one uvicorn process"
+    return f"{workers} uvicorn worker processes (`agent-history api --workers {workers}`)"
 
 
 def show(report: Report) -> None:

@@ -64,9 +64,16 @@ async def service(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    """User plus system CPU time so far of a process and of its children's (say, uvicorn's
+    workers)."""
+    stats = {}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = path.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        stats[int(path.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return sum(ticks for p, (ppid, ticks) in stats.items() if pid in (p, ppid)) / _CLOCK_TICKS
 
 
 def busy_jiffies() -> tuple[int, int]:
