@@ -30,5 +30,11 @@ def make_reader_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_size=settings.database_pool_size,
         max_overflow=0,
         isolation_level="AUTOCOMMIT",
-        connect_args={"server_settings": {"default_transaction_read_only": "on"}},
+        connect_args={
+            "server_settings": {
+                "default_transaction_read_only": "on",
+                # Names the API's sessions in pg_stat_activity.
+                "application_name": "agent-history-api",
+            }
+        },
     )

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,8 +30,9 @@ INVALID_CURSOR = f"{_TYPE}invalid-cursor"
 UNAUTHENTICATED = f"{_TYPE}unauthenticated"
 DATABASE_UNAVAILABLE = f"{_TYPE}database-unavailable"
 
-# Failures to reach the database (refused, dropped, shutting down): retrying later may work.
-DATABASE_ERRORS = (OSError, OperationalError, InterfaceError)
+# Failures to reach the database (refused, dropped, shutting down, or no pooled connection free
+# within the pool's timeout): retrying later may work.
+DATABASE_ERRORS = (OSError, OperationalError, InterfaceError, PoolTimeout)
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +125,7 @@ async def _database_unavailable(request: Request, exc: Exception) -> ProblemResp
         type=DATABASE_UNAVAILABLE,
         title="Database unavailable",
         status=503,
-        detail=f"the database is unreachable ({type(exc).__name__}); retry later",
+        detail=f"the database is unreachable or busy ({type(exc).__name__}); retry later",
     )
     return problem_response(problem, request)
 

@@ -1,6 +1,6 @@
 """The read side's service layer: the queries behind the history API. It never writes.
 
-Every request is ONE statement on a connection in autocommit mode: no BEGIN, no COMMIT, one
+Every request is one statement on a connection in autocommit mode: no BEGIN, no COMMIT, one
 round trip, and a statement is its own snapshot. A page that needs its total carries it in the
 same statement as a scalar subquery (evaluated once, before the first row), so page and total
 agree. The total is a lookup in the status counts that triggers keep per agent and per user
@@ -17,8 +17,11 @@ deep in the history costs what the first one does; such a page carries no total.
 Payloads (input_data, output_data) come back as PostgreSQL's own JSON text, never parsed: the
 API passes them through to the response as they are (api/render.py).
 
-A pooled connection that died (say, the server restarted) fails its statement; the statement
-then runs once more on a fresh connection, instead of pinging the server before every one.
+A pooled connection that died (the server restarted, or an operator ended the session with
+pg_terminate_backend) fails its statement; the statement, a read, then runs once more on a
+fresh connection, instead of pinging the server before every one. An offset past the end of
+the matching rows is the one request with a second statement: its page is empty, so no row
+carried the total, and the count runs on its own.
 """
 
 from __future__ import annotations
@@ -60,9 +63,10 @@ Payload: TypeAlias = Literal["input_data", "output_data"]
 
 _e = agent_executions
 
-# The public columns; the fold's bookkeeping (input_rank, input_time, input_event_id,
-# terminal_event_id) stays inside the read model. The payloads are chosen per request.
-_COLUMNS = (
+# The public columns, in the order of the response models' fields (api.render writes them so);
+# the fold's bookkeeping (input_rank, input_time, input_event_id, terminal_event_id) stays
+# inside the read model. The payloads are chosen per request.
+_EXECUTION_COLUMNS = (
     _e.c.id,
     _e.c.agent_id,
     _e.c.user_id,
@@ -73,6 +77,10 @@ _COLUMNS = (
     _e.c.error_message,
     _e.c.created_at,
     _e.c.updated_at,
+)
+FIELDS = tuple(str(column.name) for column in _EXECUTION_COLUMNS)  # not quoted_name
+_COLUMNS = (
+    *_EXECUTION_COLUMNS,
     agents.c.name.label("agent_name"),
     users.c.name.label("user_name"),
 )

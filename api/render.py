@@ -16,21 +16,7 @@ from uuid import UUID
 import orjson
 from fastapi import Response
 
-from api.queries import PAYLOADS
-
-# The public columns in the order of the models' fields; then agent, user and the payloads.
-_FIELDS = (
-    "id",
-    "agent_id",
-    "user_id",
-    "status",
-    "execution_start",
-    "execution_end",
-    "execution_time_ms",
-    "error_message",
-    "created_at",
-    "updated_at",
-)
+from api.queries import FIELDS, PAYLOADS
 
 
 class JSONBody(Response):
@@ -39,7 +25,7 @@ class JSONBody(Response):
 
 def execution(row: Mapping[Any, Any], payloads: Sequence[str] = PAYLOADS) -> dict[str, Any]:
     """An execution as a list or the detail shows it, with these of its payloads."""
-    shaped = {name: row[name] for name in _FIELDS}
+    shaped = {name: row[name] for name in FIELDS}
     shaped["agent"] = {"id": row["agent_id"], "name": row["agent_name"]}
     shaped["user"] = {"id": row["user_id"], "name": row["user_name"]}
     for name in payloads:

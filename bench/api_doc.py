@@ -58,6 +58,8 @@ def _reads(report: Report) -> list[str]:
     for name, reads in report.reads.items():
         work = report.works[name]
         mode = (work.isolation or "read committed").replace("_", " ")
+        if not work.transaction:
+            mode = "autocommit"
         rows.append(
             (
                 name,

@@ -56,6 +56,8 @@ class Statements:
 
     isolation: str | None  # asyncpg's name, e.g. "repeatable_read"; None: the server default
     readonly: bool
+    # False: each statement ran on its own (autocommit), with no BEGIN / COMMIT around them.
+    transaction: bool
     statements: tuple[tuple[str, tuple[Any, ...]], ...]
 
 
@@ -132,7 +134,7 @@ def http_load(
 
 def db_load(dsn: str, work: Statements, connections: int, seconds: float) -> Result:
     """In a worker process: ``connections`` asyncpg connections running ``work``'s
-    statements, each request in a transaction like the API's."""
+    statements, each request in a transaction like the API's, or none where it has none."""
 
     async def loop(record: Callable[[float | None, bool], None], deadline: float) -> None:
         conn: asyncpg.Connection | None = None
@@ -142,7 +144,13 @@ def db_load(dsn: str, work: Statements, connections: int, seconds: float) -> Res
                     if conn is None:
                         conn = await asyncpg.connect(dsn)
                     began = time.perf_counter()
-                    async with conn.transaction(isolation=work.isolation, readonly=work.readonly):
+                    if work.transaction:
+                        async with conn.transaction(
+                            isolation=work.isolation, readonly=work.readonly
+                        ):
+                            for sql, args in work.statements:
+                                await conn.fetch(sql, *args)
+                    else:
                         for sql, args in work.statements:
                             await conn.fetch(sql, *args)
                     record(time.perf_counter() - began, True)

@@ -34,10 +34,12 @@ async def capture(
     async with app.router.lifespan_context(app):
         engine = app.state.engine.sync_engine
         options: dict[str, Any] = {}
+        began: list[bool] = []
         statements: list[tuple[str, tuple[Any, ...]]] = []
 
         @event.listens_for(engine, "begin")
-        def began(conn: Any) -> None:
+        def begin(conn: Any) -> None:
+            began.append(True)
             options.update(conn.get_execution_options())
 
         @event.listens_for(engine, "before_cursor_execute")
@@ -50,12 +52,14 @@ async def capture(
         async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
             for name, target in targets.items():
                 options.clear()
+                began.clear()
                 statements.clear()
                 response = await client.get(target, headers=headers)
                 response.raise_for_status()
                 found[name] = Statements(
                     isolation=_ISOLATION.get(options.get("isolation_level", "")),
                     readonly=bool(options.get("postgresql_readonly")),
+                    transaction=bool(began),
                     statements=tuple(statements),
                 )
     return found

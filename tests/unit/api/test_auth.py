@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import jwt
@@ -40,15 +41,41 @@ def test_a_minted_token_expires_after_its_ttl() -> None:
     assert "expired" in _refused(mint_token(SETTINGS, uuid4(), ttl=timedelta(seconds=-1)))
 
 
-def test_a_token_verified_before_is_refused_once_it_expires() -> None:
-    """Verified tokens are remembered, but never past their exp."""
+def test_a_verified_token_is_remembered_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signature is checked once per token, but a remembered token never outlives exp."""
     verifier = TokenVerifier(SETTINGS)
     user = uuid4()
-    exp = int(time.time()) + 2
+    exp = int(time.time()) + 60
     secret = SETTINGS.jwt_secret.get_secret_value()
     token = jwt.encode({"sub": str(user), "exp": exp}, secret, algorithm="HS256")
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counted)
+
     assert verifier.verify(token) == verifier.verify(token) == Caller(user, reads_all=False)
-    time.sleep(exp + 1.1 - time.time())
+    assert len(decoded) == 1
+
+    # Past exp by the cache's clock: the token is checked again, and PyJWT's clock (which a
+    # test cannot move) still accepts it, so it is decoded a second time, not served as before.
+    monkeypatch.setattr(time, "time", lambda: exp + 1.0)
+    assert verifier.verify(token) == Caller(user, reads_all=False)
+    assert len(decoded) == 2
+
+
+def test_an_expired_token_is_refused_even_after_it_verified() -> None:
+    verifier = TokenVerifier(SETTINGS)
+    exp = int(time.time()) + 1
+    secret = SETTINGS.jwt_secret.get_secret_value()
+    token = jwt.encode({"sub": str(uuid4()), "exp": exp}, secret, algorithm="HS256")
+    verifier.verify(token)
+    time.sleep(exp + 1.05 - time.time())
     with pytest.raises(ProblemError) as refused:
         verifier.verify(token)
     assert "expired" in refused.value.problem.detail

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from asyncpg.pgproto.pgproto import UUID as PgUUID
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -129,3 +130,30 @@ def test_times_are_utc_with_a_z_and_payloads_pass_through_unparsed() -> None:
     assert body["input_data"] == {"n": 123456789012345678901234567890}
     assert body["output_data"] is None
     assert body["user"] == {"id": str(UUID(int=3)), "name": None}
+
+
+def test_a_json_null_payload_and_asyncpgs_uuids_are_written_as_the_models_write_them() -> None:
+    """A payload that is JSON null (not SQL NULL) stays null; asyncpg returns its own UUID
+    subclass, which orjson does not know."""
+    start = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
+    ids = [PgUUID(str(UUID(int=n))) for n in (1, 2, 3)]
+    row = {
+        "id": ids[0],
+        "agent_id": ids[1],
+        "user_id": ids[2],
+        "status": "completed",
+        "execution_start": start,
+        "execution_end": start,
+        "execution_time_ms": 0,
+        "error_message": None,
+        "created_at": start,
+        "updated_at": start,
+        "agent_name": "a",
+        "user_name": "u",
+        "input_data": None,
+        "output_data": "null",
+    }
+    body = bytes(render.dumps(render.execution(row)).body)
+    _same(body, Execution.model_validate(_modelled(row)))
+    assert json.loads(body)["output_data"] is None
+    assert json.loads(body)["id"] == str(UUID(int=1))
