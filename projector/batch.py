@@ -190,7 +190,7 @@ def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
 
 def _changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
     changes = Changes()
-    rows = changes.rows
+    rows, agents, users = changes.rows, changes.agents, changes.users
     # A record identical to one already decoded (a redelivered duplicate) decodes to the same
     # result, and folding or naming the same event twice changes nothing: only its poison
     # verdict is repeated. Value -> key of the first record with it, and why it is poison.
@@ -214,11 +214,13 @@ def _changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
         data = event.data
         rows[data.execution_id] = fold(rows.get(data.execution_id), event)
         if isinstance(data, RunRequestData):
-            agent_name, user_name = data.agent_name, data.user_name
-        else:
-            agent_name = user_name = None
-        _note_name(changes.agents, data.agent_id, agent_name, event)
-        _note_name(changes.users, data.user_id, user_name, event)
+            _note_name(agents, data.agent_id, data.agent_name, event)
+            _note_name(users, data.user_id, data.user_name, event)
+        else:  # names no one: its agent and user need only exist
+            if data.agent_id not in agents:
+                agents[data.agent_id] = _NO_NAME
+            if data.user_id not in users:
+                users[data.user_id] = _NO_NAME
     return changes
 
 
@@ -241,11 +243,19 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+_NO_NAME = Name(None, None)
+
+
 def _note_name(names: dict[UUID, Name], key: UUID, name: str | None, event: Event) -> None:
     known = names.get(key)
-    if known is None:
-        names[key] = Name(name, event.time if name is not None else None)
-    elif name is not None and (  # Name.newer, without building a Name for every event
-        known.name is None or known.time is None or (event.time, name) > (known.time, known.name)
+    if name is None:
+        if known is None:
+            names[key] = _NO_NAME
+        return
+    if (  # Name.newer, without building a Name for every event
+        known is None
+        or known.name is None
+        or known.time is None
+        or (event.time, name) > (known.time, known.name)
     ):
         names[key] = Name(name, event.time)
