@@ -44,9 +44,14 @@ _MS = timedelta(milliseconds=1)
 __all__ = ["STATUSES", "TERMINAL_STATUSES", "Execution", "Status", "fold", "fold_all", "merge"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Execution:
-    """One row of ``agent_executions``, plus the keys of the events that won its parts."""
+    """One row of ``agent_executions``, plus the keys of the events that won its parts.
+
+    A value: nothing changes a row once it is built (fold and merge build new ones). It is
+    not a frozen dataclass only because those set each field through object.__setattr__,
+    which made building a row 2.6 times slower on a path taken for every event.
+    """
 
     id: UUID
     agent_id: UUID
