@@ -19,8 +19,10 @@ T = TypeVar("T")
 # A batch allocates objects by the hundred thousand (records, events, rows), hardly any in
 # reference cycles, and keeps a batch or two of them alive. With Python's default thresholds
 # (a collection every 700 allocations) the cyclic collector kept rescanning them: a fifth of
-# the projector's CPU time in a backlog (docs/benchmarks.md). Rarer collections, same safety.
-_COLLECTOR_THRESHOLDS = (100_000, 20, 10)
+# the projector's CPU time in a backlog (docs/benchmarks.md). Rarer collections, same safety:
+# a young collection every million allocations, about every 3 batches of 10,000 records
+# (100,000, one per batch, still cost 6 % of the projector's CPU).
+_COLLECTOR_THRESHOLDS = (1_000_000, 20, 10)
 
 
 def collect_rarely() -> None:
