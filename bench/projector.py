@@ -72,7 +72,7 @@ async def measure_live(
         f"{who} from process start (incl. {drained.startup:.1f} s to the first commit) until the "
         f"checkpoints reach the end offsets; batch_max_records={settings.batch_max_records}, "
         f"synchronous_commit={'on' if settings.synchronous_commit else 'off'}; "
-        f"projector CPU {drained.projector_cpu:.0f} s, both cores {drained.machine_busy:.0%} busy"
+        f"projector CPU {drained.projector_cpu:.1f} s, both cores {drained.machine_busy:.0%} busy"
     )
     what = f"live projection, backlog of {events:,} events"
     if processes > 1:

@@ -62,23 +62,26 @@ def decode(record: Record, max_bytes: int) -> Event | Poison:
 
 # Byte patterns that may mean a value PostgreSQL cannot hold: a NUL escape, or a number that
 # is not finite (NaN, Infinity, an exponent of three digits or more that may overflow).
-_SUSPECT_TEXT = (b"\\u0000", b"NaN", b"Infinity")
-# The exponent pattern, [0-9][eE][+]?[0-9]{3}, as plain substrings of the value with every
-# digit made "0", "E" made "e" and all else but "+" made "x": half the cost of a regex pass.
+# The exponent pattern, [0-9][eE][+]?[0-9]{3}, as a plain substring of the value with every
+# digit made "0", "E" made "e", "+" deleted and all else made "x": far cheaper than a regex.
+# Deleting "+" can join digits that were apart, so a few more values are flagged than the
+# pattern says: that only costs them the walk over their data.
 _EXPONENT_SHAPES = bytearray(b"x" * 256)
 _EXPONENT_SHAPES[ord("0") : ord("9") + 1] = b"0" * 10
 _EXPONENT_SHAPES[ord("e")] = _EXPONENT_SHAPES[ord("E")] = ord("e")
-_EXPONENT_SHAPES[ord("+")] = ord("+")
-_SUSPECT_EXPONENTS = (b"0e000", b"0e+000")
+_SUSPECT_EXPONENT = b"0e000"
 
 
 def _suspect(value: bytes) -> bool:
-    nul, nan, infinity = _SUSPECT_TEXT
-    if nul in value or nan in value or infinity in value:
+    # A test for one byte (memchr) is several times cheaper than a search for a pattern:
+    # each pattern is only searched for in values that hold its first byte.
+    if (
+        (92 in value and b"\\u0000" in value)  # 92: a backslash
+        or (78 in value and b"NaN" in value)  # 78: "N"
+        or (73 in value and b"Infinity" in value)  # 73: "I"
+    ):
         return True
-    shapes = value.translate(_EXPONENT_SHAPES)
-    short, signed = _SUSPECT_EXPONENTS
-    return short in shapes or signed in shapes
+    return _SUSPECT_EXPONENT in value.translate(_EXPONENT_SHAPES, b"+")
 
 
 def _unstorable(event: Event, value: bytes) -> str | None:
@@ -88,10 +91,11 @@ def _unstorable(event: Event, value: bytes) -> str | None:
     batch fail on every retry and stall its partition. A byte scan decides which events
     need their decoded data walked.
     """
-    try:
-        event.time.astimezone(UTC)
-    except OverflowError:
-        return f"event time {event.time.isoformat()} is outside years 1 to 9999 in UTC"
+    if event.time.year in (1, 9999):  # an offset of under a day moves no other year out
+        try:
+            event.time.astimezone(UTC)
+        except OverflowError:
+            return f"event time {event.time.isoformat()} is outside years 1 to 9999 in UTC"
     if not _suspect(value):
         return None
     # UUIDs often hold a digit, an "e" and three digits, so many events get here: one pass
@@ -186,7 +190,7 @@ def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
 
 def _changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
     changes = Changes()
-    rows = changes.rows
+    rows, agents, users = changes.rows, changes.agents, changes.users
     # A record identical to one already decoded (a redelivered duplicate) decodes to the same
     # result, and folding or naming the same event twice changes nothing: only its poison
     # verdict is repeated. Value -> key of the first record with it, and why it is poison.
@@ -210,11 +214,13 @@ def _changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
         data = event.data
         rows[data.execution_id] = fold(rows.get(data.execution_id), event)
         if isinstance(data, RunRequestData):
-            agent_name, user_name = data.agent_name, data.user_name
-        else:
-            agent_name = user_name = None
-        _note_name(changes.agents, data.agent_id, agent_name, event)
-        _note_name(changes.users, data.user_id, user_name, event)
+            _note_name(agents, data.agent_id, data.agent_name, event)
+            _note_name(users, data.user_id, data.user_name, event)
+        else:  # names no one: its agent and user need only exist
+            if data.agent_id not in agents:
+                agents[data.agent_id] = _NO_NAME
+            if data.user_id not in users:
+                users[data.user_id] = _NO_NAME
     return changes
 
 
@@ -237,11 +243,19 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+_NO_NAME = Name(None, None)
+
+
 def _note_name(names: dict[UUID, Name], key: UUID, name: str | None, event: Event) -> None:
     known = names.get(key)
-    if known is None:
-        names[key] = Name(name, event.time if name is not None else None)
-    elif name is not None and (  # Name.newer, without building a Name for every event
-        known.name is None or known.time is None or (event.time, name) > (known.time, known.name)
+    if name is None:
+        if known is None:
+            names[key] = _NO_NAME
+        return
+    if (  # Name.newer, without building a Name for every event
+        known is None
+        or known.name is None
+        or known.time is None
+        or (event.time, name) > (known.time, known.name)
     ):
         names[key] = Name(name, event.time)

@@ -5,15 +5,16 @@ transaction as the rows. Every batch re-reads (and locks) those rows first, so r
 applied are dropped and a gap is never skipped, whatever Kafka's committed offsets say. The
 Kafka commit comes after the database commit and is only a hint for the next assignment.
 Transactions run one at a time, in order, but each overlaps the decoding of the next batch
-(Projector), which is what keeps both this process and PostgreSQL busy on a backlog.
+(Projector, on pipeline.Pipeline, which replay uses too): that keeps both this process and
+PostgreSQL busy on a backlog.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
@@ -30,6 +31,7 @@ from agent_history.settings import ProjectorSettings
 from projector import store
 from projector.batch import Changes, Plan, Record, changes_of, plan_batch
 from projector.deadletter import DeadLetters
+from projector.pipeline import Pipeline, collect_rarely
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +62,8 @@ class Projector:
         self._failures = 0
         self.dead_lettered = 0
         self._agents, self._users = store.StoredNames(), store.StoredNames()
-        # The batch being written: its transaction (None when it failed) and first offsets.
-        self._in_flight: asyncio.Task[Plan | None] | None = None
+        # The batch being written (its plan, or None when it failed) and its first offsets.
+        self._pipeline = Pipeline[Plan | None]()
         self._in_flight_from: dict[int, int] = {}
 
     async def handle(self, records: Sequence[Record], consumer: AIOKafkaConsumer) -> None:
@@ -70,10 +72,9 @@ class Projector:
             return
         # Decoded before waiting, while the previous batch's statements run in PostgreSQL.
         decoded: Changes | None = changes_of(records, self._settings.max_event_bytes)
-        previous, self._in_flight = self._in_flight, None
-        if previous is not None:
+        if self._pipeline.busy:
             try:
-                plan = await previous
+                plan = await self._pipeline.finish()
             except Exception:  # after its commit (a seek or the hint): batches will check
                 log.exception("finishing the previous batch failed; rewinding")
                 plan = None
@@ -86,19 +87,11 @@ class Projector:
                 decoded = None
         if records:
             self._in_flight_from = _first_offsets(records)
-            writing = asyncio.Event()
-            task = asyncio.create_task(self._apply(records, decoded, consumer, writing))
-            self._in_flight = task
-            # Return once the batch's big statement is on its way: PostgreSQL runs it while
-            # this process fetches and decodes the next batch.
-            waiter = asyncio.create_task(writing.wait())
-            await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
+            await self._pipeline.start(partial(self._apply, records, decoded, consumer))
 
     async def settle(self) -> None:
         """Wait until the batch in flight has committed (or failed and rewound)."""
-        if self._in_flight is not None:
-            await asyncio.wait([self._in_flight])
+        await self._pipeline.settle()
 
     async def _apply(
         self,
@@ -239,21 +232,14 @@ async def _undecoded(message: KafkaMessage) -> None:
     return None
 
 
-# A batch allocates objects by the hundred thousand (records, events, rows), hardly any in
-# reference cycles, and keeps a batch or two of them alive. With Python's default thresholds
-# (a collection every 700 allocations) the cyclic collector kept rescanning them: a fifth of
-# the projector's CPU time in a backlog (docs/benchmarks.md). Rarer collections, same safety.
-_COLLECTOR_THRESHOLDS = (100_000, 20, 10)
-
-
 def build_projector(
     settings: ProjectorSettings, engine: AsyncEngine, dead_letters: DeadLetters
 ) -> tuple[KafkaBroker, Projector]:
     """The broker with the projector subscribed; start it with ``broker.start()``.
 
-    Also sets this process's garbage-collector thresholds (see _COLLECTOR_THRESHOLDS).
+    Also sets this process's garbage-collector thresholds (pipeline.collect_rarely).
     """
-    gc.set_threshold(*_COLLECTOR_THRESHOLDS)
+    collect_rarely()
     broker = KafkaBroker(settings.kafka_bootstrap_servers, allow_auto_create_topics=False)
     projector = Projector(settings, engine, dead_letters)
     listener = _SeekOnAssign(projector, lambda: subscriber.consumer)

@@ -18,7 +18,7 @@ The parts and who wins them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
 from uuid import UUID
@@ -44,9 +44,14 @@ _MS = timedelta(milliseconds=1)
 __all__ = ["STATUSES", "TERMINAL_STATUSES", "Execution", "Status", "fold", "fold_all", "merge"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Execution:
-    """One row of ``agent_executions``, plus the keys of the events that won its parts."""
+    """One row of ``agent_executions``, plus the keys of the events that won its parts.
+
+    A value: nothing changes a row once it is built (fold and merge build new ones). It is
+    not a frozen dataclass only because those set each field through object.__setattr__,
+    which made building a row 2.6 times slower on a path taken for every event.
+    """
 
     id: UUID
     agent_id: UUID
@@ -78,54 +83,49 @@ class Execution:
 
 def from_event(event: Event) -> Execution:
     """The row that this event alone describes."""
+    # Each case builds the row once: this runs for every event the projector reads.
     data = event.data
-    row = Execution(
-        id=data.execution_id,
-        agent_id=data.agent_id,
-        user_id=data.user_id,
-        status="pending",
-        execution_start=event.time,
-        execution_end=None,
-        input_data=None,
-        output_data=None,
-        error_message=None,
-        input_rank=None,
-        input_time=None,
-        input_event_id=None,
-        terminal_event_id=None,
-    )
     match event:
         case ExecutionQueued() | ExecutionStarted():
             started = isinstance(event, ExecutionStarted)
-            return replace(
-                row,
+            return Execution(
+                id=data.execution_id,
+                agent_id=data.agent_id,
+                user_id=data.user_id,
                 status="running" if started else "pending",
+                execution_start=event.time,
+                execution_end=None,
                 input_data=event.data.input_data,
+                output_data=None,
+                error_message=None,
                 input_rank=INPUT_FROM_STARTED if started else INPUT_FROM_QUEUED,
                 input_time=event.time,
                 input_event_id=event.id,
+                terminal_event_id=None,
             )
         case ExecutionCompleted():
-            return _terminal(row, event, "completed", event.data.output_data, None)
+            return _terminal(event, "completed", event.data.output_data, None)
         case ExecutionFailed():
-            return _terminal(row, event, "failed", event.data.output_data, event.data.error_message)
+            return _terminal(event, "failed", event.data.output_data, event.data.error_message)
         case ExecutionCancelled():
-            return _terminal(row, event, "cancelled", None, event.data.reason)
+            return _terminal(event, "cancelled", None, event.data.reason)
 
 
-def _terminal(
-    row: Execution,
-    event: Event,
-    status: Status,
-    output: JsonValue,
-    error: str | None,
-) -> Execution:
-    return replace(
-        row,
+def _terminal(event: Event, status: Status, output: JsonValue, error: str | None) -> Execution:
+    data = event.data
+    return Execution(
+        id=data.execution_id,
+        agent_id=data.agent_id,
+        user_id=data.user_id,
         status=status,
+        execution_start=event.time,
         execution_end=event.time,
+        input_data=None,
         output_data=output,
         error_message=error,
+        input_rank=None,
+        input_time=None,
+        input_event_id=None,
         terminal_event_id=event.id,
     )
 

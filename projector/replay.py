@@ -11,10 +11,12 @@ commit leaves the live tables as they were; running replay again starts over.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -32,7 +34,8 @@ from agent_history.tables import (
     users,
 )
 from projector import store
-from projector.batch import Record, changes_of
+from projector.batch import Changes, Record, changes_of
+from projector.pipeline import Pipeline, collecting_rarely
 from projector.retention import delete_older_than
 
 log = logging.getLogger(__name__)
@@ -83,7 +86,8 @@ async def replay(
             total = sum(end.values()) - sum(start.values())
             loader = _Loader(settings, consumer, progress, total, batch_records)
             await _create_shadow(engine)
-            await loader.load(engine, end)
+            with collecting_rarely():
+                await loader.load(engine, end)
             result = await _swap(engine, settings, loader, end)
             await lock.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY})"))
             return result
@@ -132,13 +136,21 @@ class _Loader:
         self.invalid = 0
 
     async def load(self, engine: AsyncEngine, until: dict[int, int]) -> None:
+        """One transaction per batch, each written while the next batch is read and decoded."""
+        pipeline = Pipeline[None]()
         while records := await self._read(until):
-            async with engine.begin() as conn:
-                await self._apply(conn, records)
+            changes = changes_of(records, self._settings.max_event_bytes)
+            if pipeline.busy:
+                await pipeline.finish()
+            await pipeline.start(partial(self._commit, engine, changes, len(records)))
+        if pipeline.busy:
+            await pipeline.finish()
 
     async def load_in(self, conn: AsyncConnection, until: dict[int, int]) -> None:
+        """Within ``conn``'s transaction, whose search path is already the shadow schema."""
         while records := await self._read(until):
-            await self._apply(conn, records)
+            changes = changes_of(records, self._settings.max_event_bytes)
+            await self._write(conn, changes, len(records), asyncio.Event())
 
     async def _read(self, until: dict[int, int]) -> list[Record]:
         """The next records below ``until``; empty once every partition got there."""
@@ -158,16 +170,24 @@ class _Loader:
                 return True
         return False
 
-    async def _apply(self, conn: AsyncConnection, records: Sequence[Record]) -> None:
-        # A lost shadow transaction costs only a rerun: no need to wait for the disk.
-        await conn.execute(text(f"SET LOCAL search_path TO {SHADOW}"))
-        await conn.execute(text("SET LOCAL synchronous_commit TO off"))
-        changes = changes_of(records, self._settings.max_event_bytes)
+    async def _commit(
+        self, engine: AsyncEngine, changes: Changes, records: int, writing: asyncio.Event
+    ) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"SET LOCAL search_path TO {SHADOW}"))
+            # A lost shadow transaction costs only a rerun: no need to wait for the disk.
+            await conn.execute(text("SET LOCAL synchronous_commit TO off"))
+            await self._write(conn, changes, records, writing)
+
+    async def _write(
+        self, conn: AsyncConnection, changes: Changes, records: int, writing: asyncio.Event
+    ) -> None:
         await store.upsert_references(conn, changes.agents, changes.users)
+        writing.set()
         await store.upsert_executions(conn, changes.rows.values())
         # Invalid records were dead-lettered by the live projector; here they are only counted.
         self.invalid += len(changes.poison)
-        self.events += len(records)
+        self.events += records
         self.total = max(self.total, self.events)
         if self._progress is not None:
             self._progress(self.events, self.total)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from uuid import UUID
 
 import orjson
-from pydantic import JsonValue
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,18 +61,10 @@ _UPSERT_EXECUTIONS = text(f"""
 INSERT INTO agent_executions AS t (
     id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
     error_message, input_rank, input_time, input_event_id, terminal_event_id)
-SELECT u.id, u.agent_id, u.user_id, u.status, u.execution_start, u.execution_end,
-       u.input_data::jsonb, u.output_data::jsonb, u.error_message, u.input_rank, u.input_time,
-       u.input_event_id, u.terminal_event_id
-FROM unnest(
-    CAST(:id AS uuid[]), CAST(:agent_id AS uuid[]), CAST(:user_id AS uuid[]),
-    CAST(:status AS text[]), CAST(:execution_start AS timestamptz[]),
-    CAST(:execution_end AS timestamptz[]), CAST(:input_data AS text[]),
-    CAST(:output_data AS text[]), CAST(:error_message AS text[]),
-    CAST(:input_rank AS smallint[]), CAST(:input_time AS timestamptz[]),
-    CAST(:input_event_id AS uuid[]), CAST(:terminal_event_id AS uuid[])
-) AS u(id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
-       error_message, input_rank, input_time, input_event_id, terminal_event_id)
+SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(
+    id uuid, agent_id uuid, user_id uuid, status text, execution_start timestamptz,
+    execution_end timestamptz, input_data jsonb, output_data jsonb, error_message text,
+    input_rank smallint, input_time timestamptz, input_event_id uuid, terminal_event_id uuid)
 ON CONFLICT (id) DO UPDATE SET
     {_from_ids_winner("agent_id")},
     {_from_ids_winner("user_id")},
@@ -161,13 +152,15 @@ class StoredNames:
         self._known.clear()
 
 
-def _json(value: JsonValue) -> str | None:
-    if value is None:
-        return None
+def _rows_json(rows: list[Execution]) -> str:
+    """The rows as one JSON array of objects named like the columns (jsonb_to_recordset)."""
     try:
-        return orjson.dumps(value).decode()
+        return orjson.dumps(rows).decode()
     except TypeError:  # integers beyond 64 bits: valid JSON, and jsonb keeps them exactly
-        return json.dumps(value)
+        return json.dumps([{f: getattr(r, f) for f in _FIELDS} for r in rows], default=str)
+
+
+_FIELDS = [f.name for f in fields(Execution)]
 
 
 async def upsert_references(
@@ -190,27 +183,11 @@ async def upsert_references(
 
 async def upsert_executions(conn: AsyncConnection, rows: Iterable[Execution]) -> None:
     """Merge each batch row into the stored row with the same id (insert when there is none)."""
-    ordered = sorted(rows, key=lambda r: r.id)
+    # In id order, one lock order for every projector (UUID.int orders as PostgreSQL does).
+    ordered = sorted(rows, key=lambda r: r.id.int)
     if not ordered:
         return
-    await conn.execute(
-        _UPSERT_EXECUTIONS,
-        {
-            "id": [r.id for r in ordered],
-            "agent_id": [r.agent_id for r in ordered],
-            "user_id": [r.user_id for r in ordered],
-            "status": [r.status for r in ordered],
-            "execution_start": [r.execution_start for r in ordered],
-            "execution_end": [r.execution_end for r in ordered],
-            "input_data": [_json(r.input_data) for r in ordered],
-            "output_data": [_json(r.output_data) for r in ordered],
-            "error_message": [r.error_message for r in ordered],
-            "input_rank": [r.input_rank for r in ordered],
-            "input_time": [r.input_time for r in ordered],
-            "input_event_id": [r.input_event_id for r in ordered],
-            "terminal_event_id": [r.terminal_event_id for r in ordered],
-        },
-    )
+    await conn.execute(_UPSERT_EXECUTIONS, {"rows": _rows_json(ordered)})
 
 
 _LOCK_CHECKPOINTS = text("""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, get_args
 
 import pytest
@@ -126,6 +126,35 @@ async def test_update_execution_record_on_completion(db_engine: AsyncEngine) -> 
     assert row.error_message is None
     assert row.created_at == created
     assert row.updated_at >= created
+
+
+@pytest.mark.parametrize(
+    ("input_data", "output_data"),
+    [
+        ({"n": 2**70, "f": 0.1, "deep": [{"x": None}]}, "a bare string"),  # beyond orjson
+        ({"text": 'é ✓ \\u0000 "quoted"', "neg": -2.5e-7}, None),
+        ({}, [1, "two", 3.0, True]),
+    ],
+)
+async def test_values_reach_the_table_exactly(
+    db_engine: AsyncEngine, input_data: dict[str, Any], output_data: Any
+) -> None:
+    """The batch travels as one JSON document: every kind of value must come out as it went in."""
+    eid, agent, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    start = datetime(2025, 1, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    end = T0 + timedelta(days=1)  # whole seconds: no fraction in its text
+    ids = {"agent_id": agent, "user_id": user}
+    await apply(
+        db_engine,
+        [
+            make_event("ExecutionStarted", eid, start, input_data=input_data, **ids),
+            make_event("ExecutionCompleted", eid, end, output_data=output_data, **ids),
+        ],
+    )
+    row = await stored(db_engine, eid)
+    assert (row.input_data, row.output_data) == (input_data, output_data)
+    assert (row.execution_start, row.execution_end) == (start, end)
+    assert row.execution_time_ms == (end - start) // timedelta(milliseconds=1)
 
 
 async def test_update_execution_record_on_failure(db_engine: AsyncEngine) -> None:
