@@ -26,7 +26,6 @@ import hashlib
 import os
 import secrets
 import shlex
-import socket
 import time
 from datetime import timedelta
 from uuid import uuid4
@@ -114,20 +113,6 @@ async def prepare(bench: environment.Bench, url: str, shape: Shape, regenerate: 
     raise AssertionError("unreachable")
 
 
-async def _wait_ready(base: str, server: asyncio.subprocess.Process) -> None:
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(600):
-            if server.returncode is not None:
-                raise RuntimeError(f"the API exited ({server.returncode}); see {live.LOGS}")
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError("the API did not become ready within 60 s")
-
-
 async def _deep_cursor(base: str, token: str, dataset: Dataset) -> str:
     """The next_cursor of the page that ends depth() rows into the big agent's history."""
     async with httpx.AsyncClient(base_url=base, timeout=120) as client:
@@ -149,13 +134,6 @@ def _code_version() -> str:
     return digest.hexdigest()[:12]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 async def run(args: argparse.Namespace) -> None:
     began = time.monotonic()
     bench = environment.from_environment()
@@ -166,13 +144,13 @@ async def run(args: argparse.Namespace) -> None:
     measured = time.monotonic()
     try:
         settings = ApiSettings(
-            database_url=url, jwt_secret=SecretStr(secrets.token_urlsafe(48)), port=_free_port()
+            database_url=url, jwt_secret=SecretStr(secrets.token_urlsafe(48)), port=live.free_port()
         )
         token = mint_token(settings, uuid4(), all_scope=True, ttl=timedelta(hours=2))
         base = f"http://127.0.0.1:{settings.port}"
         serve = ["api", "--port", str(settings.port), "--workers", str(args.workers)]
         async with live.service(serve, settings) as server:
-            await _wait_ready(base, server)
+            await live.api_ready(base, server)
             plan = scenarios(dataset, await _deep_cursor(base, token, dataset))
             works = await api_statements.capture(settings, token, {s.name: s.target for s in plan})
             reads = {

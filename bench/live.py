@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 from pydantic_settings import BaseSettings
 
 from agent_history.settings import environment_of
@@ -143,3 +145,27 @@ async def drain(
             )
     finally:
         await conn.close()
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def api_ready(base: str, server: Process, within: float = 60.0) -> None:
+    """Wait until the API ``server`` started at ``base`` answers /readyz."""
+    deadline = time.monotonic() + within
+    async with httpx.AsyncClient(base_url=base) as client:
+        while time.monotonic() < deadline:
+            if server.returncode is not None:
+                raise RuntimeError(f"the API exited ({server.returncode}); see {LOGS}")
+            try:
+                if (await client.get("/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"the API at {base} did not become ready within {within:.0f} s")

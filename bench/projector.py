@@ -22,7 +22,6 @@ import asyncio
 import importlib
 import inspect
 import shlex
-import socket
 import time
 import uuid
 from collections import Counter
@@ -30,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import httpx
 
 from agent_history.settings import ApiSettings, ProjectorSettings
 from bench import environment, freshness, live, naive, references, report
@@ -157,17 +155,15 @@ async def measure_freshness(
     bench: Bench, settings: ProjectorSettings, seconds: float, rate: float = 2000.0
 ) -> Row:
     """Steady ``rate`` events/s through the projector; p50/p99 until the API shows the end."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = live.free_port()
     api_settings = ApiSettings(database_url=bench.database_url, port=port)
     base = f"http://127.0.0.1:{port}"
     token, dsn = _token(api_settings), None
     async with (
         live.service(["projector", "--log-level", "WARNING"], settings),
-        live.service(["api"], api_settings),
+        live.service(["api"], api_settings) as api,
     ):
-        await _wait_ready(base)
+        await live.api_ready(base, api)
         if token is None:
             dsn = bench.dsn()
         every = max(1, round(rate / 3 / 25))  # about 25 followed executions a second
@@ -192,18 +188,6 @@ def _token(settings: ApiSettings) -> str | None:
     except ImportError:
         return None
     return mint_token(settings, uuid.uuid4(), all_scope=True)
-
-
-async def _wait_ready(base: str) -> None:
-    async with httpx.AsyncClient(base_url=base) as client:
-        for _ in range(600):
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"the API at {base} did not become ready")
 
 
 async def measure_naive(bench: Bench, values: list[bytes], events: int, budget: float) -> Row:
