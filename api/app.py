@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from agent_history.db import make_reader_engine
-from agent_history.settings import ENV_PREFIX, ApiSettings, environment_of
+from agent_history.settings import ApiSettings, environment_of
 from api.auth import ALL_SCOPE, TokenVerifier
 from api.cursor import CursorCodec, cursor_key
 from api.health import health
@@ -98,10 +98,11 @@ def app_from_environment() -> FastAPI:
 def serve(settings: ApiSettings) -> None:
     """Run the API with uvicorn on ``settings.host``:``settings.port`` until interrupted, in
     ``settings.workers`` processes."""
-    # The workers are processes of their own: they read these settings from the environment.
-    for name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
-        del os.environ[name]
-    os.environ.update(environment_of(settings, base={}))
+    # The workers are processes of their own: they read these settings from the environment,
+    # which then holds exactly them (environment_of drops any other AGENT_HISTORY_* variable).
+    environment = environment_of(settings)
+    os.environ.clear()
+    os.environ.update(environment)
     uvicorn.run(
         f"{__name__}:{app_from_environment.__name__}",
         factory=True,

@@ -180,16 +180,15 @@ async def list_executions(engine: AsyncEngine, where: ExecutionFilter, page: Pag
     JSON text) plus ``agent_name`` and ``user_name``; a page that does not continue from a
     cursor also has ``total``.
     """
-    values = where.bound()
+    bound = where.bound()
+    count = _count_shape(bound) if page.after is None else None
+    statement = _page_statement(
+        tuple(bound), page.order, frozenset(page.include), page.after is not None, count
+    )
     # One more row than the page, to know whether another page follows.
-    values.update(limit=page.limit + 1, offset=page.offset)
-    counted = page.after is None
+    values = {**bound, "limit": page.limit + 1, "offset": page.offset}
     if page.after is not None:
         values.update(after_start=page.after.execution_start, after_id=page.after.id)
-    count = _count_shape(where) if counted else None
-    statement = _page_statement(
-        tuple(values), page.order, frozenset(page.include), page.after is not None, count
-    )
     fetched = await fetch(engine, statement, values)
     rows, more = fetched[: page.limit], len(fetched) > page.limit
     if count is None:
@@ -209,8 +208,8 @@ async def list_executions(engine: AsyncEngine, where: ExecutionFilter, page: Pag
 _CountShape: TypeAlias = tuple[str, tuple[str, ...]]
 
 
-def _count_shape(where: ExecutionFilter) -> _CountShape:
-    bound = where.bound()
+def _count_shape(bound: Collection[str]) -> _CountShape:
+    """How to count the rows of a filter whose ``bound()`` has these names."""
     statuses = ("statuses",) if "statuses" in bound else ()
     people = [name for name in ("user_id", "owner_id") if name in bound]
     if "started_after" not in bound and "started_before" not in bound:
@@ -243,8 +242,8 @@ def _page_statement(
     after: bool,
     count: _CountShape | None,
 ) -> Select[Any]:
-    """The statement of a page; ``names`` are those of its bound values."""
-    where = conditions(name for name in names if name in _CONDITIONS)
+    """The statement of a page of a filter whose ``bound()`` has these names."""
+    where = conditions(names)
     key = (_e.c.execution_start, _e.c.id)
     if after:
         row = tuple_(*key)
