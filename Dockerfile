@@ -10,17 +10,26 @@ ENV UV_COMPILE_BYTECODE=1 \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1
 
-# Dependencies first, in their own layer: rebuilt only when the lock file changes.
-COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --extra server --no-install-project
+# Dependencies first, in their own layer: rebuilt only when the lock file changes. The image
+# holds the services (agent-history-server), not the local-services launcher.
+COPY pyproject.toml uv.lock ./
+COPY contract/pyproject.toml contract/
+COPY producer/pyproject.toml producer/README.md producer/
+COPY migrations/pyproject.toml migrations/
+COPY projector/pyproject.toml projector/
+COPY api/pyproject.toml api/
+COPY server/pyproject.toml server/
+COPY devservices/pyproject.toml devservices/
+RUN uv sync --frozen --no-dev --package agent-history-server --no-install-workspace
 
 COPY alembic.ini ./
-COPY agent_history ./agent_history
+COPY contract ./contract
 COPY producer ./producer
+COPY migrations ./migrations
 COPY projector ./projector
 COPY api ./api
-COPY migrations ./migrations
-RUN uv sync --frozen --no-dev --extra server
+COPY server ./server
+RUN uv sync --frozen --no-dev --package agent-history-server --no-editable
 
 RUN useradd --system --no-create-home agent-history
 USER agent-history

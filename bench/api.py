@@ -1,24 +1,16 @@
 """History API benchmark: latency and throughput over HTTP, beside the database's own limit.
 
-    .venv/bin/python bench/api.py [--regenerate] [--keep-db]
+    .venv/bin/python -m bench.api [--regenerate] [--keep-db]
 
 Uses the PostgreSQL server of AGENT_HISTORY_DATABASE_URL (the local one by default) but only a
 database of its own, filled with COPY (bench/api_data.py) and dropped at the end unless
 --keep-db (a kept one is reused by the next run). Runs the API as its own process
-(`python -m agent_history api`), loads it with wrk (bench/api_load.py), replays the statements
-it sends straight through asyncpg, profiles it with py-spy where a goal is missed, prints one
-table and writes docs/benchmarks-api.md.
+(`python -m agent_history.server api`), loads it with wrk (bench/api_load.py), replays the
+statements it sends straight through asyncpg, profiles it with py-spy where a goal is missed,
+prints one table and writes docs/benchmarks-api.md.
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# As a script, this folder comes first on sys.path and this file would shadow the api
-# package: put the repository root there instead.
-if __name__ == "__main__":
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import argparse
 import asyncio
@@ -26,8 +18,10 @@ import hashlib
 import os
 import secrets
 import shlex
+import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from uuid import uuid4
 
 import asyncpg
@@ -35,9 +29,10 @@ import httpx
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
-from agent_history.migrate import migrate
-from agent_history.settings import ApiSettings, DatabaseSettings
-from api.auth import mint_token
+from agent_history.api.auth import mint_token
+from agent_history.api.settings import ApiSettings
+from agent_history.read_model.db import DatabaseSettings
+from agent_history.read_model.migrate import migrate
 from bench import (
     api_data,
     api_doc,

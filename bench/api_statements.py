@@ -18,8 +18,8 @@ import asyncpg
 import httpx
 from sqlalchemy import event
 
-from agent_history.settings import ApiSettings
-from api.app import create_app
+from agent_history.api.app import create_app
+from agent_history.api.settings import ApiSettings
 from bench.api_load import Statements
 
 _ISOLATION = {"REPEATABLE READ": "repeatable_read", "SERIALIZABLE": "serializable"}

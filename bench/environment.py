@@ -15,14 +15,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy.engine import make_url
 
-from agent_history.migrate import migrate
-from agent_history.settings import (
-    LOCAL_DATABASE_URL,
-    LOCAL_KAFKA,
-    DatabaseSettings,
-    ProjectorSettings,
-    ServicesSettings,
-)
+from agent_history.contract.settings import LOCAL_KAFKA
+from agent_history.devservices.settings import ServicesSettings
+from agent_history.projector.settings import ProjectorSettings
+from agent_history.read_model.db import LOCAL_DATABASE_URL, DatabaseSettings
+from agent_history.read_model.migrate import migrate
 
 PARTITIONS = 6
 

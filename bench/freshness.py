@@ -23,7 +23,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from agent_history.settings import ProducerSettings
+from agent_history.producer.settings import ProducerSettings
 from bench.workload import HEADERS
 
 _TICK = 0.005

@@ -19,7 +19,7 @@ import asyncpg
 import httpx
 from pydantic_settings import BaseSettings
 
-from agent_history.settings import environment_of
+from agent_history.contract.settings import environment_of
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LOGS = Path(tempfile.gettempdir()) / "agent-history-bench"
@@ -38,7 +38,7 @@ async def service(
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "agent_history", *command),
+            *(sys.executable, "-m", "agent_history.server", *command),
             env=environment_of(settings),
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,

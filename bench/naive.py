@@ -17,9 +17,9 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import registry
 
-from agent_history.events import RunRequestData, parse_event
-from agent_history.tables import agent_executions, agents, users
-from projector.fold import Execution, from_event, merge
+from agent_history.contract.events import RunRequestData, parse_event
+from agent_history.projector.fold import Execution, from_event, merge
+from agent_history.read_model.tables import agent_executions, agents, users
 
 
 class _Named:

@@ -1,6 +1,6 @@
 """Projector benchmark: live drain, replay, freshness, and the limits they are measured against.
 
-    .venv/bin/python bench/projector.py --events 1000000
+    .venv/bin/python -m bench.projector --events 1000000
 
 Uses the services of AGENT_HISTORY_KAFKA_BOOTSTRAP_SERVERS / AGENT_HISTORY_DATABASE_URL (the
 local ones by default) but only a database and topics of its own, dropped at the end. Prints one
@@ -9,28 +9,23 @@ table and writes it to docs/benchmarks.md under "## Projector".
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# As a script, this folder comes first on sys.path and this file would shadow the projector
-# package: put the repository root there instead.
-if __name__ == "__main__":
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
-
 import argparse
 import asyncio
 import importlib
 import inspect
 import shlex
+import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from agent_history.settings import ApiSettings, ProjectorSettings
+from agent_history.api.settings import ApiSettings
+from agent_history.projector.settings import ProjectorSettings
 from bench import environment, freshness, live, naive, references, report
 from bench.environment import Bench
 from bench.report import Row, per_second
@@ -184,7 +179,7 @@ async def measure_freshness(
 
 def _token(settings: ApiSettings) -> str | None:
     try:
-        from api.auth import mint_token
+        from agent_history.api.auth import mint_token
     except ImportError:
         return None
     return mint_token(settings, uuid.uuid4(), all_scope=True)
@@ -290,7 +285,7 @@ async def run(args: argparse.Namespace) -> None:
         await environment.drop_database(bench, bench.database_url)
     rows.update(_ratios(rates))
     table = [rows[k] for k in ORDER if k in rows]
-    command = ".venv/bin/python bench/projector.py " + shlex.join(sys.argv[1:])
+    command = ".venv/bin/python -m bench.projector " + shlex.join(sys.argv[1:])
     report.show(table, "Projector", f"{command}\n{machine}")
     if args.write:
         section = report.markdown(table, command, machine, notes)

@@ -1,6 +1,6 @@
 """Fault-injection soak: the scenario of tests/integration/test_faults.py, at a bigger size.
 
-    .venv/bin/python bench/soak.py --executions 20000 --kills 10 --seed 1
+    .venv/bin/python -m bench.soak --executions 20000 --kills 10 --seed 1
 
 Sends a stream of executions (duplicated events, shuffled order) in phases while a projector
 process runs; between phases the projector is SIGKILLed at random moments (--kills times),
@@ -12,33 +12,19 @@ are dropped afterwards (the database is kept when something differs). Exits 1 on
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import argparse
+import asyncio
+import logging
+import random
+import uuid
 
-ROOT = Path(__file__).resolve().parents[1]
-if __name__ == "__main__":
-    # As a script, bench/ comes first on sys.path and bench/projector.py would shadow the
-    # projector package: the repository root goes there instead.
-    sys.path[0] = str(ROOT)
-# The scenario, its stream and its reference live in tests/faults_support.py, shared with the
-# CI-sized test: one piece of code for one piece of logic. Tests never import bench/, so the
-# shared module sits in tests/ and this command puts that folder on its path.
-sys.path.append(str(ROOT / "tests"))
-
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import logging  # noqa: E402
-import random  # noqa: E402
-import uuid  # noqa: E402
-
-from faults_support import Outcome, generate_stream, run_scenario, schedule  # noqa: E402
-
-from agent_history import services  # noqa: E402
-from agent_history.db import make_engine  # noqa: E402
-from agent_history.settings import ServicesSettings  # noqa: E402
-from bench import environment  # noqa: E402
-from bench.environment import Bench  # noqa: E402
-from bench.live import LOGS  # noqa: E402
+from agent_history import devservices as services
+from agent_history.devservices.settings import ServicesSettings
+from agent_history.read_model.db import make_engine
+from bench import environment
+from bench.environment import Bench
+from bench.live import LOGS
+from tests.faults_support import Outcome, generate_stream, run_scenario, schedule
 
 
 async def soak(args: argparse.Namespace) -> Outcome:

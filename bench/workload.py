@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from agent_history.events import CLOUDEVENTS_JSON, CONTENT_TYPE_HEADER
+from agent_history.contract.events import CLOUDEVENTS_JSON, CONTENT_TYPE_HEADER
 
 HEADERS = [(CONTENT_TYPE_HEADER, CLOUDEVENTS_JSON.encode())]
 EXECUTIONS_PER_SECOND = 1000.0  # simulated arrival rate: sets how far apart related events lie

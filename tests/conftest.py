@@ -20,10 +20,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.db import make_engine
-from agent_history.migrate import migrate
-from agent_history.settings import ApiSettings, ProducerSettings, ProjectorSettings
-from projector.app import run_projector
+from agent_history.api.settings import ApiSettings
+from agent_history.producer.settings import ProducerSettings
+from agent_history.projector.app import run_projector
+from agent_history.projector.settings import ProjectorSettings
+from agent_history.read_model.db import make_engine
+from agent_history.read_model.migrate import migrate
 
 
 @pytest.fixture(scope="session")
@@ -33,8 +35,8 @@ def service_urls() -> tuple[str, str]:
     database = os.environ.get("AGENT_HISTORY_DATABASE_URL")
     if kafka and database:
         return kafka, database
-    from agent_history import services
-    from agent_history.settings import ServicesSettings
+    from agent_history import devservices as services
+    from agent_history.devservices.settings import ServicesSettings
 
     status = services.up(ServicesSettings())
     return kafka or status.kafka_bootstrap_servers, database or status.database_url

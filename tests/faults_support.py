@@ -27,9 +27,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from support import eventually
 
-from agent_history.events import (
+from agent_history.contract.events import (
     Event,
     EventType,
     RunRequestData,
@@ -38,10 +37,13 @@ from agent_history.events import (
     record_headers,
     record_key,
 )
-from agent_history.services import kafka, postgres
-from agent_history.settings import ProjectorSettings, ServicesSettings, environment_of
-from agent_history.tables import agent_executions, agents, projector_checkpoints, users
-from projector.fold import fold_all
+from agent_history.contract.settings import environment_of
+from agent_history.devservices import kafka, postgres
+from agent_history.devservices.settings import ServicesSettings
+from agent_history.projector.fold import fold_all
+from agent_history.projector.settings import ProjectorSettings
+from agent_history.read_model.tables import agent_executions, agents, projector_checkpoints, users
+from tests.support import eventually
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Every column of a row but its bookkeeping timestamps (created_at, updated_at).
@@ -171,7 +173,7 @@ def wanted_offsets(sent: Sequence[Any]) -> dict[int, int]:
 
 
 class ProjectorProcess:
-    """`python -m agent_history projector` as a child process, logging into one file."""
+    """`python -m agent_history.server projector` as a child process, logging into one file."""
 
     def __init__(self, settings: ProjectorSettings, log: Path) -> None:
         self._env = environment_of(settings)
@@ -185,7 +187,7 @@ class ProjectorProcess:
             out.write(f"==== projector start {self.starts} ====\n".encode())
             out.flush()
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "agent_history", "projector"],
+                [sys.executable, "-m", "agent_history.server", "projector"],
                 env=self._env,
                 cwd=PROJECT_ROOT,
                 stdout=out,

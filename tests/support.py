@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.tables import projector_checkpoints
+from agent_history.read_model.tables import projector_checkpoints
 
 T = TypeVar("T")
 

@@ -16,10 +16,10 @@ import httpx
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.settings import ApiSettings
-from agent_history.tables import agent_executions, agents, users
-from api.app import create_app
-from api.auth import mint_token
+from agent_history.api.app import create_app
+from agent_history.api.auth import mint_token
+from agent_history.api.settings import ApiSettings
+from agent_history.read_model.tables import agent_executions, agents, users
 
 PREFIX = "/api/v1/agent-studio"
 T0 = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)

@@ -14,19 +14,21 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from support import caught_up, eventually
 
-from agent_history.events import (
+from agent_history.api.app import create_app
+from agent_history.api.auth import mint_token
+from agent_history.api.settings import ApiSettings
+from agent_history.contract.events import (
     CompletedData,
     ExecutionCompleted,
     ExecutionStarted,
     RunRequestData,
 )
-from agent_history.settings import ApiSettings, ProducerSettings, ProjectorSettings
-from agent_history.tables import agent_executions, agents, projector_checkpoints
-from api.app import create_app
-from api.auth import mint_token
-from producer import Publisher, track_execution
+from agent_history.producer import Publisher, track_execution
+from agent_history.producer.settings import ProducerSettings
+from agent_history.projector.settings import ProjectorSettings
+from agent_history.read_model.tables import agent_executions, agents, projector_checkpoints
+from tests.support import caught_up, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("running_projector")]
 

@@ -11,10 +11,10 @@ import random
 from pathlib import Path
 
 import pytest
-from faults_support import generate_stream, run_scenario, schedule
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.settings import ProjectorSettings
+from agent_history.projector.settings import ProjectorSettings
+from tests.faults_support import generate_stream, run_scenario, schedule
 
 pytestmark = pytest.mark.integration
 

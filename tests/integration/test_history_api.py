@@ -13,7 +13,12 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from history_api_support import (
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.api import queries
+from agent_history.api.queries import ExecutionFilter, PageRequest, Payload
+from agent_history.api.settings import ApiSettings
+from tests.integration.history_api_support import (
     PREFIX,
     T0,
     add_execution,
@@ -26,11 +31,6 @@ from history_api_support import (
     new_agent,
     new_user,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from agent_history.settings import ApiSettings
-from api import queries
-from api.queries import ExecutionFilter, PageRequest, Payload
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from history_api_support import (
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.api.auth import ALL_SCOPE, mint_token
+from agent_history.api.settings import ApiSettings
+from tests.integration.history_api_support import (
     PREFIX,
     add_execution,
     agent_list,
@@ -27,10 +31,6 @@ from history_api_support import (
     new_user,
     user_list,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from agent_history.settings import ApiSettings
-from api.auth import ALL_SCOPE, mint_token
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,10 @@ from uuid import uuid4
 
 import httpx
 import pytest
-from history_api_support import (
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.api.settings import ApiSettings
+from tests.integration.history_api_support import (
     agent_list,
     api_client,
     assert_problem,
@@ -16,9 +19,6 @@ from history_api_support import (
     get_ok,
     history_of,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from agent_history.settings import ApiSettings
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,6 @@ from uuid import UUID, uuid4
 
 import pytest
 import schemathesis
-from history_api_support import T0, TERMINAL, add_execution
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
@@ -34,11 +33,13 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.settings import ApiSettings
-from agent_history.tables import STATUSES, agents, users
-from api.app import create_app
-from api.auth import mint_token
-from api.schemas import EXAMPLE_AGENT_ID, EXAMPLE_EXECUTION_ID, EXAMPLE_USER_ID
+from agent_history.api.app import create_app
+from agent_history.api.auth import mint_token
+from agent_history.api.schemas import EXAMPLE_AGENT_ID, EXAMPLE_EXECUTION_ID, EXAMPLE_USER_ID
+from agent_history.api.settings import ApiSettings
+from agent_history.contract.statuses import STATUSES
+from agent_history.read_model.tables import agents, users
+from tests.integration.history_api_support import T0, TERMINAL, add_execution
 
 pytestmark = pytest.mark.integration
 

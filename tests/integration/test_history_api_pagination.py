@@ -9,7 +9,10 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from history_api_support import (
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.api.settings import ApiSettings
+from tests.integration.history_api_support import (
     T0,
     add_execution,
     agent_list,
@@ -20,9 +23,6 @@ from history_api_support import (
     ids,
     user_list,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from agent_history.settings import ApiSettings
 
 pytestmark = pytest.mark.integration
 SECOND = timedelta(seconds=1)

@@ -12,7 +12,11 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from history_api_support import (
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.api.settings import ApiSettings
+from agent_history.contract.statuses import STATUSES
+from tests.integration.history_api_support import (
     PREFIX,
     T0,
     TERMINAL,
@@ -24,10 +28,6 @@ from history_api_support import (
     new_agent,
     new_user,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from agent_history.settings import ApiSettings
-from agent_history.tables import STATUSES
 
 pytestmark = pytest.mark.integration
 

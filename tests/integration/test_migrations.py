@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from alembic import command
-from conftest import fresh_database
 
-from agent_history.migrate import alembic_config
-from agent_history.settings import DatabaseSettings
+from agent_history.read_model.db import DatabaseSettings
+from agent_history.read_model.migrate import alembic_config
+from tests.conftest import fresh_database
 
 pytestmark = pytest.mark.integration
 

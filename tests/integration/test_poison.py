@@ -12,7 +12,11 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from faults_support import (
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.contract.events import event_from_dict
+from agent_history.projector.settings import ProjectorSettings
+from tests.faults_support import (
     Outcome,
     Stream,
     checkpoints,
@@ -23,11 +27,7 @@ from faults_support import (
     stored_rows,
     wanted_offsets,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
-from support import caught_up, eventually
-
-from agent_history.events import event_from_dict
-from agent_history.settings import ProjectorSettings
+from tests.support import caught_up, eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("running_projector")]
 

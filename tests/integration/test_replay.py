@@ -17,22 +17,29 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from alembic import command
-from conftest import fresh_database
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from support import assert_counts_match_rows, caught_up
 
-from agent_history.db import make_engine
-from agent_history.events import Event, EventType, encode_event, event_from_dict, record_key
-from agent_history.migrate import alembic_config
-from agent_history.settings import ApiSettings, ProjectorSettings
-from agent_history.tables import agent_executions
-from api.app import create_app
-from api.auth import mint_token
-from projector.app import run_projector
-from projector.fold import fold_all
-from projector.replay import replay
-from projector.retention import prune
+from agent_history.api.app import create_app
+from agent_history.api.auth import mint_token
+from agent_history.api.settings import ApiSettings
+from agent_history.contract.events import (
+    Event,
+    EventType,
+    encode_event,
+    event_from_dict,
+    record_key,
+)
+from agent_history.projector.app import run_projector
+from agent_history.projector.fold import fold_all
+from agent_history.projector.replay import replay
+from agent_history.projector.retention import prune
+from agent_history.projector.settings import ProjectorSettings
+from agent_history.read_model.db import make_engine
+from agent_history.read_model.migrate import alembic_config
+from agent_history.read_model.tables import agent_executions
+from tests.conftest import fresh_database
+from tests.support import assert_counts_match_rows, caught_up
 
 pytestmark = pytest.mark.integration
 

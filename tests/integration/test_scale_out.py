@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
-from faults_support import (
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.contract.events import Event
+from agent_history.projector.settings import ProjectorSettings
+from tests.faults_support import (
     Outcome,
     ProjectorProcess,
     checkpoints,
@@ -22,11 +26,7 @@ from faults_support import (
     split,
     start_producer,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine
-from support import caught_up, eventually
-
-from agent_history.events import Event
-from agent_history.settings import ProjectorSettings
+from tests.support import caught_up, eventually
 
 pytestmark = pytest.mark.integration
 

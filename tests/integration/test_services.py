@@ -14,9 +14,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from agent_history import services
-from agent_history.services import kafka, postgres
-from agent_history.settings import ServicesSettings
+from agent_history import devservices as services
+from agent_history.devservices import kafka, postgres
+from agent_history.devservices.settings import ServicesSettings
 
 pytestmark = pytest.mark.integration
 

@@ -10,13 +10,13 @@ from typing import Any, get_args
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from support import assert_counts_match_rows
 
-from agent_history.events import Event, EventType, event_from_dict
-from agent_history.tables import agent_executions, agents
-from projector import store
-from projector.batch import changes_of
-from projector.fold import Execution, fold_all
+from agent_history.contract.events import Event, EventType, event_from_dict
+from agent_history.projector import store
+from agent_history.projector.batch import changes_of
+from agent_history.projector.fold import Execution, fold_all
+from agent_history.read_model.tables import agent_executions, agents
+from tests.support import assert_counts_match_rows
 
 pytestmark = pytest.mark.integration
 

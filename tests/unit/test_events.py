@@ -11,7 +11,7 @@ from uuid import UUID
 import pytest
 from pydantic import ValidationError
 
-from agent_history.events import (
+from agent_history.contract.events import (
     CLOUDEVENTS_JSON,
     Event,
     EventType,

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from agent_history.settings import ApiSettings
-from api.app import create_app
-from api.auth import mint_token
+from agent_history.api.app import create_app
+from agent_history.api.auth import mint_token
+from agent_history.api.settings import ApiSettings
 
 # Nothing listens on port 1: every connection is refused at once.
 UNREACHABLE = "postgresql+asyncpg://nobody:nothing@127.0.0.1:1/nowhere"

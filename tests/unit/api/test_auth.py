@@ -10,9 +10,9 @@ from uuid import uuid4
 import jwt
 import pytest
 
-from agent_history.settings import ApiSettings
-from api.auth import ALL_SCOPE, Caller, TokenVerifier, mint_token
-from api.problems import ProblemError
+from agent_history.api.auth import ALL_SCOPE, Caller, TokenVerifier, mint_token
+from agent_history.api.problems import ProblemError
+from agent_history.api.settings import ApiSettings
 
 SETTINGS = ApiSettings(jwt_secret="t" * 32)
 VERIFIER = TokenVerifier(SETTINGS)

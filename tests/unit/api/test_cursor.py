@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_history.settings import ApiSettings
-from api.cursor import CursorCodec, Position, cursor_key, fingerprint
-from api.problems import ProblemError
+from agent_history.api.cursor import CursorCodec, Position, cursor_key, fingerprint
+from agent_history.api.problems import ProblemError
+from agent_history.api.settings import ApiSettings
 
 CODEC = CursorCodec(b"k" * 32)
 QUERY = fingerprint({"agent_id": "a", "order": "desc"})

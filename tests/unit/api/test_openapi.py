@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from agent_history.settings import ApiSettings
-from api.app import create_app
+from agent_history.api.app import create_app
+from agent_history.api.settings import ApiSettings
 
 PREFIX = "/api/v1/agent-studio"
 LIST_PARAMS = {

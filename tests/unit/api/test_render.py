@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from agent_history.tables import STATUSES
-from api import render
-from api.schemas import Execution, ExecutionPage, ExecutionSummary
+from agent_history.api import render
+from agent_history.api.schemas import Execution, ExecutionPage, ExecutionSummary
+from agent_history.contract.statuses import STATUSES
 
 _times = st.datetimes(
     min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)

@@ -8,15 +8,15 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from agent_history.events import (
+from agent_history.contract.events import (
     CancelledData,
     CompletedData,
     ExecutionData,
     FailedData,
     RunRequestData,
 )
-from producer.publisher import Publisher
-from producer.tracking import track_execution
+from agent_history.producer.publisher import Publisher
+from agent_history.producer.tracking import track_execution
 
 AGENT = UUID("a0000000-0000-4000-8000-000000000001")
 USER = UUID("b0000000-0000-4000-8000-000000000001")

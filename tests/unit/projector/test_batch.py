@@ -11,9 +11,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from agent_history.events import EventType, ExecutionCompleted, ExecutionFailed, record_key
-from projector.batch import Poison, Record, changes_of, decode, plan_batch
-from projector.store import Name
+from agent_history.contract.events import EventType, ExecutionCompleted, ExecutionFailed, record_key
+from agent_history.projector.batch import Poison, Record, changes_of, decode, plan_batch
+from agent_history.projector.store import Name
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 AGENT = UUID("a0000000-0000-4000-8000-000000000001")

@@ -10,10 +10,10 @@ from uuid import uuid4
 
 from hypothesis import given
 from hypothesis import strategies as st
-from test_batch import FakeRecord, raw, record, wire
 
-from projector.batch import _suspect, changes_of
-from projector.store import Name, StoredNames
+from agent_history.projector.batch import _suspect, changes_of
+from agent_history.projector.store import Name, StoredNames
+from tests.unit.projector.test_batch import FakeRecord, raw, record, wire
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 

@@ -15,10 +15,10 @@ from uuid import uuid4
 import pytest
 from aiokafka import TopicPartition
 
-from agent_history.settings import ProjectorSettings
-from projector import consumer as consumer_module
-from projector import store
-from projector.consumer import Projector
+from agent_history.projector import consumer as consumer_module
+from agent_history.projector import store
+from agent_history.projector.consumer import Projector
+from agent_history.projector.settings import ProjectorSettings
 
 TOPIC = "t"
 

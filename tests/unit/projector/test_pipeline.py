@@ -7,7 +7,7 @@ import gc
 
 import pytest
 
-from projector.pipeline import Pipeline, collecting_rarely
+from agent_history.projector.pipeline import Pipeline, collecting_rarely
 
 
 async def test_start_returns_once_the_write_is_writing_and_finish_gives_its_result() -> None:

@@ -1,3 +1,0 @@
-from agent_history.cli import main
-
-main()

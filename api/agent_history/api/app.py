@@ -1,0 +1,116 @@
+"""The history API's entrypoint: ``create_app(settings)`` and ``serve(settings)``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from agent_history.api.auth import ALL_SCOPE, TokenVerifier
+from agent_history.api.cursor import CursorCodec, cursor_key
+from agent_history.api.engine import make_reader_engine
+from agent_history.api.health import health
+from agent_history.api.problems import install_problem_handlers, problem_media_types
+from agent_history.api.routes import history
+from agent_history.api.settings import ApiSettings
+from agent_history.contract.settings import environment_of
+
+DESCRIPTION = f"""\
+Read-only history of agent executions, as the projector folded them from the execution
+events.
+
+**Authentication.** Every endpoint but the health probes and these docs needs
+`Authorization: Bearer <JWT>`: `sub` is your user id (a UUID), `exp` is required, `scope` is
+space-separated. You see only your own executions (another user's is a 404, as if it did not
+exist) unless your token has the scope `{ALL_SCOPE}`. A missing or invalid token is a 401 with
+a `WWW-Authenticate: Bearer` challenge.
+
+**Lists** are newest first by default (`order=asc` for oldest first), by `execution_start`
+then id. Page by `limit`/`offset`, with `total` counting every match, or by cursor: each page
+carries `next_cursor` (null on the last page) to pass as `cursor` for the next, which is as
+fast deep in the history as at its start and neither repeats nor skips executions while new
+ones arrive. Lists leave out `input_data` and `output_data` to keep pages small; ask for them
+with `include=input_data,output_data`. One execution (`/executions/{{id}}`) always has them.
+
+**Errors** are `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail`,
+`instance`, and for invalid parameters an `errors` list naming each one and why.
+"""
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    """The API; its engine is built when the app starts and disposed when it stops."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.uses_development_secret:
+            log.warning(
+                "!!! INSECURE: AGENT_HISTORY_JWT_SECRET is not set, so the API uses the public "
+                "development secret: anyone can mint tokens that read every execution. Set "
+                "AGENT_HISTORY_JWT_SECRET (or AGENT_HISTORY_JWT_PUBLIC_KEY and "
+                "AGENT_HISTORY_CURSOR_SECRET) outside local development. !!!"
+            )
+        app.state.engine = make_reader_engine(settings)
+        try:
+            yield
+        finally:
+            await app.state.engine.dispose()
+
+    app = FastAPI(
+        title="Agent execution history",
+        description=DESCRIPTION,
+        version="2.0.0",
+        lifespan=lifespan,
+    )
+    app.state.verifier = TokenVerifier(settings)
+    app.state.cursors = CursorCodec(cursor_key(settings))
+    app.include_router(history)
+    app.include_router(health)
+    install_problem_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            app.openapi_schema = problem_media_types(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one uvicorn worker process, from the settings ``serve`` put in its
+    environment."""
+    return create_app(ApiSettings())
+
+
+def serve(settings: ApiSettings) -> None:
+    """Run the API with uvicorn on ``settings.host``:``settings.port`` until interrupted, in
+    ``settings.workers`` processes."""
+    # The workers are processes of their own: they read these settings from the environment,
+    # which then holds exactly them (environment_of drops any other AGENT_HISTORY_* variable).
+    environment = environment_of(settings)
+    os.environ.clear()
+    os.environ.update(environment)
+    uvicorn.run(
+        f"{__name__}:{app_from_environment.__name__}",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        # No access log: a line per request costs more than it tells; log requests at the
+        # proxy in front of the API.
+        access_log=False,
+    )

@@ -1,0 +1,182 @@
+"""Every error as an RFC 9457 problem (application/problem+json), never a stack trace or SQL.
+
+Routes raise ``ProblemError``; Starlette's HTTP errors (unknown route 404, wrong method 405),
+invalid parameters (422) and an unreachable database (503) are turned into problems by the
+handlers that ``install_problem_handlers`` registers, and ``UnexpectedErrors`` turns anything
+else into a generic 500 after logging it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent_history.api.schemas import ParameterError, Problem
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE = "urn:agent-history:problem:"
+INVALID_PARAMETERS = f"{_TYPE}invalid-parameters"
+INVALID_CURSOR = f"{_TYPE}invalid-cursor"
+UNAUTHENTICATED = f"{_TYPE}unauthenticated"
+DATABASE_UNAVAILABLE = f"{_TYPE}database-unavailable"
+
+# Failures to reach the database (refused, dropped, shutting down, or no pooled connection free
+# within the pool's timeout): retrying later may work.
+DATABASE_ERRORS = (OSError, OperationalError, InterfaceError, PoolTimeout)
+
+log = logging.getLogger(__name__)
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_JSON
+
+
+class ProblemError(Exception):
+    """A request the API answers with a problem; ``kind`` is its type URI (about:blank: generic)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str = "about:blank",
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.problem = Problem(
+            type=kind,
+            title=title or HTTPStatus(status).phrase,
+            status=status,
+            detail=detail,
+        )
+        self.headers = dict(headers or {})
+
+
+def problem_response(
+    problem: Problem, request: Request | None = None, headers: Mapping[str, str] | None = None
+) -> ProblemResponse:
+    if request is not None:
+        problem = problem.model_copy(update={"instance": request.url.path})
+    return ProblemResponse(
+        problem.model_dump(mode="json", by_alias=True, exclude_none=True),
+        status_code=problem.status,
+        headers=dict(headers or {}),
+    )
+
+
+def not_found(detail: str) -> ProblemError:
+    return ProblemError(404, detail)
+
+
+async def _problem(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, ProblemError)
+    return problem_response(exc.problem, request, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    phrase = HTTPStatus(exc.status_code).phrase
+    detail = str(exc.detail)
+    if exc.status_code == 404 and detail == phrase:
+        detail = f"nothing is served at {request.url.path}"
+    elif exc.status_code == 405 and detail == phrase:
+        allowed = (exc.headers or {}).get("Allow", "")
+        detail = f"{request.method} is not allowed here; allowed: {allowed}"
+    problem = Problem(title=phrase, status=exc.status_code, detail=detail)
+    return problem_response(problem, request, exc.headers)
+
+
+async def _invalid_request(request: Request, exc: Exception) -> ProblemResponse:
+    """422 naming each invalid parameter, where it is and why."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [_parameter_error(error) for error in exc.errors()]
+    problem = Problem(
+        type=INVALID_PARAMETERS,
+        title="Invalid parameters",
+        status=422,
+        detail="; ".join(f"invalid {e.in_} parameter {e.name}: {e.reason}" for e in errors),
+        errors=errors,
+    )
+    return problem_response(problem, request)
+
+
+def _parameter_error(error: Mapping[str, Any]) -> ParameterError:
+    # loc is (where, name, index...): ("query", "status", 0) names the query parameter status.
+    where, *path = (str(part) for part in error.get("loc") or ("request",))
+    return ParameterError(
+        in_=where, name=path[0] if path else where, reason=str(error.get("msg", "invalid value"))
+    )
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
+    log.warning("database unavailable: %s", type(exc).__name__)
+    problem = Problem(
+        type=DATABASE_UNAVAILABLE,
+        title="Database unavailable",
+        status=503,
+        detail=f"the database is unreachable or busy ({type(exc).__name__}); retry later",
+    )
+    return problem_response(problem, request)
+
+
+class UnexpectedErrors:
+    """ASGI middleware: an exception no handler took becomes a generic 500 problem, logged once."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unexpected error serving %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            problem = Problem(
+                title="Internal Server Error",
+                status=500,
+                detail="an unexpected error occurred; it has been logged",
+                instance=scope["path"],
+            )
+            await problem_response(problem)(scope, receive, send)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _problem)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    for unavailable in DATABASE_ERRORS:
+        app.add_exception_handler(unavailable, _database_unavailable)
+    app.add_middleware(UnexpectedErrors)
+
+
+def problem_media_types(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Document every error response (4xx, 5xx) as application/problem+json."""
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[PROBLEM_JSON] = content.pop("application/json")
+    return openapi

@@ -1,0 +1,285 @@
+"""The read side's service layer: the queries behind the history API. It never writes.
+
+Every request is one statement on a connection in autocommit mode: no BEGIN, no COMMIT, one
+round trip, and a statement is its own snapshot. A page that needs its total carries it in the
+same statement as a scalar subquery (evaluated once, before the first row), so page and total
+agree. The total is a lookup in the status counts that triggers keep per agent and per user
+(migration 0003) when the filter is one agent or one user plus statuses; with a time range it
+counts the rows (exact, and as costly as the range is wide). Not ``count(*) OVER ()``: the
+window function makes PostgreSQL produce every matching row before LIMIT can apply, so a page
+near the top of a deep history would cost as much as reading it all; here the page walks the
+(agent_id, execution_start DESC, id DESC) index and stops after offset + limit + 1 rows.
+
+A page that continues from a cursor starts with the row-value comparison ``(execution_start,
+id) < (:start, :id)`` (``>`` ascending), which the same index answers by seeking, so a page
+deep in the history costs what the first one does; such a page carries no total.
+
+Payloads (input_data, output_data) come back as PostgreSQL's own JSON text, never parsed: the
+API passes them through to the response as they are (api/render.py).
+
+A pooled connection that died (the server restarted, or an operator ended the session with
+pg_terminate_backend) fails its statement; the statement, a read, then runs once more on a
+fresh connection, instead of pinging the server before every one. An offset past the end of
+the matching rows is the one request with a second statement: its page is empty, so no row
+carried the total, and the count runs on its own.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, TypeAlias
+from uuid import UUID
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Executable,
+    RowMapping,
+    Select,
+    Text,
+    bindparam,
+    func,
+    literal,
+    select,
+    tuple_,
+)
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.api.cursor import Position
+from agent_history.read_model.tables import (
+    agent_executions,
+    agents,
+    execution_counts_by_agent,
+    execution_counts_by_user,
+    users,
+)
+
+Order: TypeAlias = Literal["desc", "asc"]
+Payload: TypeAlias = Literal["input_data", "output_data"]
+
+_e = agent_executions
+
+# The public columns, in the order of the response models' fields (api.render writes them so);
+# the fold's bookkeeping (input_rank, input_time, input_event_id, terminal_event_id) stays
+# inside the read model. The payloads are chosen per request.
+_EXECUTION_COLUMNS = (
+    _e.c.id,
+    _e.c.agent_id,
+    _e.c.user_id,
+    _e.c.status,
+    _e.c.execution_start,
+    _e.c.execution_end,
+    _e.c.execution_time_ms,
+    _e.c.error_message,
+    _e.c.created_at,
+    _e.c.updated_at,
+)
+FIELDS = tuple(str(column.name) for column in _EXECUTION_COLUMNS)  # not quoted_name
+_COLUMNS = (
+    *_EXECUTION_COLUMNS,
+    agents.c.name.label("agent_name"),
+    users.c.name.label("user_name"),
+)
+PAYLOADS: tuple[Payload, ...] = ("input_data", "output_data")
+
+_WITH_NAMES = _e.join(agents, agents.c.id == _e.c.agent_id).join(users, users.c.id == _e.c.user_id)
+
+
+# Each condition a filter can have, on bound parameters of its own name. Statements are built
+# from these once per shape (which conditions, order, payloads, cursor or not) and cached, so a
+# request only binds its values: building and hashing a new statement each time would cost
+# more than PostgreSQL takes to run it.
+_CONDITIONS: dict[str, ColumnElement[bool]] = {
+    "agent_id": _e.c.agent_id == bindparam("agent_id"),
+    "user_id": _e.c.user_id == bindparam("user_id"),
+    "owner_id": _e.c.user_id == bindparam("owner_id"),
+    "statuses": _e.c.status.in_(bindparam("statuses", expanding=True)),
+    "started_after": _e.c.execution_start >= bindparam("started_after"),
+    "started_before": _e.c.execution_start < bindparam("started_before"),
+}
+
+
+@dataclass(frozen=True)
+class ExecutionFilter:
+    """Which executions a request covers; each field given narrows it further."""
+
+    agent_id: UUID | None = None
+    user_id: UUID | None = None
+    # The caller's own user id, unless the caller may read every user's executions.
+    owner_id: UUID | None = None
+    statuses: frozenset[str] = frozenset()
+    started_after: datetime | None = None  # inclusive
+    started_before: datetime | None = None  # exclusive
+
+    def bound(self) -> dict[str, Any]:
+        """The values of the conditions this filter has, by name (see ``conditions``)."""
+        values: dict[str, Any] = {
+            "agent_id": self.agent_id,
+            "user_id": self.user_id,
+            "owner_id": None if self.owner_id == self.user_id else self.owner_id,
+            "statuses": sorted(self.statuses) or None,
+            "started_after": self.started_after,
+            "started_before": self.started_before,
+        }
+        return {name: value for name, value in values.items() if value is not None}
+
+
+def conditions(names: Iterable[str]) -> list[ColumnElement[bool]]:
+    """The conditions of a filter whose ``bound()`` has these names."""
+    return [_CONDITIONS[name] for name in names]
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    limit: int = 50
+    offset: int = 0
+    order: Order = "desc"
+    # Continue after this row (keyset pagination) instead of from the first one.
+    after: Position | None = None
+    include: frozenset[Payload] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: Sequence[RowMapping]
+    # How many match in all; None on a page that continues from a cursor.
+    total: int | None
+    # Whether more matching rows follow the last one.
+    more: bool
+
+
+async def fetch(
+    engine: AsyncEngine, statement: Executable, values: Mapping[str, Any] | None = None
+) -> Sequence[RowMapping]:
+    """The rows of one statement; on a fresh connection once more if the pooled one had died."""
+    for attempt in (1, 2):
+        try:
+            async with engine.connect() as conn:
+                result = await conn.execute(statement, values)
+                rows: Sequence[RowMapping] = result.mappings().all()
+                return rows
+        except DBAPIError as error:
+            if attempt == 2 or not error.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _select_executions(include: Collection[str], *where: ColumnElement[bool]) -> Select[Any]:
+    payloads = [_e.c[name].cast(Text).label(name) for name in PAYLOADS if name in include]
+    return select(*_COLUMNS, *payloads).select_from(_WITH_NAMES).where(*where)
+
+
+async def list_executions(engine: AsyncEngine, where: ExecutionFilter, page: PageRequest) -> Page:
+    """A page of matching executions ordered by (execution_start, id), both in ``page.order``.
+
+    Each row has the public columns of agent_executions (the payloads only as included, as
+    JSON text) plus ``agent_name`` and ``user_name``; a page that does not continue from a
+    cursor also has ``total``.
+    """
+    bound = where.bound()
+    count = _count_shape(bound) if page.after is None else None
+    statement = _page_statement(
+        tuple(bound), page.order, frozenset(page.include), page.after is not None, count
+    )
+    # One more row than the page, to know whether another page follows.
+    values = {**bound, "limit": page.limit + 1, "offset": page.offset}
+    if page.after is not None:
+        values.update(after_start=page.after.execution_start, after_id=page.after.id)
+    fetched = await fetch(engine, statement, values)
+    rows, more = fetched[: page.limit], len(fetched) > page.limit
+    if count is None:
+        return Page(rows, None, more)
+    if rows:
+        return Page(rows, rows[0]["total"], more)
+    # Nothing on this page, so no row carried the total: none match, or the offset is past
+    # the end of those that do.
+    if page.offset == 0:
+        return Page(rows, 0, more)
+    (total,) = await fetch(engine, _count_statement(count), values)
+    return Page(rows, total["total"], more)
+
+
+# How a total is counted: from the counts kept per agent or per user (with statuses or not),
+# or from the rows with the filter's own conditions.
+_CountShape: TypeAlias = tuple[str, tuple[str, ...]]
+
+
+def _count_shape(bound: Collection[str]) -> _CountShape:
+    """How to count the rows of a filter whose ``bound()`` has these names."""
+    statuses = ("statuses",) if "statuses" in bound else ()
+    people = [name for name in ("user_id", "owner_id") if name in bound]
+    if "started_after" not in bound and "started_before" not in bound:
+        if "agent_id" in bound and not people:
+            return ("agent_id", statuses)
+        if "agent_id" not in bound and len(people) == 1:
+            return (people[0], statuses)
+    return ("rows", tuple(bound))
+
+
+@functools.cache
+def _count_statement(shape: _CountShape) -> Select[Any]:
+    kind, names = shape
+    if kind == "rows":
+        return select(func.count().label("total")).select_from(_e).where(*conditions(names))
+    kept = execution_counts_by_agent if kind == "agent_id" else execution_counts_by_user
+    key = kept.c.agent_id if kind == "agent_id" else kept.c.user_id
+    total = func.coalesce(func.sum(kept.c.n), 0).cast(BigInteger)  # sum(bigint) is numeric
+    statement = select(total.label("total")).where(key == bindparam(kind))
+    if names:
+        statement = statement.where(kept.c.status.in_(bindparam("statuses", expanding=True)))
+    return statement
+
+
+@functools.cache
+def _page_statement(
+    names: tuple[str, ...],
+    order: Order,
+    include: frozenset[str],
+    after: bool,
+    count: _CountShape | None,
+) -> Select[Any]:
+    """The statement of a page of a filter whose ``bound()`` has these names."""
+    where = conditions(names)
+    key = (_e.c.execution_start, _e.c.id)
+    if after:
+        row = tuple_(*key)
+        mark = tuple_(
+            bindparam("after_start", type_=_e.c.execution_start.type),
+            bindparam("after_id", type_=_e.c.id.type),
+        )
+        where.append(row < mark if order == "desc" else row > mark)
+    statement = (
+        _select_executions(include, *where)
+        .order_by(*(c.desc() if order == "desc" else c.asc() for c in key))
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
+    if count is not None:
+        total = _count_statement(count).correlate(None).scalar_subquery()
+        statement = statement.add_columns(total.label("total"))
+    return statement
+
+
+async def get_execution(
+    engine: AsyncEngine, execution_id: UUID, owner_id: UUID | None = None
+) -> RowMapping | None:
+    """One execution with its payloads (JSON text) and names, or None if there is none (or,
+    with ``owner_id``, none of that user's)."""
+    values = ExecutionFilter(owner_id=owner_id).bound()
+    statement = _detail_statement(tuple(values))
+    rows = await fetch(engine, statement, {**values, "execution_id": execution_id})
+    return rows[0] if rows else None
+
+
+@functools.cache
+def _detail_statement(names: tuple[str, ...]) -> Select[Any]:
+    return _select_executions(PAYLOADS, _e.c.id == bindparam("execution_id"), *conditions(names))
+
+
+async def check_database(engine: AsyncEngine) -> None:
+    """Raise unless the database answers ``SELECT 1``."""
+    await fetch(engine, select(literal(1)))

@@ -1,0 +1,66 @@
+"""JSON bodies of executions, written straight from the rows of api.queries.
+
+They have exactly the shapes of api.schemas' response models (which document them in the
+OpenAPI schema), without building those models for every row: orjson writes UUIDs, and times
+in UTC with a 'Z', as pydantic does, and the payloads are PostgreSQL's own JSON text, passed
+through without being parsed and written again. tests/unit/api/test_render.py holds the bodies
+equal to the models' own serialization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+import orjson
+from fastapi import Response
+
+from agent_history.api.queries import FIELDS, PAYLOADS
+
+
+class JSONBody(Response):
+    media_type = "application/json"
+
+
+def execution(row: Mapping[Any, Any], payloads: Sequence[str] = PAYLOADS) -> dict[str, Any]:
+    """An execution as a list or the detail shows it, with these of its payloads."""
+    shaped = {name: row[name] for name in FIELDS}
+    shaped["agent"] = {"id": row["agent_id"], "name": row["agent_name"]}
+    shaped["user"] = {"id": row["user_id"], "name": row["user_name"]}
+    for name in payloads:
+        text = row[name]
+        shaped[name] = None if text is None else orjson.Fragment(text)
+    return shaped
+
+
+def _other(value: object) -> str:
+    """What orjson does not write itself: asyncpg's UUID, a subclass of uuid.UUID."""
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def dumps(body: Any) -> JSONBody:
+    return JSONBody(orjson.dumps(body, default=_other, option=orjson.OPT_UTC_Z))
+
+
+def page(
+    rows: Sequence[Mapping[Any, Any]],
+    *,
+    total: int | None,
+    limit: int,
+    offset: int,
+    next_cursor: str | None,
+) -> JSONBody:
+    """An ExecutionPage; its executions have the payloads its rows have."""
+    payloads = [name for name in PAYLOADS if rows and name in rows[0]]
+    return dumps(
+        {
+            "executions": [execution(row, payloads) for row in rows],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "next_cursor": next_cursor,
+        }
+    )

@@ -1,0 +1,168 @@
+"""The execution history under /api/v1/agent-studio: lists, one execution, an agent's stats.
+
+Every route needs a bearer token (api.auth). A caller without the all-executions scope sees
+only their own executions: lists and stats are narrowed to them, and anything else is a 404,
+exactly as if it did not exist.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.api import queries, render
+from agent_history.api.auth import CallerDep, authenticated
+from agent_history.api.cursor import CursorCodec
+from agent_history.api.paging import list_filter, list_page
+from agent_history.api.parameters import (
+    ListParams,
+    StartedAfter,
+    StartedBefore,
+    reject_unknown_query,
+)
+from agent_history.api.problems import not_found
+from agent_history.api.render import JSONBody
+from agent_history.api.schemas import (
+    EXAMPLE_AGENT_ID,
+    EXAMPLE_EXECUTION_ID,
+    EXAMPLE_USER_ID,
+    Execution,
+    ExecutionPage,
+    Problem,
+)
+from agent_history.api.stats import ExecutionStats, execution_stats
+
+_PROBLEM: dict[str, Any] = {"model": Problem}
+
+history = APIRouter(
+    prefix="/api/v1/agent-studio",
+    tags=["history"],
+    # Authentication first: a caller without a valid token learns nothing else.
+    dependencies=[Depends(authenticated), Depends(reject_unknown_query)],
+    responses={
+        401: {**_PROBLEM, "description": "No bearer token, or one that is not valid."},
+        422: {**_PROBLEM, "description": "Invalid parameters, each named with the reason."},
+        503: {**_PROBLEM, "description": "The database is unreachable."},
+    },
+)
+_BAD_CURSOR: dict[int | str, dict[str, Any]] = {
+    400: {
+        **_PROBLEM,
+        "description": "A cursor that is not genuine or not this query's, or a cursor with a "
+        "nonzero offset.",
+    }
+}
+
+
+# async: FastAPI runs a plain-function dependency in its thread pool, two hand-offs a request.
+async def _engine(request: Request) -> AsyncEngine:
+    """The engine that create_app's lifespan built for this app."""
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+async def _cursors(request: Request) -> CursorCodec:
+    codec: CursorCodec = request.app.state.cursors
+    return codec
+
+
+Engine = Annotated[AsyncEngine, Depends(_engine)]
+Cursors = Annotated[CursorCodec, Depends(_cursors)]
+
+
+@history.get(
+    "/agents/{agent_id}/executions",
+    summary="List an agent's executions",
+    response_description="One page of executions, the total that match and the next cursor.",
+    response_model=ExecutionPage,
+    responses=_BAD_CURSOR,
+)
+async def list_agent_executions(
+    engine: Engine,
+    cursors: Cursors,
+    caller: CallerDep,
+    agent_id: Annotated[
+        UUID, Path(description="The agent whose executions to list.", examples=[EXAMPLE_AGENT_ID])
+    ],
+    params: ListParams,
+    user_id: Annotated[UUID | None, Query(description="Only this user's executions.")] = None,
+) -> JSONBody:
+    """Newest first by default. Without the all-executions scope, only the caller's own."""
+    where = list_filter(params, agent_id=agent_id, user_id=user_id, owner_id=caller.owner)
+    return await list_page(engine, cursors, where, params)
+
+
+@history.get(
+    "/users/{user_id}/executions",
+    summary="List a user's executions",
+    response_description="One page of executions, the total that match and the next cursor.",
+    response_model=ExecutionPage,
+    responses={
+        **_BAD_CURSOR,
+        404: {**_PROBLEM, "description": "Another user's, without the all-executions scope."},
+    },
+)
+async def list_user_executions(
+    engine: Engine,
+    cursors: Cursors,
+    caller: CallerDep,
+    user_id: Annotated[
+        UUID, Path(description="The user whose executions to list.", examples=[EXAMPLE_USER_ID])
+    ],
+    params: ListParams,
+    agent_id: Annotated[UUID | None, Query(description="Only this agent's executions.")] = None,
+) -> JSONBody:
+    """The same parameters as an agent's list. Another user's list is a 404 without the
+    all-executions scope."""
+    if not caller.may_read(user_id):
+        raise not_found(f"user {user_id} not found")
+    where = list_filter(params, agent_id=agent_id, user_id=user_id, owner_id=caller.owner)
+    return await list_page(engine, cursors, where, params)
+
+
+@history.get(
+    "/executions/{execution_id}",
+    summary="Get one execution, with its input and output",
+    response_model=Execution,
+    responses={404: {**_PROBLEM, "description": "No execution with this id that you may read."}},
+)
+async def get_execution(
+    engine: Engine,
+    caller: CallerDep,
+    execution_id: Annotated[
+        UUID, Path(description="The execution to return.", examples=[EXAMPLE_EXECUTION_ID])
+    ],
+) -> JSONBody:
+    row = await queries.get_execution(engine, execution_id, caller.owner)
+    if row is None:
+        raise not_found(f"execution {execution_id} not found")
+    return render.dumps(render.execution(row))
+
+
+@history.get(
+    "/agents/{agent_id}/executions/stats",
+    summary="An agent's execution statistics",
+    response_description="Counts by status, success rate and execution_time_ms percentiles.",
+)
+async def get_agent_stats(
+    engine: Engine,
+    caller: CallerDep,
+    agent_id: Annotated[
+        UUID,
+        Path(description="The agent whose executions to summarise.", examples=[EXAMPLE_AGENT_ID]),
+    ],
+    started_after: StartedAfter = None,
+    started_before: StartedBefore = None,
+) -> ExecutionStats:
+    """Over the executions that started in [started_after, started_before); without the
+    all-executions scope, over the caller's own."""
+    where = queries.ExecutionFilter(
+        agent_id=agent_id,
+        owner_id=caller.owner,
+        started_after=started_after,
+        started_before=started_before,
+    )
+    return await execution_stats(engine, where)

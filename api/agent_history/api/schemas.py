@@ -1,0 +1,159 @@
+"""The API's response models: what a client sees, documented in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, TypeAlias
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from agent_history.contract.statuses import Status
+
+# The values allowed by the CHECK constraint on agent_executions.status.
+ExecutionStatus: TypeAlias = Status
+
+EXAMPLE_AGENT_ID = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b"
+EXAMPLE_USER_ID = "0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d"
+EXAMPLE_EXECUTION_ID = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
+
+_EXECUTION_EXAMPLE: dict[str, Any] = {
+    "id": EXAMPLE_EXECUTION_ID,
+    "agent_id": EXAMPLE_AGENT_ID,
+    "user_id": EXAMPLE_USER_ID,
+    "status": "completed",
+    "execution_start": "2025-01-15T10:30:00Z",
+    "execution_end": "2025-01-15T10:30:02.250Z",
+    "execution_time_ms": 2250,
+    "input_data": {"prompt": "Summarise the quarterly report"},
+    "output_data": {"summary": "Revenue grew 12%."},
+    "error_message": None,
+    "created_at": "2025-01-15T10:30:00.120Z",
+    "updated_at": "2025-01-15T10:30:02.300Z",
+    "agent": {"id": EXAMPLE_AGENT_ID, "name": "Report summariser"},
+    "user": {"id": EXAMPLE_USER_ID, "name": "Ada Lovelace"},
+}
+# A list leaves the payloads out unless asked for them with `include`.
+_SUMMARY_EXAMPLE = {
+    key: value
+    for key, value in _EXECUTION_EXAMPLE.items()
+    if key not in {"input_data", "output_data"}
+}
+
+
+class _Response(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class NamedReference(_Response):
+    """An agent or a user: its id and the display name of the latest event that named it."""
+
+    id: UUID
+    name: str | None = Field(description="Display name; null until an event names it.")
+
+
+class _ExecutionFields(_Response):
+    id: UUID = Field(description="The execution id.")
+    agent_id: UUID
+    user_id: UUID
+    status: ExecutionStatus = Field(
+        description="pending (queued), running (started), or the terminal status."
+    )
+    execution_start: datetime = Field(
+        description="When the run started; before a Started event is seen, its earliest event."
+    )
+    execution_end: datetime | None = Field(description="When the run ended; null while open.")
+    execution_time_ms: int | None = Field(
+        description="Whole milliseconds from start to end; null until both are known."
+    )
+    error_message: str | None = Field(
+        description="Why a run failed, or the reason it was cancelled."
+    )
+    created_at: datetime = Field(description="When the row was first written.")
+    updated_at: datetime = Field(description="When the row last changed.")
+    agent: NamedReference
+    user: NamedReference
+
+
+class Execution(_ExecutionFields):
+    """One agent execution as the projector has folded it from its events."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXECUTION_EXAMPLE]})
+
+    input_data: dict[str, JsonValue] | None = Field(description="The run's input.")
+    output_data: JsonValue = Field(description="What a completed or failed run returned.")
+
+
+class ExecutionSummary(_ExecutionFields):
+    """An execution in a list: `input_data` and `output_data` appear only when asked for
+    with `include`."""
+
+    input_data: dict[str, JsonValue] | None = Field(
+        default=None, description="The run's input; present with include=input_data."
+    )
+    output_data: JsonValue = Field(
+        default=None, description="The run's output; present with include=output_data."
+    )
+
+
+class ExecutionPage(_Response):
+    """One page of executions, in the order asked for."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "executions": [_SUMMARY_EXAMPLE],
+                    "total": 137,
+                    "limit": 50,
+                    "offset": 0,
+                    "next_cursor": "AQAGK7wo4doAPE1eb3qLTJ2ODxorPE1eb0QTb6NVs2eK"
+                    "xIYWnz9SuAthfNC1Q-_MCQ",
+                }
+            ]
+        }
+    )
+
+    executions: list[ExecutionSummary]
+    total: int | None = Field(
+        description="How many executions match the filters, on all pages; null on a page "
+        "fetched with a cursor (the first page carries it)."
+    )
+    limit: int = Field(description="The page size asked for.")
+    offset: int = Field(description="How many matching executions were skipped.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class ParameterError(_Response):
+    """One invalid parameter: where it is, its name, and why it is invalid."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    in_: str = Field(alias="in", description="path, query or header.", examples=["query"])
+    name: str = Field(examples=["limit"])
+    reason: str = Field(examples=["Input should be less than or equal to 100"])
+
+
+class Problem(_Response):
+    """An RFC 9457 problem: why the request was not answered."""
+
+    type: str = Field(
+        default="about:blank",
+        description="A URI naming the kind of problem; about:blank when the status says it all.",
+        examples=["urn:agent-history:problem:invalid-cursor"],
+    )
+    title: str = Field(examples=["Invalid cursor"])
+    status: int = Field(examples=[400])
+    detail: str = Field(examples=["the cursor belongs to a different query"])
+    instance: str | None = Field(default=None, description="The path that was requested.")
+    errors: list[ParameterError] | None = Field(
+        default=None, description="For invalid parameters: each one, with the reason."
+    )
+
+
+class Health(_Response):
+    """The service is alive, or ready to serve requests."""
+
+    status: Literal["ok"]

@@ -1,0 +1,10 @@
+"""The statuses of an execution: what the fold decides, the table stores and the API filters by."""
+
+from __future__ import annotations
+
+from typing import Literal, TypeAlias, get_args
+
+# In the order a run goes through them.
+Status: TypeAlias = Literal["pending", "running", "completed", "failed", "cancelled"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+TERMINAL_STATUSES: frozenset[Status] = frozenset({"completed", "failed", "cancelled"})

@@ -1,0 +1,139 @@
+"""The read model's tables: written only by the projector, read by the API, created by Alembic."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Computed,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
+    Table,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from agent_history.contract.statuses import STATUSES
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _timestamps() -> list[Column[object]]:
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+def _named_reference(name: str) -> Table:
+    """agents / users: one row per id seen in events, named by the latest event that names it."""
+    return Table(
+        name,
+        metadata,
+        Column("id", UUID(as_uuid=True), primary_key=True),
+        Column("name", Text, nullable=True),
+        # The time of the event the name came from: the latest named event wins, in any order.
+        Column("name_time", DateTime(timezone=True), nullable=True),
+        *_timestamps(),
+    )
+
+
+agents = _named_reference("agents")
+users = _named_reference("users")
+
+# Whole milliseconds from Started to the terminal event, truncated and never negative; NULL
+# until both are known. Mirrors Execution.execution_time_ms in the projector's fold.
+EXECUTION_TIME_MS_SQL = (
+    "CASE WHEN input_rank = 0 AND execution_end IS NOT NULL THEN "
+    "GREATEST(0, TRUNC(EXTRACT(EPOCH FROM (execution_end - execution_start)) * 1000))::bigint "
+    "END"
+)
+
+agent_executions = Table(
+    "agent_executions",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("agent_id", UUID(as_uuid=True), ForeignKey("agents.id"), nullable=False),
+    Column("user_id", UUID(as_uuid=True), ForeignKey("users.id"), nullable=False),
+    Column("status", Text, nullable=False),
+    Column("execution_start", DateTime(timezone=True), nullable=False),
+    Column("execution_end", DateTime(timezone=True), nullable=True),
+    Column("execution_time_ms", BigInteger, Computed(EXECUTION_TIME_MS_SQL, persisted=True)),
+    Column("input_data", JSONB(none_as_null=True), nullable=True),
+    Column("output_data", JSONB(none_as_null=True), nullable=True),
+    Column("error_message", Text, nullable=True),
+    # Fold bookkeeping: which events won the input and the terminal parts (see fold.py).
+    Column("input_rank", SmallInteger, nullable=True),
+    Column("input_time", DateTime(timezone=True), nullable=True),
+    Column("input_event_id", UUID(as_uuid=True), nullable=True),
+    Column("terminal_event_id", UUID(as_uuid=True), nullable=True),
+    *_timestamps(),
+    CheckConstraint(f"status IN {STATUSES!r}", name="status"),
+    Index("ix_agent_executions_agent_id", "agent_id"),
+    Index("ix_agent_executions_execution_start", "execution_start"),
+    Index("ix_agent_executions_status", "status"),
+    # Serve the per-agent and per-user histories: newest first, id as the tie-break. The
+    # user one also serves lookups by user_id alone (its leading column).
+    Index(
+        "ix_agent_executions_agent_history",
+        "agent_id",
+        text("execution_start DESC"),
+        text("id DESC"),
+    ),
+    Index(
+        "ix_agent_executions_user_history",
+        "user_id",
+        text("execution_start DESC"),
+        text("id DESC"),
+    ),
+)
+
+# Where the projector is in each partition, written in the same transaction as the rows.
+projector_checkpoints = Table(
+    "projector_checkpoints",
+    metadata,
+    Column("consumer_group", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    # Records of this partition sent to the dead-letter topic, counted exactly once.
+    Column("dead_lettered", BigInteger, nullable=False, server_default=text("0")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("consumer_group", "topic", "partition"),
+)
+
+
+def _status_counts(name: str, key: str) -> Table:
+    """How many executions each agent (or user) has in each status.
+
+    Kept by statement-level triggers on agent_executions (migration 0003), in the same
+    transaction as the rows, so exact totals cost a lookup instead of a count.
+    """
+    return Table(
+        name,
+        metadata,
+        Column(key, UUID(as_uuid=True), nullable=False),
+        Column("status", Text, nullable=False),
+        Column("n", BigInteger, nullable=False),
+        PrimaryKeyConstraint(key, "status"),
+    )
+
+
+execution_counts_by_agent = _status_counts("execution_counts_by_agent", "agent_id")
+execution_counts_by_user = _status_counts("execution_counts_by_user", "user_id")

@@ -1,0 +1,269 @@
+"""The projector: a FastStream batch subscriber that applies each batch in one transaction.
+
+Where the projection stands is the checkpoint row of each partition, written in the same
+transaction as the rows. Every batch re-reads (and locks) those rows first, so records already
+applied are dropped and a gap is never skipped, whatever Kafka's committed offsets say. The
+Kafka commit comes after the database commit and is only a hint for the next assignment.
+Transactions run one at a time, in order, but each overlaps the decoding of the next batch
+(Projector, on pipeline.Pipeline, which replay uses too): that keeps both this process and
+PostgreSQL busy on a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka.message import FAKE_CONSUMER
+from faststream.kafka.message import KafkaMessage as _KafkaMessage
+from faststream.message import StreamMessage
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.projector import store
+from agent_history.projector.batch import Changes, Plan, Record, changes_of, plan_batch
+from agent_history.projector.deadletter import DeadLetters
+from agent_history.projector.pipeline import Pipeline, collect_rarely
+from agent_history.projector.settings import ProjectorSettings
+
+log = logging.getLogger(__name__)
+
+
+def retry_delay(attempt: int, cap: float) -> float:
+    """Exponential backoff from 0.2 s, capped."""
+    return min(cap, 0.1 * 2.0 ** min(attempt, 10))
+
+
+class Projector:
+    """Applies each batch in one transaction, overlapped with decoding the next batch.
+
+    ``handle`` decodes its batch, waits for the previous batch's transaction, and starts its
+    own without waiting for it: PostgreSQL writes one batch while this process decodes the
+    next. The transactions still run one after the other, in order. A batch that fails rewinds
+    the consumer to its first records and backs off; the next batch, fetched before that,
+    is dropped and rewound too, and so are records of partitions rewound for a gap.
+    """
+
+    def __init__(
+        self, settings: ProjectorSettings, engine: AsyncEngine, dead_letters: DeadLetters
+    ) -> None:
+        self._settings = settings
+        self._engine = engine
+        self._dead_letters = dead_letters
+        # Partition -> position it was rewound to because of a gap (see plan_batch).
+        self._rewound: dict[int, int] = {}
+        self._failures = 0
+        self.dead_lettered = 0
+        self._agents, self._users = store.StoredNames(), store.StoredNames()
+        # The batch being written (its plan, or None when it failed) and its first offsets.
+        self._pipeline = Pipeline[Plan | None]()
+        self._in_flight_from: dict[int, int] = {}
+
+    async def handle(self, records: Sequence[Record], consumer: AIOKafkaConsumer) -> None:
+        """Start applying one batch once the previous one is done; see the class docstring."""
+        if not records:
+            return
+        # Decoded before waiting, while the previous batch's statements run in PostgreSQL.
+        decoded: Changes | None = changes_of(records, self._settings.max_event_bytes)
+        if self._pipeline.busy:
+            try:
+                plan = await self._pipeline.finish()
+            except Exception:  # after its commit (a seek or the hint): batches will check
+                log.exception("finishing the previous batch failed; rewinding")
+                plan = None
+            if plan is None:  # it failed, rewound its partitions and waited out the backoff
+                self._seek(consumer, {**_first_offsets(records), **self._in_flight_from})
+                return
+            if plan.rewind:  # these partitions restart at their checkpoints: drop and rewind
+                self._seek(consumer, plan.rewind)
+                records = [r for r in records if r.partition not in plan.rewind]
+                decoded = None
+        if records:
+            self._in_flight_from = _first_offsets(records)
+            await self._pipeline.start(partial(self._apply, records, decoded, consumer))
+
+    async def settle(self) -> None:
+        """Wait until the batch in flight has committed (or failed and rewound)."""
+        await self._pipeline.settle()
+
+    async def _apply(
+        self,
+        records: Sequence[Record],
+        decoded: Changes | None,
+        consumer: AIOKafkaConsumer,
+        writing: asyncio.Event,
+    ) -> Plan | None:
+        """Write one batch and commit; the plan, or None when it failed (and was rewound)."""
+        try:
+            plan = await self._write(records, decoded, writing)
+        except Exception:
+            self._agents.forget()
+            self._users.forget()
+            self._failures += 1
+            delay = retry_delay(self._failures, self._settings.retry_max_seconds)
+            log.exception("batch failed (attempt %d); retrying in %.1fs", self._failures, delay)
+            self._seek(consumer, _first_offsets(records))
+            await asyncio.sleep(delay)
+            return None
+        if self._failures:
+            log.info("recovered after %d failed attempts", self._failures)
+            self._failures = 0
+        self._seek(consumer, plan.rewind)
+        for partition in plan.next_offsets:
+            self._rewound.pop(partition, None)
+        await self._commit_hint(consumer, plan.next_offsets)
+        return plan
+
+    async def _write(
+        self, records: Sequence[Record], decoded: Changes | None, writing: asyncio.Event
+    ) -> Plan:
+        s = self._settings
+        partitions = {r.partition for r in records}
+        async with self._engine.begin() as conn:
+            if not s.synchronous_commit:
+                # Safe: the checkpoint commits with the rows, so a commit lost in a database
+                # crash loses both, and the next batch finds the stored checkpoint behind it
+                # and rewinds to it (plan_batch), as after any failure.
+                await conn.execute(_ASYNCHRONOUS_COMMIT)
+            stored = await store.lock_checkpoints(conn, s.consumer_group, s.topic, partitions)
+            gone = {p for p, at in self._rewound.items() if stored.get(p) == at}
+            plan = plan_batch(records, stored, gone)
+            if decoded is None or len(plan.fresh) != len(records):
+                decoded = changes_of(plan.fresh, s.max_event_bytes)
+            # Dead letters go out before the commit: at least once, never lost.
+            poison = decoded.poison
+            dead = await self._dead_letters.send(poison) if poison else {}
+            agents = self._agents.unwritten(decoded.agents)
+            users = self._users.unwritten(decoded.users)
+            await store.upsert_references(conn, agents, users)
+            writing.set()
+            await store.upsert_executions(conn, decoded.rows.values())
+            await store.save_checkpoints(conn, s.consumer_group, s.topic, plan.next_offsets, dead)
+        self._agents.remember(agents)
+        self._users.remember(users)
+        if plan.rewind:  # perhaps commits were lost: what this process wrote is no evidence
+            self._agents.forget()
+            self._users.forget()
+        for partition, position in plan.rewind.items():
+            log.warning("partition %d starts past checkpoint %d; rewinding", partition, position)
+            self._rewound[partition] = position
+        self.dead_lettered += len(poison)
+        return plan
+
+    def _seek(self, consumer: AIOKafkaConsumer, positions: dict[int, int]) -> None:
+        assigned = consumer.assignment()
+        for partition, offset in positions.items():
+            tp = TopicPartition(self._settings.topic, partition)
+            if tp in assigned:  # a revoked partition restarts at its checkpoint elsewhere
+                consumer.seek(tp, offset)
+
+    async def _commit_hint(self, consumer: AIOKafkaConsumer, offsets: dict[int, int]) -> None:
+        if not offsets:
+            return
+        tps = {TopicPartition(self._settings.topic, p): o for p, o in offsets.items()}
+        try:
+            await consumer.commit(tps)
+        except KafkaError as e:  # a rebalance: the checkpoint table still has the truth
+            log.info("offset commit skipped: %s", e)
+
+    async def seek_to_checkpoints(
+        self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
+    ) -> None:
+        """Start each assigned partition at its checkpoint (an optimisation: see _apply)."""
+        s = self._settings
+        try:
+            async with self._engine.connect() as conn:
+                params = {"g": s.consumer_group, "t": s.topic}
+                result = await conn.execute(_READ_CHECKPOINTS, params)
+                stored = {row.partition: row.next_offset for row in result}
+        except Exception as e:
+            log.warning("could not read checkpoints on assignment (%s); batches will check", e)
+            return
+        for tp in assigned:
+            if tp.topic == s.topic and tp.partition in stored:
+                consumer.seek(tp, stored[tp.partition])
+
+
+_ASYNCHRONOUS_COMMIT = text("SET LOCAL synchronous_commit = off")
+_READ_CHECKPOINTS = text(
+    "SELECT partition, next_offset FROM projector_checkpoints "
+    "WHERE consumer_group = :g AND topic = :t"
+)
+
+
+def _first_offsets(records: Sequence[Record]) -> dict[int, int]:
+    first: dict[int, int] = {}
+    for r in records:
+        first[r.partition] = min(r.offset, first.get(r.partition, r.offset))
+    return first
+
+
+class _SeekOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, projector: Projector, consumer: Callable[[], AIOKafkaConsumer | None]):
+        self._projector = projector
+        self._consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        # Hand the partitions over with the batch in flight committed and its offsets hinted.
+        await self._projector.settle()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        consumer = self._consumer()
+        if consumer is not None:
+            await self._projector.seek_to_checkpoints(consumer, assigned)
+
+
+def _batch_message(records: tuple[ConsumerRecord, ...]) -> StreamMessage[Any]:
+    """The batch as FastStream's message, without FastStream's parser reading every record's
+    headers and body first: the handler reads the raw records itself."""
+    first, last = records[0], records[-1]
+    message_id = f"{first.offset}-{last.offset}-{first.timestamp}"
+    return _KafkaMessage(records, b"", message_id=message_id, consumer=FAKE_CONSUMER)
+
+
+async def _undecoded(message: KafkaMessage) -> None:
+    return None
+
+
+def build_projector(
+    settings: ProjectorSettings, engine: AsyncEngine, dead_letters: DeadLetters
+) -> tuple[KafkaBroker, Projector]:
+    """The broker with the projector subscribed; start it with ``broker.start()``.
+
+    Also sets this process's garbage-collector thresholds (pipeline.collect_rarely).
+    """
+    collect_rarely()
+    broker = KafkaBroker(settings.kafka_bootstrap_servers, allow_auto_create_topics=False)
+    projector = Projector(settings, engine, dead_letters)
+    listener = _SeekOnAssign(projector, lambda: subscriber.consumer)
+    subscriber = broker.subscriber(
+        settings.topic,
+        batch=True,
+        group_id=settings.consumer_group,
+        ack_policy=AckPolicy.MANUAL,
+        auto_offset_reset="earliest",
+        max_records=settings.batch_max_records,
+        batch_timeout_ms=settings.batch_timeout_ms,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        listener=listener,
+        # The handler reads the raw records; FastStream's default parser and decoder would
+        # first wrap and decode every record of the batch on its own, for nothing.
+        parser=_batch_message,
+        decoder=_undecoded,
+    )
+
+    @subscriber
+    async def project(message: KafkaMessage) -> None:
+        consumer = subscriber.consumer
+        assert consumer is not None, "the subscriber hands out messages only while started"
+        raw = message.raw_message
+        await projector.handle(raw if isinstance(raw, tuple) else (raw,), consumer)
+
+    return broker, projector

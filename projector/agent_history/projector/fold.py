@@ -1,0 +1,194 @@
+"""The fold: what an execution's row is, given the events seen for it. Pure; no I/O.
+
+``fold(row, event) == merge(row, from_event(event))``. ``merge`` picks each part of the row
+from the event that wins it, by a total order on events, so it is associative, commutative
+and idempotent: duplicates and reordering cannot change the result. The projector folds a
+batch per execution in memory and then applies ``merge`` to the stored row in one SQL
+statement (projector/store.py), which implements exactly this module.
+
+The parts and who wins them:
+- start: ``execution_start`` is the earliest Started time; before any Started is seen, the
+  earliest time of any event.
+- input: ``input_data`` (and agent/user ids) from the earliest Started event, else the
+  earliest Queued one (earliest by time, then by event id).
+- terminal: the earliest terminal event (by time, then id) gives status, ``execution_end``,
+  ``output_data`` and ``error_message``.
+- status never moves backwards: pending < running < the terminal status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
+from uuid import UUID
+
+from pydantic import JsonValue
+
+from agent_history.contract.events import (
+    Event,
+    ExecutionCancelled,
+    ExecutionCompleted,
+    ExecutionFailed,
+    ExecutionQueued,
+    ExecutionStarted,
+)
+from agent_history.contract.statuses import STATUSES, TERMINAL_STATUSES, Status
+
+# Input sources, best first: a Started event's input beats a Queued event's.
+INPUT_FROM_STARTED = 0
+INPUT_FROM_QUEUED = 1
+
+_MS = timedelta(milliseconds=1)
+
+__all__ = ["STATUSES", "TERMINAL_STATUSES", "Execution", "Status", "fold", "fold_all", "merge"]
+
+
+@dataclass(slots=True)
+class Execution:
+    """One row of ``agent_executions``, plus the keys of the events that won its parts.
+
+    A value: nothing changes a row once it is built (fold and merge build new ones). It is
+    not a frozen dataclass only because those set each field through object.__setattr__,
+    which made building a row 2.6 times slower on a path taken for every event.
+    """
+
+    id: UUID
+    agent_id: UUID
+    user_id: UUID
+    status: Status
+    execution_start: datetime
+    execution_end: datetime | None
+    input_data: dict[str, JsonValue] | None
+    output_data: JsonValue
+    error_message: str | None
+    # Which event won the input (source rank, time, event id); None when only terminals seen.
+    input_rank: int | None
+    input_time: datetime | None
+    input_event_id: UUID | None
+    # Which terminal event won (its time is execution_end); None while the run is open.
+    terminal_event_id: UUID | None
+
+    @property
+    def started(self) -> bool:
+        """A Started event has been folded, so ``execution_start`` is its time."""
+        return self.input_rank == INPUT_FROM_STARTED
+
+    @property
+    def execution_time_ms(self) -> int | None:
+        if not self.started or self.execution_end is None:
+            return None
+        return max(0, (self.execution_end - self.execution_start) // _MS)
+
+
+def from_event(event: Event) -> Execution:
+    """The row that this event alone describes."""
+    # Each case builds the row once: this runs for every event the projector reads.
+    data = event.data
+    match event:
+        case ExecutionQueued() | ExecutionStarted():
+            started = isinstance(event, ExecutionStarted)
+            return Execution(
+                id=data.execution_id,
+                agent_id=data.agent_id,
+                user_id=data.user_id,
+                status="running" if started else "pending",
+                execution_start=event.time,
+                execution_end=None,
+                input_data=event.data.input_data,
+                output_data=None,
+                error_message=None,
+                input_rank=INPUT_FROM_STARTED if started else INPUT_FROM_QUEUED,
+                input_time=event.time,
+                input_event_id=event.id,
+                terminal_event_id=None,
+            )
+        case ExecutionCompleted():
+            return _terminal(event, "completed", event.data.output_data, None)
+        case ExecutionFailed():
+            return _terminal(event, "failed", event.data.output_data, event.data.error_message)
+        case ExecutionCancelled():
+            return _terminal(event, "cancelled", None, event.data.reason)
+
+
+def _terminal(event: Event, status: Status, output: JsonValue, error: str | None) -> Execution:
+    data = event.data
+    return Execution(
+        id=data.execution_id,
+        agent_id=data.agent_id,
+        user_id=data.user_id,
+        status=status,
+        execution_start=event.time,
+        execution_end=event.time,
+        input_data=None,
+        output_data=output,
+        error_message=error,
+        input_rank=None,
+        input_time=None,
+        input_event_id=None,
+        terminal_event_id=event.id,
+    )
+
+
+def merge(a: Execution, b: Execution) -> Execution:
+    """Combine two partial rows of the same execution; order of arguments does not matter."""
+    if a.id != b.id:
+        raise ValueError(f"cannot merge rows of different executions: {a.id} and {b.id}")
+    inp = a if _input_key(a) <= _input_key(b) else b
+    term = a if _terminal_key(a) <= _terminal_key(b) else b
+    # The ids come from the input winner; when neither side has one, from the terminal winner.
+    ids = inp if inp.input_rank is not None else term
+    started = a.started or b.started
+    start = min(r.execution_start for r in (a, b) if r.started or not started)
+    if term.terminal_event_id is not None:
+        status = term.status
+    else:
+        status = "running" if started else "pending"
+    return Execution(
+        id=a.id,
+        agent_id=ids.agent_id,
+        user_id=ids.user_id,
+        status=status,
+        execution_start=start,
+        execution_end=term.execution_end,
+        input_data=inp.input_data,
+        output_data=term.output_data,
+        error_message=term.error_message,
+        input_rank=inp.input_rank,
+        input_time=inp.input_time,
+        input_event_id=inp.input_event_id,
+        terminal_event_id=term.terminal_event_id,
+    )
+
+
+# Sort keys: a row that lacks a part sorts after every row that has it.
+_LAST_TIME = datetime.max.replace(tzinfo=UTC)
+_LAST_ID = UUID(int=(1 << 128) - 1)
+_Key: TypeAlias = tuple[int, datetime, UUID]
+
+
+def _input_key(row: Execution) -> _Key:
+    if row.input_rank is None or row.input_time is None or row.input_event_id is None:
+        return (INPUT_FROM_QUEUED + 1, _LAST_TIME, _LAST_ID)
+    return (row.input_rank, row.input_time, row.input_event_id)
+
+
+def _terminal_key(row: Execution) -> _Key:
+    if row.terminal_event_id is None or row.execution_end is None:
+        return (1, _LAST_TIME, _LAST_ID)
+    return (0, row.execution_end, row.terminal_event_id)
+
+
+def fold(row: Execution | None, event: Event) -> Execution:
+    """The row after folding ``event`` into ``row`` (None: nothing seen yet)."""
+    new = from_event(event)
+    return new if row is None else merge(row, new)
+
+
+def fold_all(events: list[Event]) -> dict[UUID, Execution]:
+    """Fold events of any executions, in the order given, into one row per execution."""
+    rows: dict[UUID, Execution] = {}
+    for event in events:
+        key = event.data.execution_id
+        rows[key] = fold(rows.get(key), event)
+    return rows

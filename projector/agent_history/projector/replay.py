@@ -1,0 +1,256 @@
+"""Replay: rebuild the read model from the start of the topic, then swap it in atomically.
+
+The rebuild goes into tables of the same names in a schema of its own (``replay``), using the
+same statements as the live projector (they name tables unqualified; the search path picks
+the schema). The API and the live projector keep using the live tables meanwhile. The swap is
+one transaction: it takes the checkpoint table in EXCLUSIVE mode, which waits for the batch a
+live projector may be writing and holds off its next one; it catches the rebuild up to the
+live checkpoints, applies retention, and moves the tables between schemas. A crash before the
+commit leaves the live tables as they were; running replay again starts over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from agent_history.projector import store
+from agent_history.projector.batch import Changes, Record, changes_of
+from agent_history.projector.pipeline import Pipeline, collecting_rarely
+from agent_history.projector.retention import delete_older_than
+from agent_history.projector.settings import ProjectorSettings
+from agent_history.read_model.db import make_engine
+from agent_history.read_model.tables import (
+    agent_executions,
+    agents,
+    execution_counts_by_agent,
+    execution_counts_by_user,
+    metadata,
+    users,
+)
+
+log = logging.getLogger(__name__)
+
+SHADOW = "replay"
+_RETIRED = "replay_retired"
+_COUNTS = {execution_counts_by_agent: "agent_id", execution_counts_by_user: "user_id"}
+_READ_MODEL = (agents, users, agent_executions, *_COUNTS)
+# One replay at a time per database (an arbitrary constant key for pg_advisory_lock).
+_LOCK_KEY = 0x61676E74
+
+Progress = Callable[[int, int], None]
+
+
+class ReplayError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    events: int
+    invalid: int
+    executions: int
+    pruned: int
+
+
+async def replay(
+    settings: ProjectorSettings, progress: Progress | None = None, batch_records: int = 20_000
+) -> ReplayResult:
+    """Rebuild agent_executions, agents and users from the topic and swap them in."""
+    engine = make_engine(settings)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=8 << 20,
+    )
+    try:
+        async with engine.connect() as lock:
+            if not await lock.scalar(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")):
+                raise ReplayError("another replay is running against this database")
+            await consumer.start()
+            tps = [TopicPartition(settings.topic, p) for p in await _partitions(settings)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            start = await consumer.beginning_offsets(tps)
+            end = {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()}
+            total = sum(end.values()) - sum(start.values())
+            loader = _Loader(settings, consumer, progress, total, batch_records)
+            await _create_shadow(engine)
+            with collecting_rarely():
+                await loader.load(engine, end)
+            result = await _swap(engine, settings, loader, end)
+            await lock.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY})"))
+            return result
+    finally:
+        await consumer.stop()
+        await engine.dispose()
+
+
+async def _partitions(settings: ProjectorSettings) -> list[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([settings.topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0 or not described["partitions"]:
+        raise ReplayError(f"topic {settings.topic!r} does not exist")
+    return sorted(p["partition"] for p in described["partitions"])
+
+
+async def _create_shadow(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text(f"DROP SCHEMA IF EXISTS {SHADOW} CASCADE"))
+        await conn.execute(text(f"CREATE SCHEMA {SHADOW}"))
+        shadow = await conn.execution_options(schema_translate_map={None: SHADOW})
+        await shadow.run_sync(metadata.create_all, tables=list(_READ_MODEL))
+
+
+class _Loader:
+    """Reads the topic up to given offsets and folds what it reads into the shadow tables."""
+
+    def __init__(
+        self,
+        settings: ProjectorSettings,
+        consumer: AIOKafkaConsumer,
+        progress: Progress | None,
+        total: int,
+        batch_records: int,
+    ) -> None:
+        self._settings = settings
+        self._consumer = consumer
+        self._progress = progress
+        self._batch = batch_records
+        self.total = total
+        self.events = 0
+        self.invalid = 0
+
+    async def load(self, engine: AsyncEngine, until: dict[int, int]) -> None:
+        """One transaction per batch, each written while the next batch is read and decoded."""
+        pipeline = Pipeline[None]()
+        while records := await self._read(until):
+            changes = changes_of(records, self._settings.max_event_bytes)
+            if pipeline.busy:
+                await pipeline.finish()
+            await pipeline.start(partial(self._commit, engine, changes, len(records)))
+        if pipeline.busy:
+            await pipeline.finish()
+
+    async def load_in(self, conn: AsyncConnection, until: dict[int, int]) -> None:
+        """Within ``conn``'s transaction, whose search path is already the shadow schema."""
+        while records := await self._read(until):
+            changes = changes_of(records, self._settings.max_event_bytes)
+            await self._write(conn, changes, len(records), asyncio.Event())
+
+    async def _read(self, until: dict[int, int]) -> list[Record]:
+        """The next records below ``until``; empty once every partition got there."""
+        while await self._behind(until):
+            fetched = await self._consumer.getmany(timeout_ms=500, max_records=self._batch)
+            records: list[Record] = [
+                r for batch in fetched.values() for r in batch if r.offset < until[r.partition]
+            ]
+            if records:
+                return records
+        return []
+
+    async def _behind(self, until: dict[int, int]) -> bool:
+        topic = self._settings.topic
+        for partition, offset in until.items():
+            if await self._consumer.position(TopicPartition(topic, partition)) < offset:
+                return True
+        return False
+
+    async def _commit(
+        self, engine: AsyncEngine, changes: Changes, records: int, writing: asyncio.Event
+    ) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"SET LOCAL search_path TO {SHADOW}"))
+            # A lost shadow transaction costs only a rerun: no need to wait for the disk.
+            await conn.execute(text("SET LOCAL synchronous_commit TO off"))
+            await self._write(conn, changes, records, writing)
+
+    async def _write(
+        self, conn: AsyncConnection, changes: Changes, records: int, writing: asyncio.Event
+    ) -> None:
+        await store.upsert_references(conn, changes.agents, changes.users)
+        writing.set()
+        await store.upsert_executions(conn, changes.rows.values())
+        # Invalid records were dead-lettered by the live projector; here they are only counted.
+        self.invalid += len(changes.poison)
+        self.events += records
+        self.total = max(self.total, self.events)
+        if self._progress is not None:
+            self._progress(self.events, self.total)
+
+
+async def _count_and_keep_counting(conn: AsyncConnection, live: str) -> None:
+    """Fill the shadow's status counts in one pass, then give its agent_executions the live
+    table's triggers that keep them (their one definition is the migration's)."""
+    for table, key in _COUNTS.items():
+        await conn.execute(
+            text(
+                f"INSERT INTO {SHADOW}.{table.name} ({key}, status, n) "
+                f"SELECT {key}, status, count(*) FROM {SHADOW}.agent_executions GROUP BY 1, 2"
+            )
+        )
+    triggers = await conn.scalars(
+        text(
+            "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+            "WHERE tgrelid = CAST(:table AS regclass) AND NOT tgisinternal"
+        ),
+        {"table": f"{live}.agent_executions"},
+    )
+    for definition in triggers.all():
+        on_live, on_shadow = f" ON {live}.agent_executions ", f" ON {SHADOW}.agent_executions "
+        if on_live not in definition:
+            raise ReplayError(f"unexpected trigger definition: {definition}")
+        await conn.execute(text(definition.replace(on_live, on_shadow)))
+
+
+async def _swap(
+    engine: AsyncEngine, settings: ProjectorSettings, loader: _Loader, loaded: dict[int, int]
+) -> ReplayResult:
+    async with engine.begin() as conn:
+        live = await conn.scalar(text("SELECT current_schema()"))
+        await conn.execute(text("LOCK TABLE projector_checkpoints IN EXCLUSIVE MODE"))
+        applied = await conn.execute(
+            text(
+                "SELECT partition, next_offset FROM projector_checkpoints "
+                "WHERE consumer_group = :g AND topic = :t"
+            ),
+            {"g": settings.consumer_group, "t": settings.topic},
+        )
+        # What the live projection has applied since the rebuild read its end offsets.
+        until = {p: max(loaded.get(p, 0), o) for p, o in applied}
+        await conn.execute(text(f"SET LOCAL search_path TO {SHADOW}"))
+        await loader.load_in(conn, {**loaded, **until})
+        pruned = 0
+        if settings.retention_days is not None:
+            cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
+            pruned = await delete_older_than(conn, cutoff, limit=2**62)
+        executions = int(await conn.scalar(text("SELECT count(*) FROM agent_executions")) or 0)
+        await _count_and_keep_counting(conn, live)
+        await conn.execute(text(f"SET LOCAL search_path TO {live}"))
+        # In the order readers take them (FROM agent_executions JOIN agents JOIN users), so a
+        # reader and the swap never wait for each other in a circle.
+        names = ", ".join(f"{live}.{t.name}" for t in (agent_executions, agents, users, *_COUNTS))
+        await conn.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
+        await conn.execute(text(f"DROP SCHEMA IF EXISTS {_RETIRED} CASCADE"))
+        await conn.execute(text(f"CREATE SCHEMA {_RETIRED}"))
+        for table in _READ_MODEL:
+            await conn.execute(text(f"ALTER TABLE {live}.{table.name} SET SCHEMA {_RETIRED}"))
+            await conn.execute(text(f"ALTER TABLE {SHADOW}.{table.name} SET SCHEMA {live}"))
+        await conn.execute(text(f"DROP SCHEMA {_RETIRED} CASCADE"))
+        await conn.execute(text(f"DROP SCHEMA {SHADOW} CASCADE"))
+    log.info("replayed %d events into %d executions and swapped them in", loader.events, executions)
+    return ReplayResult(loader.events, loader.invalid, executions, pruned)

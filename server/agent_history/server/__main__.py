@@ -1,0 +1,3 @@
+from agent_history.server.cli import main
+
+main()

@@ -1,0 +1,228 @@
+"""The `agent-history` command. Each command builds its settings and imports its service lazily,
+so a producer-only install still answers `--help`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+services_app = typer.Typer(no_args_is_help=True, help="Local Kafka broker and PostgreSQL.")
+app.add_typer(services_app, name="services")
+
+
+def _logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+    """Run ``main(stop)`` until it returns; SIGINT/SIGTERM set ``stop`` for a clean shutdown."""
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    asyncio.run(runner())
+
+
+@services_app.command("up")
+def services_up() -> None:
+    """Start Kafka and PostgreSQL on 127.0.0.1 (installing what is missing); idempotent."""
+    from agent_history import devservices as services
+    from agent_history.devservices.settings import ServicesSettings
+
+    typer.echo(services.up(ServicesSettings()).describe())
+
+
+@services_app.command("down")
+def services_down() -> None:
+    """Stop the local Kafka and PostgreSQL, and what `demo --keep` left running."""
+    from agent_history import devservices as services
+    from agent_history.devservices.settings import ServicesSettings
+    from agent_history.server.demo import stop_demo_processes
+
+    settings = ServicesSettings()
+    stop_demo_processes(settings)
+    services.down(settings)
+    typer.echo("services stopped")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Show what runs, and the settings to use."""
+    from agent_history import devservices as services
+    from agent_history.devservices.settings import ServicesSettings
+
+    typer.echo(services.status(ServicesSettings()).describe())
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (Alembic) up to the newest revision."""
+    from agent_history.read_model.db import DatabaseSettings
+    from agent_history.read_model.migrate import migrate as run_migrations
+
+    _logging()
+    run_migrations(DatabaseSettings())
+    typer.echo("database is at the newest revision")
+
+
+@app.command()
+def topics() -> None:
+    """Create the event and dead-letter topics with explicit settings; idempotent."""
+    from agent_history.contract.settings import KafkaSettings
+    from agent_history.projector.topics import ensure_topics
+
+    created = asyncio.run(ensure_topics(KafkaSettings()))
+    typer.echo(f"created: {', '.join(created)}" if created else "topics already exist")
+
+
+@app.command()
+def projector(
+    log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
+) -> None:
+    """Consume the event topic and keep agent_executions up to date (runs until stopped)."""
+    from agent_history.projector.app import run_projector
+    from agent_history.projector.settings import ProjectorSettings
+
+    _logging(log_level)
+    settings = ProjectorSettings()
+    _until_signal(lambda stop: run_projector(settings, stop))
+
+
+_OLDER_THAN = typer.Option(
+    "--older-than",
+    help="Age such as 90d, 12h or 2w; default: AGENT_HISTORY_RETENTION_DAYS.",
+)
+
+
+def _retention(older_than: str | None, retention_days: float | None) -> float | None:
+    """Days to keep, from the option or the setting (None: keep everything)."""
+    if older_than is None:
+        return retention_days
+    from agent_history.projector.retention import parse_age
+
+    try:
+        return parse_age(older_than).total_seconds() / 86400
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--older-than") from None
+
+
+@app.command()
+def replay(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
+    """Rebuild the read model from the start of the topic and swap it in atomically."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from agent_history.projector.replay import replay as run_replay
+    from agent_history.projector.settings import ProjectorSettings
+    from agent_history.server.progress import RateColumn
+
+    _logging("WARNING")
+    settings = ProjectorSettings()
+    days = _retention(older_than, settings.retention_days)
+    settings = settings.model_copy(update={"retention_days": days})
+    columns = (BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
+    with Progress("replaying", *columns) as bar:
+        task = bar.add_task("replay", total=None)
+        result = asyncio.run(
+            run_replay(settings, lambda done, total: bar.update(task, completed=done, total=total))
+        )
+    typer.echo(
+        f"replayed {result.events} events ({result.invalid} invalid) into "
+        f"{result.executions} executions ({result.pruned} left out by retention); swapped in"
+    )
+
+
+@app.command()
+def prune(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
+    """Delete executions that started before the cutoff, in short batches."""
+    from datetime import UTC, datetime, timedelta
+
+    from agent_history.projector.retention import prune as run_prune
+    from agent_history.projector.settings import ProjectorSettings
+    from agent_history.read_model.db import make_engine
+
+    settings = ProjectorSettings()
+    days = _retention(older_than, settings.retention_days)
+    if days is None:
+        raise typer.BadParameter(
+            "give an age or set AGENT_HISTORY_RETENTION_DAYS", param_hint="--older-than"
+        )
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+
+    async def main() -> int:
+        engine = make_engine(settings)
+        try:
+            return await run_prune(engine, cutoff)
+        finally:
+            await engine.dispose()
+
+    deleted = asyncio.run(main())
+    typer.echo(f"deleted {deleted} executions that started before {cutoff.isoformat()}")
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes sharing the port.")] = None,
+) -> None:
+    """Serve the read-only history API."""
+    from agent_history.api.app import serve
+    from agent_history.api.settings import ApiSettings
+
+    given = {"host": host, "port": port, "workers": workers}
+    overrides = {k: v for k, v in given.items() if v is not None}
+    serve(ApiSettings().model_copy(update=overrides))
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="The user id (UUID) the token speaks for.")],
+    all_users: Annotated[
+        bool, typer.Option("--all", help="Add the scope that reads every user's executions.")
+    ] = False,
+    ttl_minutes: Annotated[int, typer.Option(min=1, help="Minutes until it expires.")] = 60,
+) -> None:
+    """Print a bearer token for the history API, signed with AGENT_HISTORY_JWT_SECRET."""
+    from datetime import timedelta
+    from uuid import UUID
+
+    from agent_history.api.auth import mint_token
+    from agent_history.api.settings import ApiSettings
+
+    try:
+        user_id = UUID(user)
+    except ValueError:
+        raise typer.BadParameter("must be a UUID", param_hint="--user") from None
+    try:
+        minted = mint_token(
+            ApiSettings(), user_id, all_scope=all_users, ttl=timedelta(minutes=ttl_minutes)
+        )
+    except ValueError as error:  # RS256 is configured: the private key is not ours to hold
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(minted)
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="Leave services, projector and API running.")] = False,
+) -> None:
+    """Run the whole pipeline on sample agent runs and print one agent's history."""
+    from agent_history.server.demo import run_demo
+
+    _logging("WARNING")
+    raise typer.Exit(asyncio.run(run_demo(keep=keep)))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,215 @@
+"""The main job: the whole pipeline on real services, on sample agent runs.
+
+services up -> migrate -> topics -> projector and API (as their own processes) -> ~20 runs
+through track_execution -> wait until projected -> one agent's history from the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from agent_history import devservices as services
+from agent_history.api.auth import mint_token
+from agent_history.api.settings import ApiSettings
+from agent_history.contract.events import RunRequestData
+from agent_history.devservices.processes import spawn_detached, stop_process
+from agent_history.devservices.settings import ServicesSettings
+from agent_history.producer import Publisher, track_execution
+from agent_history.producer.settings import ProducerSettings
+from agent_history.projector.topics import ensure_topics
+from agent_history.read_model.migrate import migrate
+
+console = Console(width=max(100, Console().width))
+AGENTS = {"Research Assistant": 9, "Code Reviewer": 7, "Support Bot": 4}
+USERS = ["ada", "grace", "linus"]
+
+
+class ToolError(RuntimeError):
+    pass
+
+
+def _free_port(preferred: int) -> int:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+        except OSError:
+            s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pid_file(state: Path, name: str) -> Path:
+    return state / "demo" / f"{name}.pid"
+
+
+def _start(state: Path, name: str, env: dict[str, str], *args: str) -> int:
+    log = state / "demo" / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    settings = [f"{key}={value}" for key, value in env.items()]
+    command = ["env", *settings, sys.executable, "-m", "agent_history.server", name, *args]
+    pid = spawn_detached(command, log_file=log, cwd=Path.cwd())
+    _pid_file(state, name).write_text(str(pid))
+    return pid
+
+
+def stop_demo_processes(settings: ServicesSettings) -> None:
+    """Stop a projector and API left running by `demo --keep`."""
+    for name in ("api", "projector"):
+        pid_file = _pid_file(settings.state_dir, name)
+        if pid_file.exists():
+            stop_process(int(pid_file.read_text()), timeout=15)
+            pid_file.unlink()
+
+
+async def _sample_runs(publisher: Publisher, rng: random.Random) -> uuid.UUID:
+    """About twenty runs: most complete, some fail, one is cancelled, one is still running."""
+    # Ids of this demo run's own, so a second demo shows its own history, not both.
+    agents = {name: uuid.uuid4() for name in AGENTS}
+    users = {name: uuid.uuid4() for name in USERS}
+    jobs = []
+    for agent, count in AGENTS.items():
+        for n in range(count):
+            user = rng.choice(USERS)
+            ending = "fail" if n % 4 == 3 else "complete"
+            if agent == "Research Assistant" and n == 5:
+                ending = "cancel"
+            run = track_execution(
+                agents[agent],
+                users[user],
+                {"task": f"{agent.lower()} task #{n + 1}"},
+                publisher=publisher,
+                agent_name=agent,
+                user_name=user,
+            )
+            jobs.append(_one_run(run, ending, rng.uniform(0.0, 1.5), rng.uniform(0.05, 0.6)))
+    await asyncio.gather(*jobs)
+    # A run that another worker is still executing: Started, and no end yet.
+    await publisher.publish_started(
+        RunRequestData(
+            execution_id=uuid.uuid4(),
+            agent_id=agents["Research Assistant"],
+            user_id=users["ada"],
+            input_data={"task": "summarise the quarterly report"},
+            agent_name="Research Assistant",
+            user_name="ada",
+        )
+    )
+    return agents["Research Assistant"]
+
+
+async def _one_run(run: track_execution, ending: str, delay: float, seconds: float) -> None:
+    await asyncio.sleep(delay)  # runs start one after another, as a worker pool would
+
+    async def body() -> None:
+        async with run as r:
+            await asyncio.sleep(seconds)
+            if ending == "fail":
+                raise ToolError("web_search timed out after 30s")
+            if ending == "cancel":
+                raise asyncio.CancelledError("stopped by the user")
+            r.output = {"tokens": int(seconds * 4000), "summary": "done"}
+
+    # Recorded as Failed / Cancelled by track_execution; the demo carries on.
+    with contextlib.suppress(ToolError, asyncio.CancelledError):
+        await body()
+
+
+async def _wait_projected(client: httpx.AsyncClient, path: str, expected: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            page = (await client.get(path, params={"limit": 100})).json()
+            if page.get("total") == expected and all(
+                e["status"] != "pending" for e in page["executions"]
+            ):
+                return dict(page)
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the API did not show {expected} executions within 60s")
+        await asyncio.sleep(0.1)
+
+
+def _print_history(page: dict[str, Any], agent: str) -> None:
+    executions: list[dict[str, Any]] = page["executions"]
+    day = executions[0]["execution_start"][:10] if executions else ""
+    table = Table(
+        title=f"{agent}: {page['total']} executions on {day} (newest first, from the API)"
+    )
+    for column in ("status", "started", "duration", "user", "error"):
+        table.add_column(column, no_wrap=column != "error")
+    colours = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
+    for e in executions:
+        ms = e["execution_time_ms"]
+        table.add_row(
+            f"[{colours.get(e['status'], 'white')}]{e['status']}[/]",
+            e["execution_start"][11:23],
+            "—" if ms is None else f"{ms / 1000:.3f} s",
+            (e.get("user") or {}).get("name") or "",
+            e["error_message"] or "",
+        )
+    console.print(table)
+    counts = Counter(e["status"] for e in executions)
+    console.print(", ".join(f"{n} {status}" for status, n in counts.most_common()))
+
+
+async def run_demo(*, keep: bool) -> int:
+    settings = ServicesSettings()
+    began = time.monotonic()
+    console.print("[bold]agent-history demo[/]: starting Kafka and PostgreSQL on 127.0.0.1 …")
+    was_running = services.status(settings)
+    status = await asyncio.to_thread(services.up, settings)
+    env = {
+        "AGENT_HISTORY_KAFKA_BOOTSTRAP_SERVERS": status.kafka_bootstrap_servers,
+        "AGENT_HISTORY_DATABASE_URL": status.database_url,
+    }
+    api = ApiSettings(database_url=status.database_url, port=_free_port(ApiSettings().port))
+    producer = ProducerSettings(
+        kafka_bootstrap_servers=status.kafka_bootstrap_servers, source="agent-history/demo"
+    )
+    await asyncio.to_thread(migrate, api)
+    await ensure_topics(producer)
+    console.print("migrated the database, created the topics; starting projector and API …")
+    stop_demo_processes(settings)
+    _start(settings.state_dir, "projector", env)
+    _start(settings.state_dir, "api", env, "--port", str(api.port))
+    base = f"http://{api.host}:{api.port}"
+    try:
+        async with Publisher(producer) as publisher:
+            agent_id = await _sample_runs(publisher, random.Random(7))
+        console.print(
+            "published 21 agent runs through track_execution; waiting for the projection …"
+        )
+        # The demo reads as an operator: a token with the scope that sees every user's runs.
+        token = mint_token(api, uuid.uuid4(), all_scope=True)
+        operator = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(base_url=base, timeout=5, headers=operator) as client:
+            path = f"/api/v1/agent-studio/agents/{agent_id}/executions"
+            page = await _wait_projected(client, path, AGENTS["Research Assistant"] + 1)
+        _print_history(page, "Research Assistant")
+        console.print(f"GET {base}{path}", soft_wrap=True)
+    finally:
+        if not keep:
+            stop_demo_processes(settings)
+            if not (was_running.kafka_running and was_running.postgres_running):
+                await asyncio.to_thread(services.down, settings)
+    if keep:
+        console.print(f"left running: API {base}/docs, projector, Kafka, PostgreSQL")
+        console.print(
+            f"an operator token (valid 1 h): {operator['Authorization'][7:]}", soft_wrap=True
+        )
+        console.print("stop everything with: agent-history services down")
+    console.print(f"done in {time.monotonic() - began:.1f} s")
+    return 0
