@@ -10,6 +10,7 @@ from uuid import uuid4
 from faststream.kafka import KafkaBroker
 
 from agent_history.contract.events import (
+    SPEC_VERSION,
     CancelledData,
     CompletedData,
     Event,
@@ -75,7 +76,7 @@ class Publisher:
     async def _emit(self, kind: type[_E], data: ExecutionData) -> _E:
         event = kind.model_validate(
             {
-                "specversion": "1.0",
+                "specversion": SPEC_VERSION,
                 "id": uuid4(),
                 "source": self._settings.source,
                 "subject": data.execution_id,
