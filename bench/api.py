@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from agent_history.api.auth import mint_token
 from agent_history.api.settings import ApiSettings
+from agent_history.devservices.processes import free_port
 from agent_history.read_model.db import DatabaseSettings
 from agent_history.read_model.migrate import migrate
 from bench import (
@@ -139,7 +140,7 @@ async def run(args: argparse.Namespace) -> None:
     measured = time.monotonic()
     try:
         settings = ApiSettings(
-            database_url=url, jwt_secret=SecretStr(secrets.token_urlsafe(48)), port=live.free_port()
+            database_url=url, jwt_secret=SecretStr(secrets.token_urlsafe(48)), port=free_port()
         )
         token = mint_token(settings, uuid4(), all_scope=True, ttl=timedelta(hours=2))
         base = f"http://127.0.0.1:{settings.port}"

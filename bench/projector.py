@@ -25,6 +25,7 @@ from typing import Any
 import asyncpg
 
 from agent_history.api.settings import ApiSettings
+from agent_history.devservices.processes import free_port
 from agent_history.projector.settings import ProjectorSettings
 from bench import environment, freshness, live, naive, references, report
 from bench.environment import Bench
@@ -150,7 +151,7 @@ async def measure_freshness(
     bench: Bench, settings: ProjectorSettings, seconds: float, rate: float = 2000.0
 ) -> Row:
     """Steady ``rate`` events/s through the projector; p50/p99 until the API shows the end."""
-    port = live.free_port()
+    port = free_port()
     api_settings = ApiSettings(database_url=bench.database_url, port=port)
     base = f"http://127.0.0.1:{port}"
     token, dsn = _token(api_settings), None
