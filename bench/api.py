@@ -49,6 +49,8 @@ from bench.api_report import Scenario
 from bench.api_rows import Shape
 
 ROOT = Path(__file__).resolve().parents[1]
+API_CODE = ROOT / "api" / "agent_history" / "api"
+ENGINE_CODE = ROOT / "migrations" / "agent_history" / "read_model" / "db.py"
 PREFIX = "/api/v1/agent-studio"
 DEPTH = 500_000
 
@@ -125,7 +127,7 @@ async def _deep_cursor(base: str, token: str, dataset: Dataset) -> str:
 def _code_version() -> str:
     """A short hash of the API's code and engine settings as measured (they change)."""
     digest = hashlib.sha256()
-    for path in sorted([*ROOT.glob("api/*.py"), ROOT / "agent_history" / "db.py"]):
+    for path in sorted([*API_CODE.glob("*.py"), ENGINE_CODE]):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -169,7 +171,7 @@ async def run(args: argparse.Namespace) -> None:
             finally:
                 runner.pool.shutdown()
         machine = await api_report.describe_machine(dsn, runner.generator, background, args.workers)
-        command = shlex.join([".venv/bin/python", "bench/api.py", *sys.argv[1:]])
+        command = shlex.join([".venv/bin/python", "-m", "bench.api", *sys.argv[1:]])
         report = api_report.Report(
             command=command,
             machine=machine,
