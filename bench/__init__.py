@@ -1,1 +1,3 @@
-"""Benchmarks and load commands; run them as scripts (see each module's docstring)."""
+"""Benchmarks and load commands, run as modules from the repository root:
+``.venv/bin/python -m bench.projector``, ``-m bench.api``, ``-m bench.soak`` (each module's
+docstring says more)."""

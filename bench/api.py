@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 
 from agent_history.api.auth import mint_token
 from agent_history.api.settings import ApiSettings
+from agent_history.devservices.processes import free_port
 from agent_history.read_model.db import DatabaseSettings
 from agent_history.read_model.migrate import migrate
 from bench import (
@@ -48,6 +49,8 @@ from bench.api_report import Scenario
 from bench.api_rows import Shape
 
 ROOT = Path(__file__).resolve().parents[1]
+API_CODE = ROOT / "api" / "agent_history" / "api"
+ENGINE_CODE = ROOT / "migrations" / "agent_history" / "read_model" / "db.py"
 PREFIX = "/api/v1/agent-studio"
 DEPTH = 500_000
 
@@ -124,7 +127,7 @@ async def _deep_cursor(base: str, token: str, dataset: Dataset) -> str:
 def _code_version() -> str:
     """A short hash of the API's code and engine settings as measured (they change)."""
     digest = hashlib.sha256()
-    for path in sorted([*ROOT.glob("api/*.py"), ROOT / "agent_history" / "db.py"]):
+    for path in sorted([*API_CODE.glob("*.py"), ENGINE_CODE]):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -139,7 +142,7 @@ async def run(args: argparse.Namespace) -> None:
     measured = time.monotonic()
     try:
         settings = ApiSettings(
-            database_url=url, jwt_secret=SecretStr(secrets.token_urlsafe(48)), port=live.free_port()
+            database_url=url, jwt_secret=SecretStr(secrets.token_urlsafe(48)), port=free_port()
         )
         token = mint_token(settings, uuid4(), all_scope=True, ttl=timedelta(hours=2))
         base = f"http://127.0.0.1:{settings.port}"
@@ -168,7 +171,7 @@ async def run(args: argparse.Namespace) -> None:
             finally:
                 runner.pool.shutdown()
         machine = await api_report.describe_machine(dsn, runner.generator, background, args.workers)
-        command = shlex.join([".venv/bin/python", "bench/api.py", *sys.argv[1:]])
+        command = shlex.join([".venv/bin/python", "-m", "bench.api", *sys.argv[1:]])
         report = api_report.Report(
             command=command,
             machine=machine,

@@ -28,9 +28,10 @@ from tests.faults_support import Outcome, generate_stream, run_scenario, schedul
 
 
 async def soak(args: argparse.Namespace) -> Outcome:
-    status = services.status(ServicesSettings())
+    local = ServicesSettings()
+    status = services.status(local)
     if not status.all_running:
-        status = await asyncio.to_thread(services.up, ServicesSettings())
+        status = await asyncio.to_thread(services.up, local)
     bench = Bench(status.kafka_bootstrap_servers, status.database_url, uuid.uuid4().hex[:10])
     settings = bench.projector_settings(
         "soak", batch_max_records=args.batch_max_records, retry_max_seconds=1.0
@@ -49,7 +50,7 @@ async def soak(args: argparse.Namespace) -> Outcome:
     try:
         async with environment.topics(bench, "soak"):
             outcome = await run_scenario(
-                settings, engine, stream, faults, rng, log, drain_within=600.0, say=print
+                settings, local, engine, stream, faults, rng, log, drain_within=600.0, say=print
             )
         keep = bool(outcome.mismatches)
     finally:

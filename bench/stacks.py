@@ -1,4 +1,4 @@
-"""Where a py-spy profile's time goes: ``python bench/stacks.py PROFILE.txt [--top N]``.
+"""Where a py-spy profile's time goes: ``python -m bench.stacks PROFILE.txt [--top N]``.
 
 Reads py-spy's raw format (one ``frame;frame;...;frame count`` line per stack) and prints the
 share of samples in which each function is on the stack (inclusive) and at the top (self).
@@ -15,11 +15,12 @@ _LINE = re.compile(r" \((?P<file>[^)]*?):\d+\)$")
 
 
 def _frame(raw: str) -> str:
-    """``function (path/to/file.py:12)`` without the line number and with a short path."""
+    """``function (path/to/file.py:12)`` without the line number and with a short path: from
+    the library's folder on (``fastapi/routing.py``), ours from the package's (``api/app.py``)."""
     match = _LINE.search(raw)
     if match is None:
         return raw
-    path = match["file"].split("site-packages/")[-1].split("/work/main/")[-1]
+    path = match["file"].split("site-packages/")[-1].split("agent_history/")[-1]
     return f"{raw[: match.start()]} ({path})"
 
 

@@ -1,15 +1,19 @@
 """Fixtures on the real services: a Kafka broker and PostgreSQL.
 
-By default the local services (`agent-history services up`) are started when not running.
-AGENT_HISTORY_KAFKA_BOOTSTRAP_SERVERS and AGENT_HISTORY_DATABASE_URL point the tests at
-other servers instead. Each session migrates a database of its own; each test gets its own
-topic and consumer group, so tests never see each other's data.
+Where they come from is decided once per session (tests/service_choice.py): the servers that
+AGENT_HISTORY_KAFKA_BOOTSTRAP_SERVERS and AGENT_HISTORY_DATABASE_URL name; else containers
+(tests/containers.py) when a Docker engine answers; else the local processes of
+`agent-history services`, started when not running. Tests that stop and restart a service run
+on the local processes whatever was chosen (`local_services`). Each session migrates a
+database of its own; each test gets its own topic and consumer group, so tests never see each
+other's data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,26 +24,56 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agent_history import devservices as services
 from agent_history.api.settings import ApiSettings
+from agent_history.devservices.settings import ServicesSettings
 from agent_history.producer.settings import ProducerSettings
 from agent_history.projector.app import run_projector
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.read_model.db import make_engine
 from agent_history.read_model.migrate import migrate
+from tests.service_choice import Choice, choose_services
+
+_CHOICE = pytest.StashKey[Choice]()
+_log = logging.getLogger("tests.services")
+_log.setLevel(logging.INFO)  # pytest keeps the choice with a failing test's captured log
 
 
 @pytest.fixture(scope="session")
-def service_urls() -> tuple[str, str]:
-    """(kafka bootstrap servers, admin database url) of running services."""
-    kafka = os.environ.get("AGENT_HISTORY_KAFKA_BOOTSTRAP_SERVERS")
-    database = os.environ.get("AGENT_HISTORY_DATABASE_URL")
-    if kafka and database:
-        return kafka, database
-    from agent_history import devservices as services
-    from agent_history.devservices.settings import ServicesSettings
+def service_urls(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
+    """(kafka bootstrap servers, admin database url) of the services this session tests on."""
+    from tests import containers
 
-    status = services.up(ServicesSettings())
-    return kafka or status.kafka_bootstrap_servers, database or status.database_url
+    choice = choose_services(os.environ, containers.docker_answers)
+    request.config.stash[_CHOICE] = choice
+    _log.info("integration services: %s", choice.describe())
+    kafka, database = choice.kafka, choice.database
+    with contextlib.ExitStack() as stack:
+        if choice.source == "containers":
+            kafka = kafka or stack.enter_context(containers.kafka_container())
+            database = database or stack.enter_context(containers.postgres_container())
+        elif choice.source == "local":
+            status = services.up(ServicesSettings())
+            kafka = kafka or status.kafka_bootstrap_servers
+            database = database or status.database_url
+        assert kafka is not None, choice
+        assert database is not None, choice
+        yield kafka, database
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    choice = terminalreporter.config.stash.get(_CHOICE, None)
+    if choice is not None:
+        terminalreporter.write_line(f"integration services: {choice.describe()}")
+
+
+@pytest.fixture(scope="session")
+def local_services() -> ServicesSettings:
+    """The local Kafka and PostgreSQL processes, started when not running: the services that a
+    test may stop and restart. A container or a server named in the environment is not one."""
+    settings = ServicesSettings()
+    services.up(settings)
+    return settings
 
 
 @pytest.fixture(scope="session")

@@ -355,6 +355,7 @@ def schedule(
 
 async def run_scenario(
     settings: ProjectorSettings,
+    services: ServicesSettings,
     engine: AsyncEngine,
     stream: Stream,
     faults: list[Fault],
@@ -365,10 +366,10 @@ async def run_scenario(
     say: Callable[[str], None] = lambda line: None,
 ) -> Outcome:
     """Send the stream in phases with one fault after each but the last, against a projector
-    process; wait until it has applied everything; compare the table with the fold."""
+    process; wait until it has applied everything; compare the table with the fold. ``settings``
+    must point at the local ``services``: those are the ones restarted."""
     started = time.monotonic()
     outcome = Outcome(events=len(stream.events), executions=len(expected_rows(stream.events)))
-    services = ServicesSettings()
     projector = ProjectorProcess(settings, log)
     projector.start()
     producer = await start_producer(settings.kafka_bootstrap_servers)

@@ -2,18 +2,27 @@
 restarted, the broker restarted once and PostgreSQL restarted once, all while a stream of
 duplicated, shuffled events is in flight; afterwards the table is exactly the fold of the log.
 
-bench/soak.py runs the same scenario (tests/faults_support.py) at a bigger size.
+Restarting a service needs the local processes (`agent-history services`): this module runs
+on them whatever the other tests run on (containers, servers named in the environment), with
+a database and topics of its own there. bench/soak.py runs the same scenario
+(tests/faults_support.py) at a bigger size.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agent_history.api.settings import ApiSettings
+from agent_history.devservices import kafka, postgres
+from agent_history.devservices.settings import ServicesSettings
 from agent_history.projector.settings import ProjectorSettings
+from agent_history.read_model.db import make_engine
+from tests.conftest import fresh_database
 from tests.faults_support import generate_stream, run_scenario, schedule
 
 pytestmark = pytest.mark.integration
@@ -23,8 +32,31 @@ EXECUTIONS = 300
 KILLS = 3
 
 
+# The session's kafka_bootstrap, database_url and db_engine, overridden with the local services'
+# (the fixtures built on them, topic and projector_settings, then use these).
+@pytest.fixture(scope="module")
+def kafka_bootstrap(local_services: ServicesSettings) -> str:
+    return kafka.bootstrap_servers(local_services)
+
+
+@pytest.fixture(scope="module")
+def database_url(local_services: ServicesSettings) -> Iterator[str]:
+    with fresh_database(postgres.database_url(local_services)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def db_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(ApiSettings(database_url=database_url))
+    yield engine
+    await engine.dispose()
+
+
 async def test_table_equals_the_fold_after_kills_and_restarts(
-    projector_settings: ProjectorSettings, db_engine: AsyncEngine, tmp_path: Path
+    projector_settings: ProjectorSettings,
+    db_engine: AsyncEngine,
+    local_services: ServicesSettings,
+    tmp_path: Path,
 ) -> None:
     rng = random.Random(SEED)
     stream = generate_stream(rng, EXECUTIONS)
@@ -35,7 +67,7 @@ async def test_table_equals_the_fold_after_kills_and_restarts(
     faults = schedule(rng, KILLS, restart_kafka=True, restart_postgres=True)
     log = tmp_path / "projector.log"
 
-    outcome = await run_scenario(settings, db_engine, stream, faults, rng, log)
+    outcome = await run_scenario(settings, local_services, db_engine, stream, faults, rng, log)
 
     report = f"seed {SEED}, faults {faults}: {outcome.summary()}; projector log: {log}"
     print(report)  # shown with -s or -rP: what the faults hit

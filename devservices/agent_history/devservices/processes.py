@@ -1,4 +1,5 @@
-"""Process plumbing shared by the local Kafka broker and PostgreSQL server (Linux, via /proc)."""
+"""Process plumbing for the local Kafka broker and PostgreSQL server, and for the processes that
+the demo and the benchmarks start beside them (Linux, via /proc)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,11 +52,24 @@ def run_checked(
     return result.stdout
 
 
-def spawn_detached(args: Sequence[str | Path], *, log_file: Path, cwd: Path) -> int:
-    """Start `args` in a new session, appending its output to `log_file`; return its pid."""
+def spawn_detached(
+    args: Sequence[str | Path],
+    *,
+    log_file: Path,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Start `args` in a new session (in `env`, else this process's environment), appending
+    its output to `log_file`; return its pid."""
     argv = ["sh", "-c", _DETACH_SCRIPT, str(log_file), *(str(arg) for arg in args)]
     # A new session keeps a Ctrl-C in the caller's terminal away from the service.
-    out = run_checked(argv, what="starting a background process", cwd=cwd, new_session=True)
+    out = run_checked(
+        argv,
+        what="starting a background process",
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        new_session=True,
+    )
     return int(out.strip())
 
 
@@ -97,6 +111,17 @@ def port_accepts(port: int, host: str = "127.0.0.1") -> bool:
             return True
     except OSError:
         return False
+
+
+def free_port(preferred: int | None = None) -> int:
+    """A TCP port on loopback that nothing listens on now: ``preferred`` when it is free."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred or 0))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.2) -> bool:

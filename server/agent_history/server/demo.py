@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import socket
 import sys
 import time
 import uuid
@@ -25,10 +24,12 @@ from agent_history import devservices as services
 from agent_history.api.auth import mint_token
 from agent_history.api.settings import ApiSettings
 from agent_history.contract.events import RunRequestData
-from agent_history.devservices.processes import spawn_detached, stop_process
+from agent_history.contract.settings import SettingsBase, environment_of
+from agent_history.devservices.processes import free_port, spawn_detached, stop_process
 from agent_history.devservices.settings import ServicesSettings
 from agent_history.producer import Publisher, track_execution
 from agent_history.producer.settings import ProducerSettings
+from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.topics import ensure_topics
 from agent_history.read_model.migrate import migrate
 
@@ -41,25 +42,17 @@ class ToolError(RuntimeError):
     pass
 
 
-def _free_port(preferred: int) -> int:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-        except OSError:
-            s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _pid_file(state: Path, name: str) -> Path:
     return state / "demo" / f"{name}.pid"
 
 
-def _start(state: Path, name: str, env: dict[str, str], *args: str) -> int:
+def _start(state: Path, name: str, settings: SettingsBase) -> int:
+    """`agent-history NAME` in the background, reading exactly ``settings``."""
     log = state / "demo" / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    settings = [f"{key}={value}" for key, value in env.items()]
-    command = ["env", *settings, sys.executable, "-m", "agent_history.server", name, *args]
-    pid = spawn_detached(command, log_file=log, cwd=Path.cwd())
+    command = [sys.executable, "-m", "agent_history.server", name]
+    env = environment_of(settings)
+    pid = spawn_detached(command, log_file=log, cwd=Path.cwd(), env=env)
     _pid_file(state, name).write_text(str(pid))
     return pid
 
@@ -171,11 +164,10 @@ async def run_demo(*, keep: bool) -> int:
     console.print("[bold]agent-history demo[/]: starting Kafka and PostgreSQL on 127.0.0.1 …")
     was_running = services.status(settings)
     status = await asyncio.to_thread(services.up, settings)
-    env = {
-        "AGENT_HISTORY_KAFKA_BOOTSTRAP_SERVERS": status.kafka_bootstrap_servers,
-        "AGENT_HISTORY_DATABASE_URL": status.database_url,
-    }
-    api = ApiSettings(database_url=status.database_url, port=_free_port(ApiSettings().port))
+    api = ApiSettings(database_url=status.database_url, port=free_port(ApiSettings().port))
+    projector = ProjectorSettings(
+        kafka_bootstrap_servers=status.kafka_bootstrap_servers, database_url=status.database_url
+    )
     producer = ProducerSettings(
         kafka_bootstrap_servers=status.kafka_bootstrap_servers, source="agent-history/demo"
     )
@@ -183,8 +175,8 @@ async def run_demo(*, keep: bool) -> int:
     await ensure_topics(producer)
     console.print("migrated the database, created the topics; starting projector and API …")
     stop_demo_processes(settings)
-    _start(settings.state_dir, "projector", env)
-    _start(settings.state_dir, "api", env, "--port", str(api.port))
+    _start(settings.state_dir, "projector", projector)
+    _start(settings.state_dir, "api", api)
     base = f"http://{api.host}:{api.port}"
     try:
         async with Publisher(producer) as publisher:
