@@ -57,11 +57,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 "AGENT_HISTORY_JWT_SECRET (or AGENT_HISTORY_JWT_PUBLIC_KEY and "
                 "AGENT_HISTORY_CURSOR_SECRET) outside local development. !!!"
             )
-        app.state.engine = make_reader_engine(settings)
+        engine = app.state.engine = make_reader_engine(settings)
         try:
             yield
         finally:
-            await app.state.engine.dispose()
+            await engine.dispose()
 
     app = FastAPI(
         title="Agent execution history",

@@ -11,14 +11,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agent_history.api.problems import UNAUTHENTICATED, ProblemError
 from agent_history.api.settings import ApiSettings
@@ -28,13 +26,6 @@ REALM = "agent-history"
 DEFAULT_TTL = timedelta(hours=1)
 # How many verified tokens a process remembers until they expire; beyond, it starts afresh.
 _VERIFIED_TOKENS = 10_000
-
-_bearer = HTTPBearer(
-    auto_error=False,
-    bearerFormat="JWT",
-    scheme_name="bearer",
-    description=f"A JWT whose `sub` is your user id; scope `{ALL_SCOPE}` reads every user's.",
-)
 
 
 @dataclass(frozen=True)
@@ -134,24 +125,15 @@ def mint_token(
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
-async def authenticated(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
-    """The caller of a request: a 401 problem without a valid bearer token."""
-    if credentials is None:
-        raise ProblemError(
-            401,
-            "this endpoint needs an Authorization: Bearer <JWT> header",
-            kind=UNAUTHENTICATED,
-            title="Authentication required",
-            headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
-        )
-    verifier: TokenVerifier = request.app.state.verifier
-    return verifier.verify(credentials.credentials)
-
-
-CallerDep = Annotated[Caller, Depends(authenticated)]
+def missing_token() -> ProblemError:
+    """The 401 for a request without a bearer token."""
+    return ProblemError(
+        401,
+        "this endpoint needs an Authorization: Bearer <JWT> header",
+        kind=UNAUTHENTICATED,
+        title="Authentication required",
+        headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+    )
 
 
 def _invalid_token(description: str) -> ProblemError:
