@@ -9,6 +9,7 @@ lifts the restriction to the caller's own executions.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,9 +46,19 @@ class Caller:
 
 
 class TokenVerifier:
-    """Checks bearer tokens against the configured key; built once by create_app."""
+    """Checks bearer tokens against the configured key; built once by create_app.
 
-    def __init__(self, settings: ApiSettings) -> None:
+    ``clock`` (seconds since the epoch) says when a remembered token has expired, and
+    ``decoder`` checks a token's signature and claims; tests pass their own.
+    """
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        decoder: jwt.PyJWT | None = None,
+    ) -> None:
         self._key: Any
         if settings.jwt_public_key is not None:
             # Parsed now, so a bad key fails at start-up rather than on every request.
@@ -64,11 +75,13 @@ class TokenVerifier:
         # Tokens that verified, with their expiry: a client sends the same token with each
         # request, and checking its signature again would be most of the cost of authenticating.
         self._verified: dict[str, tuple[Caller, float]] = {}
+        self._clock = clock
+        self._decoder = decoder or jwt.PyJWT()
 
     def verify(self, token: str) -> Caller:
         """The caller a token names; a 401 problem for any token that is not valid."""
         known = self._verified.get(token)
-        if known is not None and time.time() < known[1]:
+        if known is not None and self._clock() < known[1]:
             return known[0]
         caller, expires = self._check(token)
         if len(self._verified) >= _VERIFIED_TOKENS:
@@ -78,7 +91,7 @@ class TokenVerifier:
 
     def _check(self, token: str) -> tuple[Caller, float]:
         try:
-            claims = jwt.decode(
+            claims = self._decoder.decode(
                 token,
                 self._key,
                 algorithms=[self._algorithm],
