@@ -7,9 +7,8 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api import queries, render
-from agent_history.api.cursor import CursorCodec, Position, fingerprint
+from agent_history.api.cursor import CursorCodec, InvalidCursor, Position, fingerprint
 from agent_history.api.parameters import ListParameters
-from agent_history.api.problems import INVALID_CURSOR, ProblemError
 
 
 def list_filter(params: ListParameters, **ids: UUID | None) -> queries.ExecutionFilter:
@@ -42,16 +41,12 @@ async def list_page(
     where: queries.ExecutionFilter,
     params: ListParameters,
 ) -> render.JSONBody:
+    """The page ``params`` asks for; InvalidCursor for a cursor that cannot continue it."""
     query = _fingerprint(where, params)
     after = None
     if params.cursor is not None:
         if params.offset:
-            raise ProblemError(
-                400,
-                "offset must be 0 or absent when a cursor is given",
-                kind=INVALID_CURSOR,
-                title="Invalid cursor",
-            )
+            raise InvalidCursor("offset must be 0 or absent when a cursor is given")
         after = cursors.decode(params.cursor, query)
     request = queries.PageRequest(
         limit=params.limit,
