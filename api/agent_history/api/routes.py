@@ -16,10 +16,10 @@ from agent_history.api import queries, render
 from agent_history.api.deps import CurrentCaller, CursorsDep, EngineDep, get_current_caller
 from agent_history.api.paging import list_filter, list_page
 from agent_history.api.parameters import (
-    ListParams,
-    StartedAfter,
-    StartedBefore,
-    reject_unknown_query,
+    AgentListQuery,
+    ExecutionQuery,
+    StatsQuery,
+    UserListQuery,
 )
 from agent_history.api.problems import not_found
 from agent_history.api.render import JSONBody
@@ -39,7 +39,7 @@ history = APIRouter(
     prefix="/api/v1/agent-studio",
     tags=["history"],
     # Authentication first: a caller without a valid token learns nothing else.
-    dependencies=[Depends(get_current_caller), Depends(reject_unknown_query)],
+    dependencies=[Depends(get_current_caller)],
     responses={
         401: {**_PROBLEM, "description": "No bearer token, or one that is not valid."},
         422: {**_PROBLEM, "description": "Invalid parameters, each named with the reason."},
@@ -69,11 +69,10 @@ async def list_agent_executions(
     agent_id: Annotated[
         UUID, Path(description="The agent whose executions to list.", examples=[EXAMPLE_AGENT_ID])
     ],
-    params: ListParams,
-    user_id: Annotated[UUID | None, Query(description="Only this user's executions.")] = None,
+    params: Annotated[AgentListQuery, Query()],
 ) -> JSONBody:
     """Newest first by default. Without the all-executions scope, only the caller's own."""
-    where = list_filter(params, agent_id=agent_id, user_id=user_id, owner_id=caller.owner)
+    where = list_filter(params, agent_id=agent_id, user_id=params.user_id, owner_id=caller.owner)
     return await list_page(engine, cursors, where, params)
 
 
@@ -94,14 +93,13 @@ async def list_user_executions(
     user_id: Annotated[
         UUID, Path(description="The user whose executions to list.", examples=[EXAMPLE_USER_ID])
     ],
-    params: ListParams,
-    agent_id: Annotated[UUID | None, Query(description="Only this agent's executions.")] = None,
+    params: Annotated[UserListQuery, Query()],
 ) -> JSONBody:
     """The same parameters as an agent's list. Another user's list is a 404 without the
     all-executions scope."""
     if not caller.may_read(user_id):
         raise not_found(f"user {user_id} not found")
-    where = list_filter(params, agent_id=agent_id, user_id=user_id, owner_id=caller.owner)
+    where = list_filter(params, agent_id=params.agent_id, user_id=user_id, owner_id=caller.owner)
     return await list_page(engine, cursors, where, params)
 
 
@@ -117,6 +115,8 @@ async def get_execution(
     execution_id: Annotated[
         UUID, Path(description="The execution to return.", examples=[EXAMPLE_EXECUTION_ID])
     ],
+    # No parameters: the model is there to refuse any that are given.
+    _: Annotated[ExecutionQuery, Query()],
 ) -> JSONBody:
     row = await queries.get_execution(engine, execution_id, caller.owner)
     if row is None:
@@ -136,15 +136,14 @@ async def get_agent_stats(
         UUID,
         Path(description="The agent whose executions to summarise.", examples=[EXAMPLE_AGENT_ID]),
     ],
-    started_after: StartedAfter = None,
-    started_before: StartedBefore = None,
+    params: Annotated[StatsQuery, Query()],
 ) -> ExecutionStats:
     """Over the executions that started in [started_after, started_before); without the
     all-executions scope, over the caller's own."""
     where = queries.ExecutionFilter(
         agent_id=agent_id,
         owner_id=caller.owner,
-        started_after=started_after,
-        started_before=started_before,
+        started_after=params.started_after,
+        started_before=params.started_before,
     )
     return await execution_stats(engine, where)
