@@ -9,6 +9,7 @@ for, so an operation's parameters all live in its one model.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Self, cast
 from uuid import UUID
@@ -17,6 +18,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -31,6 +33,16 @@ from agent_history.api.schemas import ExecutionStatus
 # PostgreSQL's OFFSET is a bigint; a larger value is a client error, not a server one.
 MAX_OFFSET = 2**63 - 1
 _PAYLOAD = "|".join(PAYLOADS)
+# RFC 3339's date-time, which the schema's format names: pydantic alone would also read "0.5"
+# as a Unix time, or take an offset without its colon. The offset is optional here only so that
+# a time without one gets pydantic's own reason (it needs timezone info).
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)?")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("give an RFC 3339 time with an offset, e.g. 2025-01-15T10:30:00Z")
+    return value
 
 
 def _in_utc(moment: datetime) -> datetime:
@@ -50,7 +62,7 @@ def _known_payloads(include: str | None) -> str | None:
 
 
 # A time with an offset; one without is refused rather than guessed.
-Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
 StartedAfter = Annotated[
     Instant | None,
     Field(
@@ -114,6 +126,9 @@ class ListQuery(OperationQuery):
     )
     cursor: str | None = Field(
         default=None,
+        # Documented, not enforced here: an empty cursor stays the invalid-cursor 400 that
+        # every other cursor this API did not issue is.
+        json_schema_extra={"minLength": 1},
         description="The `next_cursor` of the previous page: continues right after its last "
         "execution, with the same filters and order, however many executions arrive "
         "meanwhile. A cursor from another query is a 400.",
