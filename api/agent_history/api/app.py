@@ -55,13 +55,14 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 "!!! INSECURE: AGENT_HISTORY_JWT_SECRET is not set, so the API uses the public "
                 "development secret: anyone can mint tokens that read every execution. Set "
                 "AGENT_HISTORY_JWT_SECRET (or AGENT_HISTORY_JWT_PUBLIC_KEY and "
-                "AGENT_HISTORY_CURSOR_SECRET) outside local development. !!!"
+                "AGENT_HISTORY_CURSOR_SECRET) outside local development, and "
+                "AGENT_HISTORY_ENV=production, which refuses to start without them. !!!"
             )
-        app.state.engine = make_reader_engine(settings)
+        engine = app.state.engine = make_reader_engine(settings)
         try:
             yield
         finally:
-            await app.state.engine.dispose()
+            await engine.dispose()
 
     app = FastAPI(
         title="Agent execution history",

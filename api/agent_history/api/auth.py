@@ -9,16 +9,15 @@ lifts the restriction to the caller's own executions.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agent_history.api.problems import UNAUTHENTICATED, ProblemError
 from agent_history.api.settings import ApiSettings
@@ -28,13 +27,6 @@ REALM = "agent-history"
 DEFAULT_TTL = timedelta(hours=1)
 # How many verified tokens a process remembers until they expire; beyond, it starts afresh.
 _VERIFIED_TOKENS = 10_000
-
-_bearer = HTTPBearer(
-    auto_error=False,
-    bearerFormat="JWT",
-    scheme_name="bearer",
-    description=f"A JWT whose `sub` is your user id; scope `{ALL_SCOPE}` reads every user's.",
-)
 
 
 @dataclass(frozen=True)
@@ -54,9 +46,19 @@ class Caller:
 
 
 class TokenVerifier:
-    """Checks bearer tokens against the configured key; built once by create_app."""
+    """Checks bearer tokens against the configured key; built once by create_app.
 
-    def __init__(self, settings: ApiSettings) -> None:
+    ``clock`` (seconds since the epoch) says when a remembered token has expired, and
+    ``decoder`` checks a token's signature and claims; tests pass their own.
+    """
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        clock: Callable[[], float] = time.time,
+        decoder: jwt.PyJWT | None = None,
+    ) -> None:
         self._key: Any
         if settings.jwt_public_key is not None:
             # Parsed now, so a bad key fails at start-up rather than on every request.
@@ -73,11 +75,13 @@ class TokenVerifier:
         # Tokens that verified, with their expiry: a client sends the same token with each
         # request, and checking its signature again would be most of the cost of authenticating.
         self._verified: dict[str, tuple[Caller, float]] = {}
+        self._clock = clock
+        self._decoder = decoder or jwt.PyJWT()
 
     def verify(self, token: str) -> Caller:
         """The caller a token names; a 401 problem for any token that is not valid."""
         known = self._verified.get(token)
-        if known is not None and time.time() < known[1]:
+        if known is not None and self._clock() < known[1]:
             return known[0]
         caller, expires = self._check(token)
         if len(self._verified) >= _VERIFIED_TOKENS:
@@ -87,7 +91,7 @@ class TokenVerifier:
 
     def _check(self, token: str) -> tuple[Caller, float]:
         try:
-            claims = jwt.decode(
+            claims = self._decoder.decode(
                 token,
                 self._key,
                 algorithms=[self._algorithm],
@@ -134,24 +138,15 @@ def mint_token(
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
-async def authenticated(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
-    """The caller of a request: a 401 problem without a valid bearer token."""
-    if credentials is None:
-        raise ProblemError(
-            401,
-            "this endpoint needs an Authorization: Bearer <JWT> header",
-            kind=UNAUTHENTICATED,
-            title="Authentication required",
-            headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
-        )
-    verifier: TokenVerifier = request.app.state.verifier
-    return verifier.verify(credentials.credentials)
-
-
-CallerDep = Annotated[Caller, Depends(authenticated)]
+def missing_token() -> ProblemError:
+    """The 401 for a request without a bearer token."""
+    return ProblemError(
+        401,
+        "this endpoint needs an Authorization: Bearer <JWT> header",
+        kind=UNAUTHENTICATED,
+        title="Authentication required",
+        headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+    )
 
 
 def _invalid_token(description: str) -> ProblemError:

@@ -3,7 +3,8 @@
 A cursor is base64url(version, execution_start in microseconds since the epoch, execution id,
 query fingerprint, MAC). The fingerprint is a hash of the filters and the order, so a cursor
 only continues the query that made it; the MAC (HMAC-SHA256, truncated to 128 bits) makes any
-edit detectable. Every way a cursor can be wrong is a 400 problem.
+edit detectable. Every way a cursor can be wrong is an ``InvalidCursor``, which the HTTP layer
+answers with a 400 problem (api.problems).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from agent_history.api.problems import INVALID_CURSOR, ProblemError
 from agent_history.api.settings import ApiSettings
 
 _VERSION = 1
@@ -26,6 +26,11 @@ _BODY = struct.Struct(">Bq16s8s")  # version, start (µs since epoch), id, finge
 _MAC_BYTES = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+class InvalidCursor(Exception):
+    """A cursor that cannot continue the query it was given to; the message says why, in
+    words for the client."""
 
 
 @dataclass(frozen=True)
@@ -63,20 +68,20 @@ class CursorCodec:
         return base64.urlsafe_b64encode(token).rstrip(b"=").decode()
 
     def decode(self, cursor: str, query: bytes) -> Position:
-        """The position ``cursor`` continues from; a 400 problem unless it is genuine and was
+        """The position ``cursor`` continues from; InvalidCursor unless it is genuine and was
         made by the same query (``query`` being that query's fingerprint)."""
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         except (binascii.Error, ValueError):
-            raise _invalid("the cursor is not one this API issued") from None
+            raise InvalidCursor("the cursor is not one this API issued") from None
         body, mac = raw[: _BODY.size], raw[_BODY.size :]
         if len(raw) != _BODY.size + _MAC_BYTES or not hmac.compare_digest(mac, self._mac(body)):
-            raise _invalid("the cursor is not one this API issued")
+            raise InvalidCursor("the cursor is not one this API issued")
         version, micros, execution_id, made_by = _BODY.unpack(body)
         if version != _VERSION:
-            raise _invalid("the cursor is from an older version of the API")
+            raise InvalidCursor("the cursor is from an older version of the API")
         if not hmac.compare_digest(made_by, query):
-            raise _invalid(
+            raise InvalidCursor(
                 "the cursor belongs to a different query: keep the filters, order and path "
                 "of the request that returned it"
             )
@@ -84,7 +89,3 @@ class CursorCodec:
 
     def _mac(self, body: bytes) -> bytes:
         return hmac.new(self._key, body, hashlib.sha256).digest()[:_MAC_BYTES]
-
-
-def _invalid(detail: str) -> ProblemError:
-    return ProblemError(400, detail, kind=INVALID_CURSOR, title="Invalid cursor")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api import queries
+from agent_history.api.deps import EngineDep
 from agent_history.api.problems import DATABASE_UNAVAILABLE, ProblemError
 from agent_history.api.schemas import Health, Problem
 
@@ -28,8 +28,7 @@ async def healthz() -> Health:
     summary="Readiness: the database answers SELECT 1",
     responses={503: {"model": Problem, "description": "The database is unreachable."}},
 )
-async def readyz(request: Request) -> Health:
-    engine: AsyncEngine = request.app.state.engine
+async def readyz(engine: EngineDep) -> Health:
     try:
         async with asyncio.timeout(READY_TIMEOUT_S):
             await queries.check_database(engine)

@@ -7,12 +7,11 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api import queries, render
-from agent_history.api.cursor import CursorCodec, Position, fingerprint
-from agent_history.api.parameters import ListParameters
-from agent_history.api.problems import INVALID_CURSOR, ProblemError
+from agent_history.api.cursor import CursorCodec, InvalidCursor, Position, fingerprint
+from agent_history.api.parameters import ListQuery
 
 
-def list_filter(params: ListParameters, **ids: UUID | None) -> queries.ExecutionFilter:
+def list_filter(params: ListQuery, **ids: UUID | None) -> queries.ExecutionFilter:
     return queries.ExecutionFilter(
         **ids,
         statuses=params.statuses,
@@ -21,7 +20,7 @@ def list_filter(params: ListParameters, **ids: UUID | None) -> queries.Execution
     )
 
 
-def _fingerprint(where: queries.ExecutionFilter, params: ListParameters) -> bytes:
+def _fingerprint(where: queries.ExecutionFilter, params: ListQuery) -> bytes:
     """What a cursor must match to continue: the filters and the order, not the page size."""
     return fingerprint(
         {
@@ -40,25 +39,21 @@ async def list_page(
     engine: AsyncEngine,
     cursors: CursorCodec,
     where: queries.ExecutionFilter,
-    params: ListParameters,
+    params: ListQuery,
 ) -> render.JSONBody:
+    """The page ``params`` asks for; InvalidCursor for a cursor that cannot continue it."""
     query = _fingerprint(where, params)
     after = None
     if params.cursor is not None:
         if params.offset:
-            raise ProblemError(
-                400,
-                "offset must be 0 or absent when a cursor is given",
-                kind=INVALID_CURSOR,
-                title="Invalid cursor",
-            )
+            raise InvalidCursor("offset must be 0 or absent when a cursor is given")
         after = cursors.decode(params.cursor, query)
     request = queries.PageRequest(
         limit=params.limit,
         offset=params.offset,
         order=params.order,
         after=after,
-        include=params.include,
+        include=params.included,
     )
     page = await queries.list_executions(engine, where, request)
     next_cursor = None

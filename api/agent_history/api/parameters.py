@@ -1,15 +1,31 @@
-"""The query parameters the execution lists share, parsed and validated in one place."""
+"""The query parameters of each operation: one pydantic model per operation, holding all of them.
+
+A route declares its model as ``Annotated[Model, Query()]``: FastAPI reads each field from the
+query string (a list field from a repeated name) and documents each as a query parameter.
+``extra="forbid"`` refuses any other name, since a misspelt filter that was ignored would
+widen the result without a word. FastAPI hands a model every query parameter it has no field
+for, so an operation's parameters all live in its one model.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
 from datetime import UTC, datetime
-from typing import Annotated, cast
+from typing import Annotated, Any, Self, cast
+from uuid import UUID
 
-from fastapi import Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from agent_history.api.queries import PAYLOADS, Order, Payload
 from agent_history.api.schemas import ExecutionStatus
@@ -17,6 +33,16 @@ from agent_history.api.schemas import ExecutionStatus
 # PostgreSQL's OFFSET is a bigint; a larger value is a client error, not a server one.
 MAX_OFFSET = 2**63 - 1
 _PAYLOAD = "|".join(PAYLOADS)
+# RFC 3339's date-time, which the schema's format names: pydantic alone would also read "0.5"
+# as a Unix time, or take an offset without its colon. The offset is optional here only so that
+# a time without one gets pydantic's own reason (it needs timezone info).
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)?")
+
+
+def _rfc3339(value: object) -> object:
+    if isinstance(value, str) and not _RFC3339.fullmatch(value):
+        raise ValueError("give an RFC 3339 time with an offset, e.g. 2025-01-15T10:30:00Z")
+    return value
 
 
 def _in_utc(moment: datetime) -> datetime:
@@ -35,71 +61,95 @@ def _known_payloads(include: str | None) -> str | None:
     return include
 
 
-# RFC 3339 with an offset; a time without one is refused rather than guessed.
-Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
-
+# A time with an offset; one without is refused rather than guessed.
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339), AfterValidator(_in_utc)]
 StartedAfter = Annotated[
     Instant | None,
-    Query(
+    Field(
         description="Only executions that started at or after this time (RFC 3339, with an "
         "offset, e.g. 2025-01-15T10:30:00Z)."
     ),
 ]
 StartedBefore = Annotated[
     Instant | None,
-    Query(description="Only executions that started before this time (RFC 3339, with an offset)."),
+    Field(description="Only executions that started before this time (RFC 3339, with an offset)."),
 ]
 
 
-@dataclass(frozen=True)
-class ListParameters:
-    statuses: frozenset[str]
-    started_after: datetime | None
-    started_before: datetime | None
-    order: Order
-    include: frozenset[Payload]
-    limit: int
-    offset: int
-    cursor: str | None
+class OperationQuery(BaseModel):
+    """Every query parameter of one operation; a name it does not have is a 422."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_the_parameters(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Answer unknown names alone, each with the names this operation does take (pydantic
+        would only say "Extra inputs are not permitted")."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            unknown = [line for line in error.errors() if line["type"] == "extra_forbidden"]
+            if not unknown:
+                raise
+            takes = ", ".join(sorted(f.alias or name for name, f in cls.model_fields.items()))
+            reason = PydanticCustomError(
+                "extra_forbidden",
+                "unknown parameter; this operation's query parameters: {takes}",
+                {"takes": takes or "none"},
+            )
+            lines = sorted(unknown, key=lambda line: str(line["loc"]))
+            raise ValidationError.from_exception_data(
+                error.title,
+                [{"type": reason, "loc": line["loc"], "input": line["input"]} for line in lines],
+            ) from None
 
 
-# async: FastAPI would run a plain function in a worker thread, for nothing.
-async def _list_parameters(
-    limit: Annotated[int, Query(ge=1, le=100, description="Page size.")] = 50,
-    offset: Annotated[
-        int,
-        Query(
-            ge=0,
-            le=MAX_OFFSET,
-            description="Matching executions to skip; must be 0 when `cursor` is given.",
-        ),
-    ] = 0,
-    cursor: Annotated[
-        str | None,
-        Query(
-            description="The `next_cursor` of the previous page: continues right after its "
-            "last execution, with the same filters and order, however many executions arrive "
-            "meanwhile. A cursor from another query is a 400."
-        ),
-    ] = None,
-    status: Annotated[
-        list[ExecutionStatus] | None,
-        Query(description="Only executions with one of these statuses; repeat to give several."),
-    ] = None,
-    status_filter: Annotated[
-        list[ExecutionStatus] | None,
-        Query(description="Synonym of `status`; both may be given and are combined."),
-    ] = None,
-    started_after: StartedAfter = None,
-    started_before: StartedBefore = None,
-    order: Annotated[
-        Order,
-        Query(description="By `execution_start`, then id: `desc` (newest first) or `asc`."),
-    ] = "desc",
+class ExecutionQuery(OperationQuery):
+    """One execution takes no query parameters."""
+
+
+class StatsQuery(OperationQuery):
+    started_after: StartedAfter = None
+    started_before: StartedBefore = None
+
+
+class ListQuery(OperationQuery):
+    """The parameters both lists take."""
+
+    limit: int = Field(default=50, ge=1, le=100, description="Page size.")
+    offset: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_OFFSET,
+        description="Matching executions to skip; must be 0 when `cursor` is given.",
+    )
+    cursor: str | None = Field(
+        default=None,
+        # Documented, not enforced here: an empty cursor stays the invalid-cursor 400 that
+        # every other cursor this API did not issue is.
+        json_schema_extra={"minLength": 1},
+        description="The `next_cursor` of the previous page: continues right after its last "
+        "execution, with the same filters and order, however many executions arrive "
+        "meanwhile. A cursor from another query is a 400.",
+    )
+    status: list[ExecutionStatus] | None = Field(
+        default=None,
+        description="Only executions with one of these statuses; repeat to give several.",
+    )
+    status_filter: list[ExecutionStatus] | None = Field(
+        default=None, description="Synonym of `status`; both may be given and are combined."
+    )
+    started_after: StartedAfter = None
+    started_before: StartedBefore = None
+    order: Order = Field(
+        default="desc",
+        description="By `execution_start`, then id: `desc` (newest first) or `asc`.",
+    )
     include: Annotated[
         str | None,
         AfterValidator(_known_payloads),
-        Query(
+        Field(
             # Documents the valid values; _known_payloads checks them, with a clearer message.
             json_schema_extra={"pattern": f"^(({_PAYLOAD})(,({_PAYLOAD}))*)?$"},
             description="Comma-separated large fields to add to each execution: `input_data`, "
@@ -107,50 +157,21 @@ async def _list_parameters(
             "execution detail always has them.",
             examples=["input_data,output_data"],
         ),
-    ] = None,
-) -> ListParameters:
-    included = frozenset(cast(Payload, name) for name in (include or "").split(",") if name)
-    return ListParameters(
-        statuses=frozenset({*(status or ()), *(status_filter or ())}),
-        started_after=started_after,
-        started_before=started_before,
-        order=order,
-        include=included,
-        limit=limit,
-        offset=offset,
-        cursor=cursor,
-    )
+    ] = None
+
+    @property
+    def statuses(self) -> frozenset[str]:
+        """The statuses asked for under either name; empty for every status."""
+        return frozenset({*(self.status or ()), *(self.status_filter or ())})
+
+    @property
+    def included(self) -> frozenset[Payload]:
+        return frozenset(cast(Payload, name) for name in (self.include or "").split(",") if name)
 
 
-ListParams = Annotated[ListParameters, Depends(_list_parameters)]
+class AgentListQuery(ListQuery):
+    user_id: UUID | None = Field(default=None, description="Only this user's executions.")
 
 
-async def reject_unknown_query(request: Request) -> None:
-    """Refuse query parameters the operation does not define: a misspelt filter would
-    otherwise be ignored, and the caller would get more than they asked for."""
-    route: APIRoute = request.scope["route"]
-    known = _QUERY_NAMES.get(route.unique_id)
-    if known is None:
-        known = _QUERY_NAMES[route.unique_id] = _query_names(route)
-    unknown = sorted(set(request.query_params) - known)
-    if unknown:
-        takes = ", ".join(sorted(known)) or "none"
-        reason = f"unknown parameter; this operation's query parameters: {takes}"
-        raise RequestValidationError(
-            [{"loc": ("query", name), "msg": reason, "type": "extra_forbidden"} for name in unknown]
-        )
-
-
-# Per operation (its name, path and method), worked out on its first request.
-_QUERY_NAMES: dict[str, frozenset[str]] = {}
-
-
-def _query_names(route: APIRoute) -> frozenset[str]:
-    """The query parameters of a route and of every dependency it has."""
-    names: set[str] = set()
-    pending = [route.dependant]
-    while pending:
-        dependant = pending.pop()
-        names.update(param.alias for param in dependant.query_params)
-        pending.extend(dependant.dependencies)
-    return frozenset(names)
+class UserListQuery(ListQuery):
+    agent_id: UUID | None = Field(default=None, description="Only this agent's executions.")

@@ -1,9 +1,11 @@
 """Every error as an RFC 9457 problem (application/problem+json), never a stack trace or SQL.
 
 Routes raise ``ProblemError``; Starlette's HTTP errors (unknown route 404, wrong method 405),
-invalid parameters (422) and an unreachable database (503) are turned into problems by the
-handlers that ``install_problem_handlers`` registers, and ``UnexpectedErrors`` turns anything
-else into a generic 500 after logging it.
+invalid parameters (422), a cursor that cannot continue (``InvalidCursor``, 400) and an
+unreachable database (503) are turned into problems by the handlers that
+``install_problem_handlers`` registers, and ``UnexpectedErrors`` turns anything else into a
+generic 500 after logging it. Only this layer speaks HTTP: the queries and the cursors below it
+raise errors of their own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agent_history.api.cursor import InvalidCursor
 from agent_history.api.schemas import ParameterError, Problem
 
 PROBLEM_JSON = "application/problem+json"
@@ -119,6 +122,16 @@ def _parameter_error(error: Mapping[str, Any]) -> ParameterError:
     )
 
 
+def invalid_cursor(error: InvalidCursor) -> Problem:
+    """The 400 that answers a cursor which cannot continue the query it was given to."""
+    return Problem(type=INVALID_CURSOR, title="Invalid cursor", status=400, detail=str(error))
+
+
+async def _invalid_cursor(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, InvalidCursor)
+    return problem_response(invalid_cursor(exc), request)
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
     log.warning("database unavailable: %s", type(exc).__name__)
     problem = Problem(
@@ -166,6 +179,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(InvalidCursor, _invalid_cursor)
     for unavailable in DATABASE_ERRORS:
         app.add_exception_handler(unavailable, _database_unavailable)
     app.add_middleware(UnexpectedErrors)

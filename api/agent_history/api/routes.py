@@ -1,8 +1,8 @@
 """The execution history under /api/v1/agent-studio: lists, one execution, an agent's stats.
 
-Every route needs a bearer token (api.auth). A caller without the all-executions scope sees
-only their own executions: lists and stats are narrowed to them, and anything else is a 404,
-exactly as if it did not exist.
+Every route needs a bearer token (api.deps.CurrentCaller). A caller without the all-executions
+scope sees only their own executions: lists and stats are narrowed to them, and anything else is
+a 404, exactly as if it did not exist.
 """
 
 from __future__ import annotations
@@ -10,18 +10,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
+from fastapi import APIRouter, Depends, Path, Query
 
 from agent_history.api import queries, render
-from agent_history.api.auth import CallerDep, authenticated
-from agent_history.api.cursor import CursorCodec
+from agent_history.api.deps import CurrentCaller, CursorsDep, EngineDep, get_current_caller
 from agent_history.api.paging import list_filter, list_page
 from agent_history.api.parameters import (
-    ListParams,
-    StartedAfter,
-    StartedBefore,
-    reject_unknown_query,
+    AgentListQuery,
+    ExecutionQuery,
+    StatsQuery,
+    UserListQuery,
 )
 from agent_history.api.problems import not_found
 from agent_history.api.render import JSONBody
@@ -41,7 +39,7 @@ history = APIRouter(
     prefix="/api/v1/agent-studio",
     tags=["history"],
     # Authentication first: a caller without a valid token learns nothing else.
-    dependencies=[Depends(authenticated), Depends(reject_unknown_query)],
+    dependencies=[Depends(get_current_caller)],
     responses={
         401: {**_PROBLEM, "description": "No bearer token, or one that is not valid."},
         422: {**_PROBLEM, "description": "Invalid parameters, each named with the reason."},
@@ -57,22 +55,6 @@ _BAD_CURSOR: dict[int | str, dict[str, Any]] = {
 }
 
 
-# async: FastAPI runs a plain-function dependency in its thread pool, two hand-offs a request.
-async def _engine(request: Request) -> AsyncEngine:
-    """The engine that create_app's lifespan built for this app."""
-    engine: AsyncEngine = request.app.state.engine
-    return engine
-
-
-async def _cursors(request: Request) -> CursorCodec:
-    codec: CursorCodec = request.app.state.cursors
-    return codec
-
-
-Engine = Annotated[AsyncEngine, Depends(_engine)]
-Cursors = Annotated[CursorCodec, Depends(_cursors)]
-
-
 @history.get(
     "/agents/{agent_id}/executions",
     summary="List an agent's executions",
@@ -81,17 +63,16 @@ Cursors = Annotated[CursorCodec, Depends(_cursors)]
     responses=_BAD_CURSOR,
 )
 async def list_agent_executions(
-    engine: Engine,
-    cursors: Cursors,
-    caller: CallerDep,
+    engine: EngineDep,
+    cursors: CursorsDep,
+    caller: CurrentCaller,
     agent_id: Annotated[
         UUID, Path(description="The agent whose executions to list.", examples=[EXAMPLE_AGENT_ID])
     ],
-    params: ListParams,
-    user_id: Annotated[UUID | None, Query(description="Only this user's executions.")] = None,
+    params: Annotated[AgentListQuery, Query()],
 ) -> JSONBody:
     """Newest first by default. Without the all-executions scope, only the caller's own."""
-    where = list_filter(params, agent_id=agent_id, user_id=user_id, owner_id=caller.owner)
+    where = list_filter(params, agent_id=agent_id, user_id=params.user_id, owner_id=caller.owner)
     return await list_page(engine, cursors, where, params)
 
 
@@ -106,20 +87,19 @@ async def list_agent_executions(
     },
 )
 async def list_user_executions(
-    engine: Engine,
-    cursors: Cursors,
-    caller: CallerDep,
+    engine: EngineDep,
+    cursors: CursorsDep,
+    caller: CurrentCaller,
     user_id: Annotated[
         UUID, Path(description="The user whose executions to list.", examples=[EXAMPLE_USER_ID])
     ],
-    params: ListParams,
-    agent_id: Annotated[UUID | None, Query(description="Only this agent's executions.")] = None,
+    params: Annotated[UserListQuery, Query()],
 ) -> JSONBody:
     """The same parameters as an agent's list. Another user's list is a 404 without the
     all-executions scope."""
     if not caller.may_read(user_id):
         raise not_found(f"user {user_id} not found")
-    where = list_filter(params, agent_id=agent_id, user_id=user_id, owner_id=caller.owner)
+    where = list_filter(params, agent_id=params.agent_id, user_id=user_id, owner_id=caller.owner)
     return await list_page(engine, cursors, where, params)
 
 
@@ -130,11 +110,13 @@ async def list_user_executions(
     responses={404: {**_PROBLEM, "description": "No execution with this id that you may read."}},
 )
 async def get_execution(
-    engine: Engine,
-    caller: CallerDep,
+    engine: EngineDep,
+    caller: CurrentCaller,
     execution_id: Annotated[
         UUID, Path(description="The execution to return.", examples=[EXAMPLE_EXECUTION_ID])
     ],
+    # No parameters: the model is there to refuse any that are given.
+    _: Annotated[ExecutionQuery, Query()],
 ) -> JSONBody:
     row = await queries.get_execution(engine, execution_id, caller.owner)
     if row is None:
@@ -148,21 +130,20 @@ async def get_execution(
     response_description="Counts by status, success rate and execution_time_ms percentiles.",
 )
 async def get_agent_stats(
-    engine: Engine,
-    caller: CallerDep,
+    engine: EngineDep,
+    caller: CurrentCaller,
     agent_id: Annotated[
         UUID,
         Path(description="The agent whose executions to summarise.", examples=[EXAMPLE_AGENT_ID]),
     ],
-    started_after: StartedAfter = None,
-    started_before: StartedBefore = None,
+    params: Annotated[StatsQuery, Query()],
 ) -> ExecutionStats:
     """Over the executions that started in [started_after, started_before); without the
     all-executions scope, over the caller's own."""
     where = queries.ExecutionFilter(
         agent_id=agent_id,
         owner_id=caller.owner,
-        started_after=started_after,
-        started_before=started_before,
+        started_after=params.started_after,
+        started_before=params.started_before,
     )
     return await execution_stats(engine, where)

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from typing import Literal, Self
+
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from agent_history.read_model.db import DatabaseSettings
 
-# Signs and verifies tokens when nothing else is configured; the API warns loudly when it is used.
+# Signs and verifies tokens when nothing else is configured: in development the API warns
+# loudly when it is used; anywhere else it refuses to start.
 DEVELOPMENT_JWT_SECRET = "agent-history-development-secret-never-use-in-production"
 
 
 class ApiSettings(DatabaseSettings):
+    env: Literal["development", "production"] = Field(
+        default="development",
+        description="Where the API runs: outside development it refuses the public "
+        "development secret.",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(
@@ -46,6 +54,22 @@ class ApiSettings(DatabaseSettings):
         if value is not None and len(value.get_secret_value().encode()) < 32:
             raise ValueError("must be at least 32 bytes long")
         return value
+
+    @model_validator(mode="after")
+    def _own_secrets_outside_development(self) -> Self:
+        if self.env == "development" or not self.uses_development_secret:
+            return self
+        name = (
+            "AGENT_HISTORY_JWT_SECRET"
+            if self.jwt_public_key is None
+            else "AGENT_HISTORY_CURSOR_SECRET"
+        )
+        raise ValueError(
+            f"AGENT_HISTORY_ENV is {self.env}, but without {name} the API would sign with the "
+            "public development secret, with which anyone can forge credentials: set "
+            f"{name} to a secret of your own (at least 32 bytes), or "
+            "AGENT_HISTORY_ENV=development for local use"
+        )
 
     @property
     def uses_development_secret(self) -> bool:

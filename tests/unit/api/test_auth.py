@@ -41,32 +41,36 @@ def test_a_minted_token_expires_after_its_ttl() -> None:
     assert "expired" in _refused(mint_token(SETTINGS, uuid4(), ttl=timedelta(seconds=-1)))
 
 
-def test_a_verified_token_is_remembered_until_it_expires(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+class CountingDecoder(jwt.PyJWT):
+    """PyJWT's own decoder, counting the tokens whose signature it checks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decoded: list[str | bytes] = []
+
+    def decode(self, jwt: str | bytes, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.decoded.append(jwt)
+        return super().decode(jwt, *args, **kwargs)
+
+
+def test_a_verified_token_is_remembered_until_it_expires() -> None:
     """The signature is checked once per token, but a remembered token never outlives exp."""
-    verifier = TokenVerifier(SETTINGS)
+    now = [time.time()]
+    decoder = CountingDecoder()
+    verifier = TokenVerifier(SETTINGS, clock=lambda: now[0], decoder=decoder)
     user = uuid4()
     exp = int(time.time()) + 60
     secret = SETTINGS.jwt_secret.get_secret_value()
     token = jwt.encode({"sub": str(user), "exp": exp}, secret, algorithm="HS256")
-    decoded: list[str] = []
-    decode = jwt.decode
-
-    def counted(token: str, *args: Any, **kwargs: Any) -> Any:
-        decoded.append(token)
-        return decode(token, *args, **kwargs)
-
-    monkeypatch.setattr(jwt, "decode", counted)
 
     assert verifier.verify(token) == verifier.verify(token) == Caller(user, reads_all=False)
-    assert len(decoded) == 1
+    assert len(decoder.decoded) == 1
 
     # Past exp by the cache's clock: the token is checked again, and PyJWT's clock (which a
     # test cannot move) still accepts it, so it is decoded a second time, not served as before.
-    monkeypatch.setattr(time, "time", lambda: exp + 1.0)
+    now[0] = exp + 1.0
     assert verifier.verify(token) == Caller(user, reads_all=False)
-    assert len(decoded) == 2
+    assert len(decoder.decoded) == 2
 
 
 def test_an_expired_token_is_refused_even_after_it_verified() -> None:

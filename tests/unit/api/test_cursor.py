@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_history.api.cursor import CursorCodec, Position, cursor_key, fingerprint
-from agent_history.api.problems import ProblemError
+from agent_history.api.cursor import CursorCodec, InvalidCursor, Position, cursor_key, fingerprint
+from agent_history.api.problems import invalid_cursor
 from agent_history.api.settings import ApiSettings
 
 CODEC = CursorCodec(b"k" * 32)
@@ -22,9 +22,9 @@ POSITION = Position(datetime(2025, 1, 15, 10, 30, 0, 123456, tzinfo=UTC), uuid4(
 
 
 def _rejected(cursor: str, query: bytes = QUERY, codec: CursorCodec = CODEC) -> str:
-    with pytest.raises(ProblemError) as caught:
+    with pytest.raises(InvalidCursor) as caught:
         codec.decode(cursor, query)
-    problem = caught.value.problem
+    problem = invalid_cursor(caught.value)
     assert (problem.status, problem.type) == (400, "urn:agent-history:problem:invalid-cursor")
     return problem.detail
 

@@ -1,0 +1,58 @@
+"""Every dependency of the API's routes, each named for what a route receives.
+
+``EngineDep``, ``CursorsDep`` and ``VerifierDep`` hand over the parts ``create_app`` built;
+``CurrentCaller`` is who is asking, from their bearer token. This is the one module that reads
+``request.app.state``. Every dependency is async: FastAPI runs a plain function in its thread
+pool, a hand-off per request for nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.api.auth import ALL_SCOPE, Caller, TokenVerifier, missing_token
+from agent_history.api.cursor import CursorCodec
+
+# auto_error off: a request without a token gets this API's own 401 problem and challenge.
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    bearerFormat="JWT",
+    scheme_name="bearer",
+    description=f"A JWT whose `sub` is your user id; scope `{ALL_SCOPE}` reads every user's.",
+)
+
+
+async def get_engine(request: Request) -> AsyncEngine:
+    """The engine that create_app's lifespan built for this app."""
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
+async def get_cursors(request: Request) -> CursorCodec:
+    cursors: CursorCodec = request.app.state.cursors
+    return cursors
+
+
+async def get_verifier(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier
+
+
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+CursorsDep = Annotated[CursorCodec, Depends(get_cursors)]
+VerifierDep = Annotated[TokenVerifier, Depends(get_verifier)]
+TokenDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
+async def get_current_caller(verifier: VerifierDep, token: TokenDep) -> Caller:
+    """The caller of a request: a 401 problem without a valid bearer token."""
+    if token is None:
+        raise missing_token()
+    return verifier.verify(token.credentials)
+
+
+CurrentCaller = Annotated[Caller, Depends(get_current_caller)]
