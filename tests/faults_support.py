@@ -2,7 +2,7 @@
 bench/soak.py: a stream of executions (duplicates, order shuffled), the projector as an OS
 process to SIGKILL, the fault scenario itself, and the reference the table must equal.
 
-The reference is ``projector.fold.fold_all`` over the produced events, computed here in
+The reference is ``projector.core.fold.fold_all`` over the produced events, computed here in
 memory: whatever happened to the processes, the table must be exactly that fold.
 """
 
@@ -40,7 +40,7 @@ from agent_history.contract.events import (
 from agent_history.contract.settings import environment_of
 from agent_history.devservices import kafka, postgres
 from agent_history.devservices.settings import ServicesSettings
-from agent_history.projector.fold import fold_all
+from agent_history.projector.core.fold import fold_all
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.read_model.tables import agent_executions, agents, projector_checkpoints, users
 from tests.support import eventually

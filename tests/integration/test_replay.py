@@ -31,7 +31,7 @@ from agent_history.contract.events import (
     record_key,
 )
 from agent_history.projector.app import run_projector
-from agent_history.projector.fold import fold_all
+from agent_history.projector.core.fold import fold_all
 from agent_history.projector.replay import replay
 from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.contract.events import Event, EventType, event_from_dict
 from agent_history.projector import store
-from agent_history.projector.batch import changes_of
-from agent_history.projector.fold import Execution, fold_all
+from agent_history.projector.core.changes import changes_of
+from agent_history.projector.core.fold import Execution, fold_all
 from agent_history.read_model.tables import agent_executions, agents
 from tests.support import assert_counts_match_rows
 

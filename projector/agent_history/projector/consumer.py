@@ -28,7 +28,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.projector import store
-from agent_history.projector.batch import Changes, Plan, Record, changes_of, plan_batch
+from agent_history.projector.core.changes import Changes, changes_of
+from agent_history.projector.core.decode import Record
+from agent_history.projector.core.names import StoredNames
+from agent_history.projector.core.plan import Plan, plan_batch
 from agent_history.projector.deadletter import DeadLetters
 from agent_history.projector.pipeline import Pipeline, collect_rarely
 from agent_history.projector.settings import ProjectorSettings
@@ -61,7 +64,7 @@ class Projector:
         self._rewound: dict[int, int] = {}
         self._failures = 0
         self.dead_lettered = 0
-        self._agents, self._users = store.StoredNames(), store.StoredNames()
+        self._agents, self._users = StoredNames(), StoredNames()
         # The batch being written (its plan, or None when it failed) and its first offsets.
         self._pipeline = Pipeline[Plan | None]()
         self._in_flight_from: dict[int, int] = {}

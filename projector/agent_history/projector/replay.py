@@ -24,7 +24,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agent_history.projector import store
-from agent_history.projector.batch import Changes, Record, changes_of
+from agent_history.projector.core.changes import Changes, changes_of
+from agent_history.projector.core.decode import Record
 from agent_history.projector.pipeline import Pipeline, collecting_rarely
 from agent_history.projector.retention import delete_older_than
 from agent_history.projector.settings import ProjectorSettings

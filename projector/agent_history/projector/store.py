@@ -1,22 +1,22 @@
 """Set-based writes of a folded batch, inside the caller's transaction.
 
 ``upsert_executions`` is ``fold.merge(stored_row, batch_row)`` written in SQL: each part of
-the row is taken from whichever side wins it, by the same keys as fold.py.
+the row is taken from whichever side wins it, by the same keys as core/fold.py.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
-from datetime import datetime
+from dataclasses import fields
 from uuid import UUID
 
 import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent_history.projector.fold import INPUT_FROM_QUEUED, INPUT_FROM_STARTED, Execution
+from agent_history.projector.core.fold import INPUT_FROM_QUEUED, INPUT_FROM_STARTED, Execution
+from agent_history.projector.core.names import Name
 
 _LAST_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 _NO_INPUT = INPUT_FROM_QUEUED + 1
@@ -103,53 +103,6 @@ WHERE EXCLUDED.name IS NOT NULL
 
 _UPSERT_AGENTS = text(_reference_upsert("agents"))
 _UPSERT_USERS = text(_reference_upsert("users"))
-
-
-@dataclass(frozen=True, slots=True)
-class Name:
-    """A display name for an agent or user, as of the time of the event that carried it."""
-
-    name: str | None
-    time: datetime | None
-
-    def newer(self, other: Name) -> Name:
-        if other.name is None or other.time is None:
-            return self
-        if self.name is None or self.time is None:
-            return other
-        return other if (other.time, other.name) > (self.time, self.name) else self
-
-
-class StoredNames:
-    """The agents (or users) this process has committed, each with the newest name it wrote.
-
-    Lets a batch skip the upsert of references that could not change anything: the row exists
-    and its name is at least as new. That stays true whoever else writes (the upsert only ever
-    moves a name forward, and nothing deletes agents or users, replay included), except when a
-    commit is lost: with synchronous_commit off (the projector's default) a database crash
-    can lose the last commits. Callers therefore remember names only after the commit and
-    forget everything on any failure or rewind.
-    """
-
-    def __init__(self, limit: int = 200_000) -> None:
-        self._known: dict[UUID, Name] = {}
-        self._limit = limit
-
-    def unwritten(self, names: Mapping[UUID, Name]) -> dict[UUID, Name]:
-        """The names that an upsert could still change."""
-        known = self._known
-        return {k: n for k, n in names.items() if k not in known or known[k].newer(n) is n}
-
-    def remember(self, names: Mapping[UUID, Name]) -> None:
-        """Note names just committed."""
-        if len(self._known) + len(names) > self._limit:
-            self._known.clear()
-        known = self._known
-        for key, name in names.items():
-            known[key] = known[key].newer(name) if key in known else name
-
-    def forget(self) -> None:
-        self._known.clear()
 
 
 def _rows_json(rows: list[Execution]) -> str:
