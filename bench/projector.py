@@ -11,21 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
-import inspect
 import shlex
 import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 
 from agent_history.api.settings import ApiSettings
 from agent_history.projector.settings import ProjectorSettings
+from agent_history.server.bootstrap import build_replay
 from bench import environment, freshness, live, naive, references, report
 from bench.environment import Bench
 from bench.report import Row, per_second
@@ -104,30 +101,13 @@ async def check_projection(bench: Bench, executions: int, statuses: Counter[str]
     return str(checksum["md5"])
 
 
-def replay_entry_point() -> Callable[..., Any] | None:
-    """``projector.replay.replay(settings, ...)`` when another engineer's module provides it."""
-    try:
-        module = importlib.import_module("projector.replay")
-    except ModuleNotFoundError:
-        return None
-    entry = getattr(module, "replay", None)
-    return entry if callable(entry) else None
-
-
 async def measure_replay(
     bench: Bench, settings: ProjectorSettings, events: int, live_checksum: str
 ) -> Row:
     """Replay the backlog topic into a shadow table and swap it in; time it, compare tables."""
-    entry = replay_entry_point()
-    goal = "<= 30 s for 1M events"
-    if entry is None:
-        why = "not measured: projector.replay has no replay(settings, ...) yet (in progress)"
-        return Row("replay of the backlog", "not measured", "", goal, None, why)
-    extra = [lambda done, total: None] if len(inspect.signature(entry).parameters) > 1 else []
     start = time.perf_counter()
-    result = entry(settings, *extra)
-    if inspect.isawaitable(result):
-        await result
+    async with build_replay(settings) as replay:
+        await replay()
     seconds = time.perf_counter() - start
     conn = await asyncpg.connect(bench.dsn())
     try:
@@ -139,10 +119,11 @@ async def measure_replay(
         f"replay of the backlog ({events:,} events)",
         f"{seconds:.1f} s",
         per_second(events, seconds),
-        goal,
+        "<= 30 s for 1M events",
         scaled <= 30,
-        f"projector.replay.replay(settings, progress) in this process, wall time; result "
-        f"{'equals' if same else 'DIFFERS FROM'} the live table (all columns but timestamps)",
+        f"`agent-history replay`'s wiring (server/bootstrap.py) in this process, wall time; "
+        f"result {'equals' if same else 'DIFFERS FROM'} the live table (all columns but "
+        "timestamps)",
     )
 
 

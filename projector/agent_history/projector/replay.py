@@ -29,7 +29,6 @@ from agent_history.projector.core.decode import Record
 from agent_history.projector.pipeline import Pipeline, collecting_rarely
 from agent_history.projector.retention import delete_older_than
 from agent_history.projector.settings import ProjectorSettings
-from agent_history.read_model.db import make_engine
 from agent_history.read_model.tables import (
     agent_executions,
     agents,
@@ -64,16 +63,16 @@ class ReplayResult:
 
 
 async def replay(
-    settings: ProjectorSettings, progress: Progress | None = None, batch_records: int = 20_000
+    settings: ProjectorSettings,
+    engine: AsyncEngine,
+    consumer: AIOKafkaConsumer,
+    progress: Progress | None = None,
+    batch_records: int = 20_000,
 ) -> ReplayResult:
-    """Rebuild agent_executions, agents and users from the topic and swap them in."""
-    engine = make_engine(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 << 20,
-    )
+    """Rebuild agent_executions, agents and users from the topic and swap them in.
+
+    ``consumer``, not started yet and in no group, is started here and stopped at the end.
+    """
     try:
         async with engine.connect() as lock:
             if not await lock.scalar(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")):
@@ -94,7 +93,6 @@ async def replay(
             return result
     finally:
         await consumer.stop()
-        await engine.dispose()
 
 
 async def _partitions(settings: ProjectorSettings) -> list[int]:

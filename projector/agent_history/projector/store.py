@@ -1,4 +1,4 @@
-"""Set-based writes of a folded batch, inside the caller's transaction.
+"""Set-based writes of a folded batch, one transaction a batch (PostgresStore).
 
 ``upsert_executions`` is ``fold.merge(stored_row, batch_row)`` written in SQL: each part of
 the row is taken from whichever side wins it, by the same keys as core/fold.py.
@@ -6,14 +6,16 @@ the row is taken from whichever side wins it, by the same keys as core/fold.py.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import fields
 from uuid import UUID
 
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agent_history.projector.core.fold import INPUT_FROM_QUEUED, INPUT_FROM_STARTED, Execution
 from agent_history.projector.core.names import Name
@@ -193,3 +195,65 @@ async def save_checkpoints(
             "dead": [dead_lettered.get(p, 0) for p in parts],
         },
     )
+
+
+_ASYNCHRONOUS_COMMIT = text("SET LOCAL synchronous_commit = off")
+_READ_CHECKPOINTS = text(
+    "SELECT partition, next_offset FROM projector_checkpoints "
+    "WHERE consumer_group = :g AND topic = :t"
+)
+
+
+class PostgresStore:
+    """One projector's side of the database (its group and topic): a transaction a batch."""
+
+    def __init__(
+        self, engine: AsyncEngine, group: str, topic: str, *, synchronous_commit: bool
+    ) -> None:
+        self._engine = engine
+        self._group = group
+        self._topic = topic
+        self._synchronous_commit = synchronous_commit
+
+    async def stored_checkpoints(self) -> dict[int, int]:
+        async with self._engine.connect() as conn:
+            result = await conn.execute(_READ_CHECKPOINTS, {"g": self._group, "t": self._topic})
+            return {row.partition: row.next_offset for row in result}
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[PostgresTransaction]:
+        async with self._engine.begin() as conn:
+            if not self._synchronous_commit:
+                # Safe: the checkpoint commits with the rows, so a commit lost in a database
+                # crash loses both, and the next batch finds the stored checkpoint behind it
+                # and rewinds to it (plan_batch), as after any failure.
+                await conn.execute(_ASYNCHRONOUS_COMMIT)
+            yield PostgresTransaction(conn, self._group, self._topic)
+
+
+class PostgresTransaction:
+    """The statements of one batch, in one transaction."""
+
+    def __init__(self, conn: AsyncConnection, group: str, topic: str) -> None:
+        self._conn = conn
+        self._group = group
+        self._topic = topic
+
+    async def lock_checkpoints(self, partitions: Iterable[int]) -> dict[int, int]:
+        return await lock_checkpoints(self._conn, self._group, self._topic, partitions)
+
+    async def write(
+        self,
+        agents: Mapping[UUID, Name],
+        users: Mapping[UUID, Name],
+        rows: Iterable[Execution],
+        writing: asyncio.Event,
+    ) -> None:
+        await upsert_references(self._conn, agents, users)
+        writing.set()
+        await upsert_executions(self._conn, rows)
+
+    async def save_checkpoints(
+        self, next_offsets: Mapping[int, int], dead_lettered: Mapping[int, int]
+    ) -> None:
+        await save_checkpoints(self._conn, self._group, self._topic, next_offsets, dead_lettered)
