@@ -49,9 +49,8 @@ async def measure_live(
 ) -> tuple[Row, float]:
     """The real projector, processes of its own, from their start until caught up."""
     drained = await live.drain(
-        bench.dsn(), ["projector", "--log-level", "WARNING"], settings,
-        settings.consumer_group, settings.topic, ends, profile, processes=processes,
-    )  # fmt: skip
+        ["projector", "--log-level", "WARNING"], settings, ends, profile, processes=processes
+    )
     rate = events / drained.seconds
     who = (
         "`agent-history projector`"

@@ -12,6 +12,7 @@ from faststream.kafka import KafkaBroker
 
 from agent_history.projector.consumer import Projector, retry_delay
 from agent_history.projector.deadletter import DeadLetters
+from agent_history.projector.pipeline import collecting_rarely
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.topics import ensure_topics
 
@@ -39,15 +40,16 @@ async def run_projector(
     is waited for, with backoff, and the projector comes up by itself once it is.
     """
     attempt = 0
-    while not stop.is_set():
-        try:
-            await _project(settings, connect, stop, started)
-        except Exception as e:
-            attempt += 1
-            delay = retry_delay(attempt, settings.retry_max_seconds)
-            log.warning("projector could not start (%s); retrying in %.1fs", e, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+    with collecting_rarely():
+        while not stop.is_set():
+            try:
+                await _project(settings, connect, stop, started)
+            except Exception as e:
+                attempt += 1
+                delay = retry_delay(attempt, settings.retry_max_seconds)
+                log.warning("projector could not start (%s); retrying in %.1fs", e, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
 
 
 async def _project(

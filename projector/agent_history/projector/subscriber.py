@@ -17,7 +17,6 @@ from faststream.kafka.message import KafkaMessage as _KafkaMessage
 from faststream.message import StreamMessage
 
 from agent_history.projector.consumer import Projector
-from agent_history.projector.pipeline import collect_rarely
 from agent_history.projector.settings import ProjectorSettings
 
 
@@ -49,11 +48,7 @@ async def _undecoded(message: KafkaMessage) -> None:
 
 
 def subscribe(settings: ProjectorSettings, projector: Projector) -> KafkaBroker:
-    """A broker with ``projector`` subscribed to the topic; start it with ``broker.start()``.
-
-    Also sets this process's garbage-collector thresholds (pipeline.collect_rarely).
-    """
-    collect_rarely()
+    """A broker with ``projector`` subscribed to the topic; start it with ``broker.start()``."""
     broker = KafkaBroker(settings.kafka_bootstrap_servers, allow_auto_create_topics=False)
     listener = _SeekOnAssign(projector, lambda: subscriber.consumer)
     subscriber = broker.subscriber(

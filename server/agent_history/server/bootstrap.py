@@ -21,7 +21,8 @@ from aiokafka import AIOKafkaConsumer
 from agent_history.projector.app import Connection, run_projector
 from agent_history.projector.consumer import Projector
 from agent_history.projector.deadletter import DeadLetters
-from agent_history.projector.replay import Progress, ReplayResult, replay
+from agent_history.projector.loader import Progress
+from agent_history.projector.replay import ReplayResult, replay
 from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.store import PostgresStore

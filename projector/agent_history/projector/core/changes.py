@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -26,11 +24,6 @@ class Changes:
 
 def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
     """Decode and fold a batch: one row per execution, the newest name per agent and user."""
-    with _collector_paused():
-        return _changes_of(records, max_bytes)
-
-
-def _changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
     changes = Changes()
     rows, agents, users = changes.rows, changes.agents, changes.users
     # A record identical to one already decoded (a redelivered duplicate) decodes to the same
@@ -64,22 +57,3 @@ def _changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
             if data.user_id not in users:
                 users[data.user_id] = NO_NAME
     return changes
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a batch is decoded.
-
-    Decoding allocates many small objects and keeps a batch's worth alive; the collector's
-    passes over them free nothing (events hold no reference cycles) yet doubled the cost of
-    decoding. Whatever the batch leaves behind is freed by reference counting, or by the next
-    collection once it runs again.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()

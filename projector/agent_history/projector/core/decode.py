@@ -10,7 +10,7 @@ from typing import Protocol
 
 from pydantic import ValidationError
 
-from agent_history.contract.events import Event, parse_event
+from agent_history.contract.events import Event, parse_event, record_key
 
 
 class Record(Protocol):
@@ -50,7 +50,7 @@ def decode(record: Record, max_bytes: int) -> Event | Poison:
         return Poison(record, _describe(e))
     if (unstorable := _unstorable(event, value)) is not None:
         return Poison(record, unstorable)
-    if record.key is not None and record.key != str(event.data.execution_id).encode():
+    if record.key is not None and record.key != record_key(event.data.execution_id):
         return Poison(record, "record key does not match data.execution_id")
     return event
 
