@@ -69,8 +69,8 @@ _SUSPECT_EXPONENT = b"0e000"
 
 def suspect(value: bytes) -> bool:
     """Whether ``value`` may hold what PostgreSQL cannot store (then its data is walked)."""
-    # A test for one byte (memchr) is several times cheaper than a search for a pattern:
-    # each pattern is only searched for in values that hold its first byte.
+    # A test for one byte (memchr) is much cheaper than a search for a pattern: each pattern
+    # is only searched for in values that hold its first byte.
     if (
         (92 in value and b"\\u0000" in value)  # 92: a backslash
         or (78 in value and b"NaN" in value)  # 78: "N"
