@@ -14,11 +14,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 from pydantic_settings import BaseSettings
 
 from agent_history.contract.settings import environment_of
+from agent_history.projector.checkpoints import read_checkpoints
+from agent_history.projector.settings import ProjectorSettings
+from agent_history.read_model.db import make_engine
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LOGS = Path(tempfile.gettempdir()) / "agent-history-bench"
@@ -93,11 +95,8 @@ class Drain:
 
 
 async def drain(
-    dsn: str,
     command: list[str],
-    settings: BaseSettings,
-    group: str,
-    topic: str,
+    settings: ProjectorSettings,
     ends: dict[int, int],
     profile: Path | None = None,
     within: float = 300.0,
@@ -105,12 +104,15 @@ async def drain(
 ) -> Drain:
     """Start the projector (``processes`` of them, one consumer group) and time it until
     every partition's checkpoint reaches its end. ``profile`` samples the first one."""
-    conn = await asyncpg.connect(dsn)
-    busy0, total0 = busy_jiffies()
-    start = time.perf_counter()
+    engine = make_engine(settings)
     first: float | None = None
     try:
         async with AsyncExitStack() as stack:
+            # Autocommit: each read is a transaction of its own, none is left open in between.
+            conn = await stack.enter_async_context(engine.connect())
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            busy0, total0 = busy_jiffies()
+            start = time.perf_counter()
             started = [
                 await stack.enter_async_context(
                     service(command, settings, profile if i == 0 else None)
@@ -118,14 +120,8 @@ async def drain(
                 for i in range(processes)
             ]
             while True:
-                rows = await conn.fetch(
-                    "SELECT partition, next_offset FROM projector_checkpoints "
-                    "WHERE consumer_group = $1 AND topic = $2",
-                    group,
-                    topic,
-                )
+                stored = await read_checkpoints(conn, settings.consumer_group, settings.topic)
                 now = time.perf_counter()
-                stored = {row["partition"]: row["next_offset"] for row in rows}
                 if first is None and stored:
                     first = now - start
                 if all(stored.get(p, 0) >= end for p, end in ends.items() if end):
@@ -143,7 +139,7 @@ async def drain(
                 machine_busy=(busy1 - busy0) / max(1, total1 - total0),
             )
     finally:
-        await conn.close()
+        await engine.dispose()
 
 
 async def api_ready(base: str, server: Process, within: float = 60.0) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import registry
 
 from agent_history.contract.events import RunRequestData, parse_event
-from agent_history.projector.fold import Execution, from_event, merge
+from agent_history.projector.core.fold import Execution, from_event, merge
 from agent_history.read_model.tables import agent_executions, agents, users
 
 

@@ -22,8 +22,8 @@ import asyncpg
 
 from agent_history.api.settings import ApiSettings
 from agent_history.devservices.processes import free_port
-from agent_history.projector.replay import replay
 from agent_history.projector.settings import ProjectorSettings
+from agent_history.server.bootstrap import build_replay
 from bench import environment, freshness, live, naive, references, report
 from bench.environment import Bench
 from bench.report import Row, per_second
@@ -50,9 +50,8 @@ async def measure_live(
 ) -> tuple[Row, float]:
     """The real projector, processes of its own, from their start until caught up."""
     drained = await live.drain(
-        bench.dsn(), ["projector", "--log-level", "WARNING"], settings,
-        settings.consumer_group, settings.topic, ends, profile, processes=processes,
-    )  # fmt: skip
+        ["projector", "--log-level", "WARNING"], settings, ends, profile, processes=processes
+    )
     rate = events / drained.seconds
     who = (
         "`agent-history projector`"
@@ -107,7 +106,8 @@ async def measure_replay(
 ) -> Row:
     """Replay the backlog topic into a shadow table and swap it in; time it, compare tables."""
     start = time.perf_counter()
-    await replay(settings)
+    async with build_replay(settings) as replay:
+        await replay()
     seconds = time.perf_counter() - start
     conn = await asyncpg.connect(bench.dsn())
     try:
@@ -121,8 +121,9 @@ async def measure_replay(
         per_second(events, seconds),
         "<= 30 s for 1M events",
         scaled <= 30,
-        f"agent_history.projector.replay.replay(settings) in this process, wall time; result "
-        f"{'equals' if same else 'DIFFERS FROM'} the live table (all columns but timestamps)",
+        f"`agent-history replay`'s wiring (server/bootstrap.py) in this process, wall time; "
+        f"result {'equals' if same else 'DIFFERS FROM'} the live table (all columns but "
+        "timestamps)",
     )
 
 

@@ -28,10 +28,10 @@ from agent_history import devservices as services
 from agent_history.api.settings import ApiSettings
 from agent_history.devservices.settings import ServicesSettings
 from agent_history.producer.settings import ProducerSettings
-from agent_history.projector.app import run_projector
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.read_model.db import make_engine
 from agent_history.read_model.migrate import migrate
+from agent_history.server.bootstrap import build_projector
 from tests.service_choice import Choice, choose_services
 
 _CHOICE = pytest.StashKey[Choice]()
@@ -161,16 +161,26 @@ def producer_settings(kafka_bootstrap: str, topic: str) -> ProducerSettings:
     return ProducerSettings(kafka_bootstrap_servers=kafka_bootstrap, topic=topic, linger_ms=0)
 
 
+@contextlib.asynccontextmanager
+async def projecting(settings: ProjectorSettings) -> AsyncIterator[None]:
+    """The projector, wired as `agent-history projector` wires it, running in this event loop."""
+    stop, started = asyncio.Event(), asyncio.Event()
+    async with build_projector(settings) as project:
+        task = asyncio.create_task(project(stop, started))
+        waiting = asyncio.create_task(started.wait())
+        await asyncio.wait([task, waiting], timeout=60, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()  # raises what stopped the projector from starting
+        assert started.is_set(), "the projector did not start within 60 s"
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, timeout=30)
+
+
 @pytest.fixture
 async def running_projector(projector_settings: ProjectorSettings) -> AsyncIterator[None]:
     """The projector, running in this event loop for the duration of the test."""
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_projector(projector_settings, stop, started))
-    waiting = asyncio.create_task(started.wait())
-    await asyncio.wait([task, waiting], timeout=60, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()  # raises what stopped the projector from starting
-    assert started.is_set(), "the projector did not start within 60 s"
-    yield
-    stop.set()
-    await asyncio.wait_for(task, timeout=30)
+    async with projecting(projector_settings):
+        yield

@@ -2,7 +2,7 @@
 bench/soak.py: a stream of executions (duplicates, order shuffled), the projector as an OS
 process to SIGKILL, the fault scenario itself, and the reference the table must equal.
 
-The reference is ``projector.fold.fold_all`` over the produced events, computed here in
+The reference is ``projector.core.fold.fold_all`` over the produced events, computed here in
 memory: whatever happened to the processes, the table must be exactly that fold.
 """
 
@@ -40,7 +40,8 @@ from agent_history.contract.events import (
 from agent_history.contract.settings import environment_of
 from agent_history.devservices import kafka, postgres
 from agent_history.devservices.settings import ServicesSettings
-from agent_history.projector.fold import fold_all
+from agent_history.projector.checkpoints import read_checkpoints
+from agent_history.projector.core.fold import fold_all
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.read_model.tables import agent_executions, agents, projector_checkpoints, users
 from tests.support import eventually
@@ -274,15 +275,11 @@ def differences(expected: dict[UUID, Row], actual: dict[UUID, Row], what: str) -
 async def checkpoints(engine: AsyncEngine, settings: ProjectorSettings) -> dict[int, int]:
     """Where the projector stands, per partition. Waits out a database restart (the scenario's
     own, or another session's on the same local services) for up to a minute."""
-    c = projector_checkpoints.c
-    query = select(c.partition, c.next_offset).where(
-        c.consumer_group == settings.consumer_group, c.topic == settings.topic
-    )
     deadline = time.monotonic() + 60.0
     while True:
         try:
             async with engine.connect() as conn:
-                return {row.partition: row.next_offset for row in await conn.execute(query)}
+                return await read_checkpoints(conn, settings.consumer_group, settings.topic)
         except (DBAPIError, OSError):
             if time.monotonic() > deadline:
                 raise

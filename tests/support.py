@@ -7,10 +7,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.read_model.tables import projector_checkpoints
+from agent_history.projector.checkpoints import read_checkpoints
 
 T = TypeVar("T")
 
@@ -47,12 +47,7 @@ async def caught_up(engine: AsyncEngine, group: str, topic: str, sent: Iterable[
 
     async def positions() -> dict[int, int]:
         async with engine.connect() as conn:
-            rows = await conn.execute(
-                select(projector_checkpoints.c.partition, projector_checkpoints.c.next_offset)
-                .where(projector_checkpoints.c.consumer_group == group)
-                .where(projector_checkpoints.c.topic == topic)
-            )
-            return {row.partition: row.next_offset for row in rows}
+            return await read_checkpoints(conn, group, topic)
 
     await eventually(
         positions,

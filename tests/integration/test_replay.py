@@ -30,15 +30,15 @@ from agent_history.contract.events import (
     event_from_dict,
     record_key,
 )
-from agent_history.projector.app import run_projector
-from agent_history.projector.fold import fold_all
-from agent_history.projector.replay import replay
+from agent_history.projector.core.fold import fold_all
+from agent_history.projector.replay import ReplayResult
 from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.read_model.db import make_engine
 from agent_history.read_model.migrate import alembic_config
 from agent_history.read_model.tables import agent_executions
-from tests.conftest import fresh_database
+from agent_history.server.bootstrap import build_replay
+from tests.conftest import fresh_database, projecting
 from tests.support import assert_counts_match_rows, caught_up
 
 pytestmark = pytest.mark.integration
@@ -67,12 +67,14 @@ async def engine(settings: ProjectorSettings) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def projector(settings: ProjectorSettings) -> AsyncIterator[None]:
-    stop, started = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run_projector(settings, stop, started))
-    await asyncio.wait_for(started.wait(), timeout=60)
-    yield
-    stop.set()
-    await asyncio.wait_for(task, timeout=30)
+    async with projecting(settings):
+        yield
+
+
+async def replay(settings: ProjectorSettings) -> ReplayResult:
+    """`agent-history replay`, wired as the command wires it."""
+    async with build_replay(settings) as run:
+        return await run()
 
 
 def history(rng: random.Random, executions: int, start: datetime) -> list[Event]:

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.contract.events import Event, EventType, event_from_dict
-from agent_history.projector import store
-from agent_history.projector.batch import changes_of
-from agent_history.projector.fold import Execution, fold_all
+from agent_history.projector.core.changes import changes_of
+from agent_history.projector.core.fold import Execution, fold_all
+from agent_history.projector.store import write_changes
 from agent_history.read_model.tables import agent_executions, agents
 from tests.support import assert_counts_match_rows
 
@@ -61,8 +61,7 @@ async def apply(engine: AsyncEngine, events: list[Event]) -> None:
     changes = changes_of([_Record(e) for e in events], max_bytes=1 << 20)
     assert not changes.poison
     async with engine.begin() as conn:
-        await store.upsert_references(conn, changes.agents, changes.users)
-        await store.upsert_executions(conn, changes.rows.values())
+        await write_changes(conn, changes.agents, changes.users, changes.rows.values())
 
 
 async def stored(engine: AsyncEngine, execution_id: uuid.UUID) -> Any:

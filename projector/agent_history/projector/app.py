@@ -1,57 +1,72 @@
-"""Runs the projector until asked to stop: topics, dead letters, database, subscriber."""
+"""Runs the live projector until asked to stop: topics, dead letters, subscriber, retries."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from faststream.kafka import KafkaBroker
 
-from agent_history.projector.consumer import build_projector, retry_delay
+from agent_history.projector.consumer import Projector, retry_delay
 from agent_history.projector.deadletter import DeadLetters
+from agent_history.projector.pipeline import collecting_rarely
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.topics import ensure_topics
-from agent_history.read_model.db import make_engine
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """One attempt's Kafka clients, not started yet, and the projector they feed."""
+
+    broker: KafkaBroker  # with the projector subscribed
+    projector: Projector
+    dead_letters: DeadLetters
+
+
 async def run_projector(
-    settings: ProjectorSettings, stop: asyncio.Event, started: asyncio.Event | None = None
+    settings: ProjectorSettings,
+    connect: Callable[[], Connection],
+    stop: asyncio.Event,
+    started: asyncio.Event | None = None,
 ) -> None:
     """Project until ``stop`` is set; ``started`` is set once the subscriber runs.
 
-    A broker that is not there yet is waited for, with backoff: the projector comes up by
-    itself once it is.
+    ``connect`` builds fresh Kafka clients for each attempt: a broker that is not there yet
+    is waited for, with backoff, and the projector comes up by itself once it is.
     """
-    engine = make_engine(settings)
     attempt = 0
-    try:
+    with collecting_rarely():
         while not stop.is_set():
             try:
-                await _project(settings, engine, stop, started)
+                await _project(settings, connect, stop, started)
             except Exception as e:
                 attempt += 1
                 delay = retry_delay(attempt, settings.retry_max_seconds)
                 log.warning("projector could not start (%s); retrying in %.1fs", e, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
-    finally:
-        await engine.dispose()
 
 
 async def _project(
     settings: ProjectorSettings,
-    engine: AsyncEngine,
+    connect: Callable[[], Connection],
     stop: asyncio.Event,
     started: asyncio.Event | None,
 ) -> None:
     await ensure_topics(settings)
-    dead_letters = DeadLetters(settings, settings.consumer_group)
+    connection = connect()
+    dead_letters, broker, projector = (
+        connection.dead_letters,
+        connection.broker,
+        connection.projector,
+    )
     await dead_letters.start()
     try:
-        broker, projector = build_projector(settings, engine, dead_letters)
         try:
             await broker.start()
             log.info(

@@ -1,4 +1,4 @@
-"""The projector: a FastStream batch subscriber that applies each batch in one transaction.
+"""The projector: applies each batch of records in one transaction (subscriber.py feeds it).
 
 Where the projection stands is the checkpoint row of each partition, written in the same
 transaction as the rows. Every batch re-reads (and locks) those rows first, so records already
@@ -13,24 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
-from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
-from faststream.kafka.message import FAKE_CONSUMER
-from faststream.kafka.message import KafkaMessage as _KafkaMessage
-from faststream.message import StreamMessage
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.projector import store
-from agent_history.projector.batch import Changes, Plan, Record, changes_of, plan_batch
-from agent_history.projector.deadletter import DeadLetters
-from agent_history.projector.pipeline import Pipeline, collect_rarely
+from agent_history.projector.core.changes import Changes, changes_of
+from agent_history.projector.core.decode import Record
+from agent_history.projector.core.names import StoredNames
+from agent_history.projector.core.plan import Plan, plan_batch
+from agent_history.projector.pipeline import Pipeline
+from agent_history.projector.ports import Consumer, DeadLetterSink, Store
 from agent_history.projector.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
@@ -52,21 +46,21 @@ class Projector:
     """
 
     def __init__(
-        self, settings: ProjectorSettings, engine: AsyncEngine, dead_letters: DeadLetters
+        self, settings: ProjectorSettings, store: Store, dead_letters: DeadLetterSink
     ) -> None:
         self._settings = settings
-        self._engine = engine
+        self._store = store
         self._dead_letters = dead_letters
         # Partition -> position it was rewound to because of a gap (see plan_batch).
         self._rewound: dict[int, int] = {}
         self._failures = 0
         self.dead_lettered = 0
-        self._agents, self._users = store.StoredNames(), store.StoredNames()
+        self._agents, self._users = StoredNames(), StoredNames()
         # The batch being written (its plan, or None when it failed) and its first offsets.
         self._pipeline = Pipeline[Plan | None]()
         self._in_flight_from: dict[int, int] = {}
 
-    async def handle(self, records: Sequence[Record], consumer: AIOKafkaConsumer) -> None:
+    async def handle(self, records: Sequence[Record], consumer: Consumer) -> None:
         """Start applying one batch once the previous one is done; see the class docstring."""
         if not records:
             return
@@ -97,7 +91,7 @@ class Projector:
         self,
         records: Sequence[Record],
         decoded: Changes | None,
-        consumer: AIOKafkaConsumer,
+        consumer: Consumer,
         writing: asyncio.Event,
     ) -> Plan | None:
         """Write one batch and commit; the plan, or None when it failed (and was rewound)."""
@@ -126,13 +120,8 @@ class Projector:
     ) -> Plan:
         s = self._settings
         partitions = {r.partition for r in records}
-        async with self._engine.begin() as conn:
-            if not s.synchronous_commit:
-                # Safe: the checkpoint commits with the rows, so a commit lost in a database
-                # crash loses both, and the next batch finds the stored checkpoint behind it
-                # and rewinds to it (plan_batch), as after any failure.
-                await conn.execute(_ASYNCHRONOUS_COMMIT)
-            stored = await store.lock_checkpoints(conn, s.consumer_group, s.topic, partitions)
+        async with self._store.transaction() as batch:
+            stored = await batch.lock_checkpoints(partitions)
             gone = {p for p, at in self._rewound.items() if stored.get(p) == at}
             plan = plan_batch(records, stored, gone)
             if decoded is None or len(plan.fresh) != len(records):
@@ -142,10 +131,8 @@ class Projector:
             dead = await self._dead_letters.send(poison) if poison else {}
             agents = self._agents.unwritten(decoded.agents)
             users = self._users.unwritten(decoded.users)
-            await store.upsert_references(conn, agents, users)
-            writing.set()
-            await store.upsert_executions(conn, decoded.rows.values())
-            await store.save_checkpoints(conn, s.consumer_group, s.topic, plan.next_offsets, dead)
+            await batch.write(agents, users, decoded.rows.values(), writing)
+            await batch.save_checkpoints(plan.next_offsets, dead)
         self._agents.remember(agents)
         self._users.remember(users)
         if plan.rewind:  # perhaps commits were lost: what this process wrote is no evidence
@@ -157,14 +144,14 @@ class Projector:
         self.dead_lettered += len(poison)
         return plan
 
-    def _seek(self, consumer: AIOKafkaConsumer, positions: dict[int, int]) -> None:
+    def _seek(self, consumer: Consumer, positions: dict[int, int]) -> None:
         assigned = consumer.assignment()
         for partition, offset in positions.items():
             tp = TopicPartition(self._settings.topic, partition)
             if tp in assigned:  # a revoked partition restarts at its checkpoint elsewhere
                 consumer.seek(tp, offset)
 
-    async def _commit_hint(self, consumer: AIOKafkaConsumer, offsets: dict[int, int]) -> None:
+    async def _commit_hint(self, consumer: Consumer, offsets: dict[int, int]) -> None:
         if not offsets:
             return
         tps = {TopicPartition(self._settings.topic, p): o for p, o in offsets.items()}
@@ -173,29 +160,17 @@ class Projector:
         except KafkaError as e:  # a rebalance: the checkpoint table still has the truth
             log.info("offset commit skipped: %s", e)
 
-    async def seek_to_checkpoints(
-        self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]
-    ) -> None:
+    async def seek_to_checkpoints(self, consumer: Consumer, assigned: set[TopicPartition]) -> None:
         """Start each assigned partition at its checkpoint (an optimisation: see _apply)."""
-        s = self._settings
         try:
-            async with self._engine.connect() as conn:
-                params = {"g": s.consumer_group, "t": s.topic}
-                result = await conn.execute(_READ_CHECKPOINTS, params)
-                stored = {row.partition: row.next_offset for row in result}
+            stored = await self._store.stored_checkpoints()
         except Exception as e:
             log.warning("could not read checkpoints on assignment (%s); batches will check", e)
             return
+        topic = self._settings.topic
         for tp in assigned:
-            if tp.topic == s.topic and tp.partition in stored:
+            if tp.topic == topic and tp.partition in stored:
                 consumer.seek(tp, stored[tp.partition])
-
-
-_ASYNCHRONOUS_COMMIT = text("SET LOCAL synchronous_commit = off")
-_READ_CHECKPOINTS = text(
-    "SELECT partition, next_offset FROM projector_checkpoints "
-    "WHERE consumer_group = :g AND topic = :t"
-)
 
 
 def _first_offsets(records: Sequence[Record]) -> dict[int, int]:
@@ -203,67 +178,3 @@ def _first_offsets(records: Sequence[Record]) -> dict[int, int]:
     for r in records:
         first[r.partition] = min(r.offset, first.get(r.partition, r.offset))
     return first
-
-
-class _SeekOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, projector: Projector, consumer: Callable[[], AIOKafkaConsumer | None]):
-        self._projector = projector
-        self._consumer = consumer
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        # Hand the partitions over with the batch in flight committed and its offsets hinted.
-        await self._projector.settle()
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        consumer = self._consumer()
-        if consumer is not None:
-            await self._projector.seek_to_checkpoints(consumer, assigned)
-
-
-def _batch_message(records: tuple[ConsumerRecord, ...]) -> StreamMessage[Any]:
-    """The batch as FastStream's message, without FastStream's parser reading every record's
-    headers and body first: the handler reads the raw records itself."""
-    first, last = records[0], records[-1]
-    message_id = f"{first.offset}-{last.offset}-{first.timestamp}"
-    return _KafkaMessage(records, b"", message_id=message_id, consumer=FAKE_CONSUMER)
-
-
-async def _undecoded(message: KafkaMessage) -> None:
-    return None
-
-
-def build_projector(
-    settings: ProjectorSettings, engine: AsyncEngine, dead_letters: DeadLetters
-) -> tuple[KafkaBroker, Projector]:
-    """The broker with the projector subscribed; start it with ``broker.start()``.
-
-    Also sets this process's garbage-collector thresholds (pipeline.collect_rarely).
-    """
-    collect_rarely()
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, allow_auto_create_topics=False)
-    projector = Projector(settings, engine, dead_letters)
-    listener = _SeekOnAssign(projector, lambda: subscriber.consumer)
-    subscriber = broker.subscriber(
-        settings.topic,
-        batch=True,
-        group_id=settings.consumer_group,
-        ack_policy=AckPolicy.MANUAL,
-        auto_offset_reset="earliest",
-        max_records=settings.batch_max_records,
-        batch_timeout_ms=settings.batch_timeout_ms,
-        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
-        listener=listener,
-        # The handler reads the raw records; FastStream's default parser and decoder would
-        # first wrap and decode every record of the batch on its own, for nothing.
-        parser=_batch_message,
-        decoder=_undecoded,
-    )
-
-    @subscriber
-    async def project(message: KafkaMessage) -> None:
-        consumer = subscriber.consumer
-        assert consumer is not None, "the subscriber hands out messages only while started"
-        raw = message.raw_message
-        await projector.handle(raw if isinstance(raw, tuple) else (raw,), consumer)
-
-    return broker, projector

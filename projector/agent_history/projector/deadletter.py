@@ -9,7 +9,7 @@ from collections import Counter
 from aiokafka import AIOKafkaProducer
 
 from agent_history.contract.settings import KafkaSettings
-from agent_history.projector.batch import Poison
+from agent_history.projector.core.decode import Poison
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """Overlap the database with this process: one batch is written while the next is decoded.
 
-Shared by the live projector (consumer.py) and replay: both read a backlog, decode and fold
-each batch in Python, then have PostgreSQL merge it. Run one after the other, each side waits
-for the other; pipelined, PostgreSQL runs a batch's big statement while this process fetches
-and decodes the next batch. Writes still run one at a time, in order.
+Shared by the live projector (consumer.py) and replay (loader.py): both read a backlog, decode
+and fold each batch in Python, then have PostgreSQL merge it. Run one after the other, each
+side waits for the other; pipelined, PostgreSQL runs a batch's big statement while this
+process fetches and decodes the next batch. Writes still run one at a time, in order.
 """
 
 from __future__ import annotations
@@ -18,23 +18,19 @@ T = TypeVar("T")
 
 # A batch allocates objects by the hundred thousand (records, events, rows), hardly any in
 # reference cycles, and keeps a batch or two of them alive. With Python's default thresholds
-# (a collection every 700 allocations) the cyclic collector kept rescanning them: a fifth of
-# the projector's CPU time in a backlog (docs/benchmarks.md). Rarer collections, same safety:
-# a young collection every million allocations, about every 3 batches of 10,000 records
-# (100,000, one per batch, still cost 6 % of the projector's CPU).
+# (a collection every 700 allocations) the cyclic collector keeps rescanning them, which costs
+# the projector a large share of its CPU time on a backlog (docs/benchmarks.md) and frees
+# nothing. Rarer collections, same safety: a young collection every million allocations, every
+# few batches. (Pausing the collector while a batch is decoded would leave the rest of a
+# batch's work, fetching and writing, to the default thresholds.)
 _COLLECTOR_THRESHOLDS = (1_000_000, 20, 10)
-
-
-def collect_rarely() -> None:
-    """Set this process's garbage-collector thresholds for batch work (see above)."""
-    gc.set_threshold(*_COLLECTOR_THRESHOLDS)
 
 
 @contextmanager
 def collecting_rarely() -> Iterator[None]:
-    """The thresholds of ``collect_rarely`` for a while, then the process's own again."""
+    """The garbage-collector thresholds for batch work (see above), then the process's own."""
     before = gc.get_threshold()
-    collect_rarely()
+    gc.set_threshold(*_COLLECTOR_THRESHOLDS)
     try:
         yield
     finally:

@@ -11,24 +11,21 @@ commit leaves the live tables as they were; running replay again starts over.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agent_history.projector import store
-from agent_history.projector.batch import Changes, Record, changes_of
-from agent_history.projector.pipeline import Pipeline, collecting_rarely
+from agent_history.projector.checkpoints import hold_off_projectors, read_checkpoints
+from agent_history.projector.loader import Loader, Progress
+from agent_history.projector.pipeline import collecting_rarely
 from agent_history.projector.retention import delete_older_than
 from agent_history.projector.settings import ProjectorSettings
-from agent_history.read_model.db import make_engine
+from agent_history.projector.store import use_schema
 from agent_history.read_model.tables import (
     agent_executions,
     agents,
@@ -47,8 +44,6 @@ _READ_MODEL = (agents, users, agent_executions, *_COUNTS)
 # One replay at a time per database (an arbitrary constant key for pg_advisory_lock).
 _LOCK_KEY = 0x61676E74
 
-Progress = Callable[[int, int], None]
-
 
 class ReplayError(RuntimeError):
     pass
@@ -63,16 +58,16 @@ class ReplayResult:
 
 
 async def replay(
-    settings: ProjectorSettings, progress: Progress | None = None, batch_records: int = 20_000
+    settings: ProjectorSettings,
+    engine: AsyncEngine,
+    consumer: AIOKafkaConsumer,
+    progress: Progress | None = None,
+    batch_records: int = 20_000,
 ) -> ReplayResult:
-    """Rebuild agent_executions, agents and users from the topic and swap them in."""
-    engine = make_engine(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=8 << 20,
-    )
+    """Rebuild agent_executions, agents and users from the topic and swap them in.
+
+    ``consumer``, not started yet and in no group, is started here and stopped at the end.
+    """
     try:
         async with engine.connect() as lock:
             if not await lock.scalar(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")):
@@ -84,7 +79,7 @@ async def replay(
             start = await consumer.beginning_offsets(tps)
             end = {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()}
             total = sum(end.values()) - sum(start.values())
-            loader = _Loader(settings, consumer, progress, total, batch_records)
+            loader = Loader(settings, consumer, SHADOW, progress, total, batch_records)
             await _create_shadow(engine)
             with collecting_rarely():
                 await loader.load(engine, end)
@@ -93,7 +88,6 @@ async def replay(
             return result
     finally:
         await consumer.stop()
-        await engine.dispose()
 
 
 async def _partitions(settings: ProjectorSettings) -> list[int]:
@@ -114,83 +108,6 @@ async def _create_shadow(engine: AsyncEngine) -> None:
         await conn.execute(text(f"CREATE SCHEMA {SHADOW}"))
         shadow = await conn.execution_options(schema_translate_map={None: SHADOW})
         await shadow.run_sync(metadata.create_all, tables=list(_READ_MODEL))
-
-
-class _Loader:
-    """Reads the topic up to given offsets and folds what it reads into the shadow tables."""
-
-    def __init__(
-        self,
-        settings: ProjectorSettings,
-        consumer: AIOKafkaConsumer,
-        progress: Progress | None,
-        total: int,
-        batch_records: int,
-    ) -> None:
-        self._settings = settings
-        self._consumer = consumer
-        self._progress = progress
-        self._batch = batch_records
-        self.total = total
-        self.events = 0
-        self.invalid = 0
-
-    async def load(self, engine: AsyncEngine, until: dict[int, int]) -> None:
-        """One transaction per batch, each written while the next batch is read and decoded."""
-        pipeline = Pipeline[None]()
-        while records := await self._read(until):
-            changes = changes_of(records, self._settings.max_event_bytes)
-            if pipeline.busy:
-                await pipeline.finish()
-            await pipeline.start(partial(self._commit, engine, changes, len(records)))
-        if pipeline.busy:
-            await pipeline.finish()
-
-    async def load_in(self, conn: AsyncConnection, until: dict[int, int]) -> None:
-        """Within ``conn``'s transaction, whose search path is already the shadow schema."""
-        while records := await self._read(until):
-            changes = changes_of(records, self._settings.max_event_bytes)
-            await self._write(conn, changes, len(records), asyncio.Event())
-
-    async def _read(self, until: dict[int, int]) -> list[Record]:
-        """The next records below ``until``; empty once every partition got there."""
-        while await self._behind(until):
-            fetched = await self._consumer.getmany(timeout_ms=500, max_records=self._batch)
-            records: list[Record] = [
-                r for batch in fetched.values() for r in batch if r.offset < until[r.partition]
-            ]
-            if records:
-                return records
-        return []
-
-    async def _behind(self, until: dict[int, int]) -> bool:
-        topic = self._settings.topic
-        for partition, offset in until.items():
-            if await self._consumer.position(TopicPartition(topic, partition)) < offset:
-                return True
-        return False
-
-    async def _commit(
-        self, engine: AsyncEngine, changes: Changes, records: int, writing: asyncio.Event
-    ) -> None:
-        async with engine.begin() as conn:
-            await conn.execute(text(f"SET LOCAL search_path TO {SHADOW}"))
-            # A lost shadow transaction costs only a rerun: no need to wait for the disk.
-            await conn.execute(text("SET LOCAL synchronous_commit TO off"))
-            await self._write(conn, changes, records, writing)
-
-    async def _write(
-        self, conn: AsyncConnection, changes: Changes, records: int, writing: asyncio.Event
-    ) -> None:
-        await store.upsert_references(conn, changes.agents, changes.users)
-        writing.set()
-        await store.upsert_executions(conn, changes.rows.values())
-        # Invalid records were dead-lettered by the live projector; here they are only counted.
-        self.invalid += len(changes.poison)
-        self.events += records
-        self.total = max(self.total, self.events)
-        if self._progress is not None:
-            self._progress(self.events, self.total)
 
 
 async def _count_and_keep_counting(conn: AsyncConnection, live: str) -> None:
@@ -218,21 +135,15 @@ async def _count_and_keep_counting(conn: AsyncConnection, live: str) -> None:
 
 
 async def _swap(
-    engine: AsyncEngine, settings: ProjectorSettings, loader: _Loader, loaded: dict[int, int]
+    engine: AsyncEngine, settings: ProjectorSettings, loader: Loader, loaded: dict[int, int]
 ) -> ReplayResult:
     async with engine.begin() as conn:
         live = await conn.scalar(text("SELECT current_schema()"))
-        await conn.execute(text("LOCK TABLE projector_checkpoints IN EXCLUSIVE MODE"))
-        applied = await conn.execute(
-            text(
-                "SELECT partition, next_offset FROM projector_checkpoints "
-                "WHERE consumer_group = :g AND topic = :t"
-            ),
-            {"g": settings.consumer_group, "t": settings.topic},
-        )
+        await hold_off_projectors(conn)
+        applied = await read_checkpoints(conn, settings.consumer_group, settings.topic)
         # What the live projection has applied since the rebuild read its end offsets.
-        until = {p: max(loaded.get(p, 0), o) for p, o in applied}
-        await conn.execute(text(f"SET LOCAL search_path TO {SHADOW}"))
+        until = {p: max(loaded.get(p, 0), o) for p, o in applied.items()}
+        await use_schema(conn, SHADOW)
         await loader.load_in(conn, {**loaded, **until})
         pruned = 0
         if settings.retention_days is not None:
@@ -240,7 +151,7 @@ async def _swap(
             pruned = await delete_older_than(conn, cutoff, limit=2**62)
         executions = int(await conn.scalar(text("SELECT count(*) FROM agent_executions")) or 0)
         await _count_and_keep_counting(conn, live)
-        await conn.execute(text(f"SET LOCAL search_path TO {live}"))
+        await use_schema(conn, live)
         # In the order readers take them (FROM agent_executions JOIN agents JOIN users), so a
         # reader and the swap never wait for each other in a circle.
         names = ", ".join(f"{live}.{t.name}" for t in (agent_executions, agents, users, *_COUNTS))

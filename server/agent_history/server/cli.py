@@ -90,12 +90,17 @@ def projector(
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
 ) -> None:
     """Consume the event topic and keep agent_executions up to date (runs until stopped)."""
-    from agent_history.projector.app import run_projector
     from agent_history.projector.settings import ProjectorSettings
+    from agent_history.server.bootstrap import build_projector
 
     _logging(log_level)
     settings = ProjectorSettings()
-    _until_signal(lambda stop: run_projector(settings, stop))
+
+    async def main(stop: asyncio.Event) -> None:
+        async with build_projector(settings) as project:
+            await project(stop)
+
+    _until_signal(main)
 
 
 _OLDER_THAN = typer.Option(
@@ -121,8 +126,9 @@ def replay(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
     """Rebuild the read model from the start of the topic and swap it in atomically."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from agent_history.projector.replay import replay as run_replay
+    from agent_history.projector.replay import ReplayResult
     from agent_history.projector.settings import ProjectorSettings
+    from agent_history.server.bootstrap import build_replay
     from agent_history.server.progress import RateColumn
 
     _logging("WARNING")
@@ -132,9 +138,15 @@ def replay(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
     columns = (BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
     with Progress("replaying", *columns) as bar:
         task = bar.add_task("replay", total=None)
-        result = asyncio.run(
-            run_replay(settings, lambda done, total: bar.update(task, completed=done, total=total))
-        )
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        async def main() -> ReplayResult:
+            async with build_replay(settings, progress) as run_replay:
+                return await run_replay()
+
+        result = asyncio.run(main())
     typer.echo(
         f"replayed {result.events} events ({result.invalid} invalid) into "
         f"{result.executions} executions ({result.pruned} left out by retention); swapped in"
@@ -146,9 +158,8 @@ def prune(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
     """Delete executions that started before the cutoff, in short batches."""
     from datetime import UTC, datetime, timedelta
 
-    from agent_history.projector.retention import prune as run_prune
     from agent_history.projector.settings import ProjectorSettings
-    from agent_history.read_model.db import make_engine
+    from agent_history.server.bootstrap import build_pruner
 
     settings = ProjectorSettings()
     days = _retention(older_than, settings.retention_days)
@@ -159,11 +170,8 @@ def prune(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
     cutoff = datetime.now(UTC) - timedelta(days=days)
 
     async def main() -> int:
-        engine = make_engine(settings)
-        try:
-            return await run_prune(engine, cutoff)
-        finally:
-            await engine.dispose()
+        async with build_pruner(settings) as run_prune:
+            return await run_prune(cutoff)
 
     deleted = asyncio.run(main())
     typer.echo(f"deleted {deleted} executions that started before {cutoff.isoformat()}")

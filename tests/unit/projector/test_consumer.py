@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,8 +15,6 @@ from uuid import uuid4
 import pytest
 from aiokafka import TopicPartition
 
-from agent_history.projector import consumer as consumer_module
-from agent_history.projector import store
 from agent_history.projector.consumer import Projector
 from agent_history.projector.settings import ProjectorSettings
 
@@ -58,7 +56,7 @@ def batch(**offsets: range) -> list[FakeRecord]:
 
 
 @dataclass
-class FakeDatabase:
+class FakeStore:
     """Checkpoints and what each committed transaction wrote; can hold or fail a write."""
 
     checkpoints: dict[int, int] = field(default_factory=dict)
@@ -67,27 +65,39 @@ class FakeDatabase:
     hold: asyncio.Event | None = None
     fail_next: bool = False
 
-
-class FakeEngine:
-    def __init__(self, db: FakeDatabase) -> None:
-        self.db = db
-
     @asynccontextmanager
-    async def begin(self) -> AsyncIterator[FakeConnection]:
-        conn = FakeConnection()
-        self.db.log.append("begin")
-        yield conn
-        self.db.checkpoints.update(conn.saved)
-        self.db.committed.append(set(conn.saved))
-        self.db.log.append("commit")
+    async def transaction(self) -> AsyncIterator[FakeTransaction]:
+        batch = FakeTransaction(self)
+        self.log.append("begin")
+        yield batch
+        self.checkpoints.update(batch.saved)
+        self.committed.append(set(batch.saved))
+        self.log.append("commit")
+
+    async def stored_checkpoints(self) -> dict[int, int]:
+        return dict(self.checkpoints)
 
 
-class FakeConnection:
-    def __init__(self) -> None:
+class FakeTransaction:
+    def __init__(self, store: FakeStore) -> None:
+        self.store = store
         self.saved: dict[int, int] = {}
 
-    async def execute(self, *args: Any) -> None:
-        return None
+    async def lock_checkpoints(self, partitions: Iterable[int]) -> dict[int, int]:
+        stored = self.store.checkpoints
+        return {p: stored[p] for p in partitions if p in stored}
+
+    async def write(self, agents: Any, users: Any, rows: Any, writing: asyncio.Event) -> None:
+        writing.set()
+        self.store.log.append(f"write {len(list(rows))}")
+        if self.store.hold is not None:
+            await self.store.hold.wait()
+        if self.store.fail_next:
+            self.store.fail_next = False
+            raise ConnectionError("database went away")
+
+    async def save_checkpoints(self, next_offsets: Mapping[int, int], dead: Any) -> None:
+        self.saved.update(next_offsets)
 
 
 class FakeConsumer:
@@ -111,46 +121,18 @@ class NoDeadLetters:
 
 
 @pytest.fixture
-def db(monkeypatch: pytest.MonkeyPatch) -> FakeDatabase:
-    db = FakeDatabase()
-
-    async def lock_checkpoints(conn: Any, group: str, topic: str, parts: Any) -> dict[int, int]:
-        return {p: db.checkpoints[p] for p in parts if p in db.checkpoints}
-
-    async def upsert_references(conn: Any, agents: Any, users: Any) -> None:
-        return None
-
-    async def upsert_executions(conn: Any, rows: Any) -> None:
-        db.log.append(f"write {len(list(rows))}")
-        if db.hold is not None:
-            await db.hold.wait()
-        if db.fail_next:
-            db.fail_next = False
-            raise ConnectionError("database went away")
-
-    async def save_checkpoints(
-        conn: FakeConnection, group: str, topic: str, offsets: Mapping[int, int], dead: Any
-    ) -> None:
-        conn.saved.update(offsets)
-
-    for name, fake in [
-        ("lock_checkpoints", lock_checkpoints),
-        ("upsert_references", upsert_references),
-        ("upsert_executions", upsert_executions),
-        ("save_checkpoints", save_checkpoints),
-    ]:
-        monkeypatch.setattr(store, name, fake)
-    monkeypatch.setattr(consumer_module, "retry_delay", lambda attempt, cap: 0.0)
-    return db
+def db() -> FakeStore:
+    return FakeStore()
 
 
-def projector(db: FakeDatabase) -> Projector:
-    settings = ProjectorSettings(topic=TOPIC, consumer_group="g")
-    return Projector(settings, FakeEngine(db), NoDeadLetters())  # type: ignore[arg-type]
+def projector(db: FakeStore) -> Projector:
+    # No backoff after a failed batch: these tests fail batches on purpose.
+    settings = ProjectorSettings(topic=TOPIC, consumer_group="g", retry_max_seconds=0.0)
+    return Projector(settings, db, NoDeadLetters())
 
 
 async def test_a_batch_is_written_while_the_next_is_decoded_and_commits_first(
-    db: FakeDatabase,
+    db: FakeStore,
 ) -> None:
     p, kafka = projector(db), FakeConsumer([0, 1])
     db.hold = asyncio.Event()
@@ -171,7 +153,7 @@ async def test_a_batch_is_written_while_the_next_is_decoded_and_commits_first(
 
 
 async def test_a_failed_batch_rewinds_itself_and_the_batch_fetched_meanwhile(
-    db: FakeDatabase,
+    db: FakeStore,
 ) -> None:
     p, kafka = projector(db), FakeConsumer([0, 1])
     db.fail_next = True
@@ -187,7 +169,7 @@ async def test_a_failed_batch_rewinds_itself_and_the_batch_fetched_meanwhile(
 
 
 async def test_a_partition_rewound_for_a_gap_is_dropped_from_the_next_batch_too(
-    db: FakeDatabase,
+    db: FakeStore,
 ) -> None:
     p, kafka = projector(db), FakeConsumer([0, 1])
     db.checkpoints = {0: 3, 1: 0}
@@ -203,7 +185,7 @@ async def test_a_partition_rewound_for_a_gap_is_dropped_from_the_next_batch_too(
     assert kafka.seeks == [(0, 3), (0, 3)]
 
 
-async def test_settle_waits_for_the_batch_in_flight(db: FakeDatabase) -> None:
+async def test_settle_waits_for_the_batch_in_flight(db: FakeStore) -> None:
     p, kafka = projector(db), FakeConsumer([0])
     db.hold = asyncio.Event()
     await p.handle(batch(p0=range(0, 2)), kafka)

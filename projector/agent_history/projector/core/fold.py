@@ -4,7 +4,7 @@
 from the event that wins it, by a total order on events, so it is associative, commutative
 and idempotent: duplicates and reordering cannot change the result. The projector folds a
 batch per execution in memory and then applies ``merge`` to the stored row in one SQL
-statement (projector/store.py), which implements exactly this module.
+statement (projector/merge.py), which implements exactly this module.
 
 The parts and who wins them:
 - start: ``execution_start`` is the earliest Started time; before any Started is seen, the
@@ -50,7 +50,7 @@ class Execution:
 
     A value: nothing changes a row once it is built (fold and merge build new ones). It is
     not a frozen dataclass only because those set each field through object.__setattr__,
-    which made building a row 2.6 times slower on a path taken for every event.
+    which makes building a row markedly slower, on a path taken for every event.
     """
 
     id: UUID

@@ -12,8 +12,10 @@ from uuid import UUID, uuid4
 import pytest
 
 from agent_history.contract.events import EventType, ExecutionCompleted, ExecutionFailed, record_key
-from agent_history.projector.batch import Poison, Record, changes_of, decode, plan_batch
-from agent_history.projector.store import Name
+from agent_history.projector.core.changes import changes_of
+from agent_history.projector.core.decode import Poison, Record, decode
+from agent_history.projector.core.names import Name
+from agent_history.projector.core.plan import plan_batch
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 AGENT = UUID("a0000000-0000-4000-8000-000000000001")

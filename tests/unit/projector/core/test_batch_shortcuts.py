@@ -11,9 +11,10 @@ from uuid import uuid4
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent_history.projector.batch import _suspect, changes_of
-from agent_history.projector.store import Name, StoredNames
-from tests.unit.projector.test_batch import FakeRecord, raw, record, wire
+from agent_history.projector.core.changes import changes_of
+from agent_history.projector.core.decode import suspect
+from agent_history.projector.core.names import Name, StoredNames
+from tests.unit.projector.core.test_batch import FakeRecord, raw, record, wire
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -85,6 +86,6 @@ def test_the_byte_scan_flags_what_its_regular_expression_matches_and_little_more
     value: bytes,
 ) -> None:
     if _SCAN.search(value) is not None:
-        assert _suspect(value)
-    if _suspect(value):  # deleting "+" joins digits: "1e+2+34" is flagged as "1e234" would be
+        assert suspect(value)
+    if suspect(value):  # deleting "+" joins digits: "1e+2+34" is flagged as "1e234" would be
         assert _SCAN.search(value.replace(b"+", b"")) is not None

@@ -23,7 +23,7 @@ from agent_history.contract.events import (
     ExecutionStarted,
     event_from_dict,
 )
-from agent_history.projector.fold import Execution, Status, fold, fold_all, from_event, merge
+from agent_history.projector.core.fold import Execution, Status, fold, fold_all, from_event, merge
 
 EXECUTION = UUID("7c9e6679-7425-40de-944b-e07fc1f90ae7")
 AGENT = UUID("a0000000-0000-4000-8000-000000000001")

@@ -1,0 +1,59 @@
+"""A batch of records, decoded and folded: what it changes in the read model. Pure; no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from agent_history.contract.events import RunRequestData
+from agent_history.projector.core.decode import Poison, Record, decode
+from agent_history.projector.core.fold import Execution, fold
+from agent_history.projector.core.names import NO_NAME, Name, note_name
+
+
+@dataclass(slots=True)
+class Changes:
+    """A decoded batch, folded: the rows and names to write, and the poison to dead-letter."""
+
+    rows: dict[UUID, Execution] = field(default_factory=dict)
+    agents: dict[UUID, Name] = field(default_factory=dict)
+    users: dict[UUID, Name] = field(default_factory=dict)
+    poison: list[Poison] = field(default_factory=list)
+
+
+def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
+    """Decode and fold a batch: one row per execution, the newest name per agent and user."""
+    changes = Changes()
+    rows, agents, users = changes.rows, changes.agents, changes.users
+    # A record identical to one already decoded (a redelivered duplicate) decodes to the same
+    # result, and folding or naming the same event twice changes nothing: only its poison
+    # verdict is repeated. Value -> key of the first record with it, and why it is poison.
+    keys: dict[bytes, bytes | None] = {}
+    reasons: dict[bytes, str] = {}
+    for record in records:
+        value = record.value
+        if value is not None and value in keys and keys[value] == record.key:
+            if value in reasons:
+                changes.poison.append(Poison(record, reasons[value]))
+            continue
+        decoded = decode(record, max_bytes)
+        if value is not None:
+            keys.setdefault(value, record.key)
+        if isinstance(decoded, Poison):
+            changes.poison.append(decoded)
+            if value is not None and keys[value] == record.key:
+                reasons.setdefault(value, decoded.reason)
+            continue
+        event = decoded
+        data = event.data
+        rows[data.execution_id] = fold(rows.get(data.execution_id), event)
+        if isinstance(data, RunRequestData):
+            note_name(agents, data.agent_id, data.agent_name, event)
+            note_name(users, data.user_id, data.user_name, event)
+        else:  # names no one: its agent and user need only exist
+            if data.agent_id not in agents:
+                agents[data.agent_id] = NO_NAME
+            if data.user_id not in users:
+                users[data.user_id] = NO_NAME
+    return changes

@@ -1,0 +1,131 @@
+"""A Kafka record to an event, or to the reason it is poison. Pure; no I/O."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Protocol
+
+from pydantic import ValidationError
+
+from agent_history.contract.events import Event, parse_event, record_key
+
+
+class Record(Protocol):
+    """The parts of an aiokafka ConsumerRecord the projector reads."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Poison:
+    """A record that can never be projected, and why."""
+
+    record: Record
+    reason: str
+
+
+def decode(record: Record, max_bytes: int) -> Event | Poison:
+    value = record.value
+    if value is None:
+        return Poison(record, "empty record value (tombstone)")
+    if len(value) > max_bytes:
+        return Poison(record, f"record value is {len(value)} bytes, over the {max_bytes} limit")
+    try:
+        event = parse_event(value)
+    except ValidationError as e:
+        return Poison(record, _describe(e))
+    if (unstorable := _unstorable(event, value)) is not None:
+        return Poison(record, unstorable)
+    if record.key is not None and record.key != record_key(event.data.execution_id):
+        return Poison(record, "record key does not match data.execution_id")
+    return event
+
+
+# Byte patterns that may mean a value PostgreSQL cannot hold: a NUL escape, or a number that
+# is not finite (NaN, Infinity, an exponent of three digits or more that may overflow).
+# The exponent pattern, [0-9][eE][+]?[0-9]{3}, as a plain substring of the value with every
+# digit made "0", "E" made "e", "+" deleted and all else made "x": far cheaper than a regex.
+# Deleting "+" can join digits that were apart, so a few more values are flagged than the
+# pattern says: that only costs them the walk over their data.
+_EXPONENT_SHAPES = bytearray(b"x" * 256)
+_EXPONENT_SHAPES[ord("0") : ord("9") + 1] = b"0" * 10
+_EXPONENT_SHAPES[ord("e")] = _EXPONENT_SHAPES[ord("E")] = ord("e")
+_SUSPECT_EXPONENT = b"0e000"
+
+
+def suspect(value: bytes) -> bool:
+    """Whether ``value`` may hold what PostgreSQL cannot store (then its data is walked)."""
+    # A test for one byte (memchr) is much cheaper than a search for a pattern: each pattern
+    # is only searched for in values that hold its first byte.
+    if (
+        (92 in value and b"\\u0000" in value)  # 92: a backslash
+        or (78 in value and b"NaN" in value)  # 78: "N"
+        or (73 in value and b"Infinity" in value)  # 73: "I"
+    ):
+        return True
+    return _SUSPECT_EXPONENT in value.translate(_EXPONENT_SHAPES, b"+")
+
+
+def _unstorable(event: Event, value: bytes) -> str | None:
+    """Why the event, though valid, could never be written; None when it can be.
+
+    Such a record must go to the dead-letter topic: left in a batch, it would make that
+    batch fail on every retry and stall its partition. A byte scan decides which events
+    need their decoded data walked.
+    """
+    if event.time.year in (1, 9999):  # an offset of under a day moves no other year out
+        try:
+            event.time.astimezone(UTC)
+        except OverflowError:
+            return f"event time {event.time.isoformat()} is outside years 1 to 9999 in UTC"
+    if not suspect(value):
+        return None
+    # UUIDs often hold a digit, an "e" and three digits, so many events get here: one pass
+    # over the fields as parsed (a model keeps them in its __dict__) finds both flaws.
+    nul, not_finite = _flaws(vars(event.data))
+    if nul:
+        return "event data contains a NUL character (\\u0000), which cannot be stored"
+    if not_finite:
+        return "event data contains a number that is not finite (NaN, Infinity or overflow)"
+    return None
+
+
+def _flaws(value: object) -> tuple[bool, bool]:
+    """Whether any string or object key inside ``value`` holds a NUL, and any float is not
+    finite."""
+    nul = not_finite = False
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            nul = nul or "\x00" in item
+        elif isinstance(item, float):
+            not_finite = not_finite or not math.isfinite(item)
+        elif isinstance(item, dict):
+            for key, inner in item.items():
+                nul = nul or (isinstance(key, str) and "\x00" in key)
+                pending.append(inner)
+        elif isinstance(item, list):
+            pending.extend(item)
+    return nul, not_finite
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "event"
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"invalid event: {where}: {first['msg']}{more}"

@@ -1,0 +1,109 @@
+"""``fold.merge`` written in SQL: the statement that merges a batch's rows into the table.
+
+Each part of the stored row (t) is taken from whichever side wins it, the batch's row
+(EXCLUDED) or the stored one, by the same keys as core/fold.py. A change to the fold is a change
+here too; tests/integration/test_store.py holds the two equal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import fields
+
+import orjson
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agent_history.projector.core.fold import INPUT_FROM_QUEUED, INPUT_FROM_STARTED, Execution
+
+_LAST_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+_NO_INPUT = INPUT_FROM_QUEUED + 1
+
+
+def _input_key(row: str) -> str:
+    return (
+        f"(COALESCE({row}.input_rank, {_NO_INPUT}), "
+        f"COALESCE({row}.input_time, 'infinity'::timestamptz), "
+        f"COALESCE({row}.input_event_id, '{_LAST_ID}'::uuid))"
+    )
+
+
+# The batch's row (EXCLUDED) wins the input / the terminal part from the stored row (t).
+_INPUT_NEW = f"({_input_key('EXCLUDED')} < {_input_key('t')})"
+_TERMINAL_NEW = (
+    "(EXCLUDED.terminal_event_id IS NOT NULL AND (t.terminal_event_id IS NULL OR "
+    "(EXCLUDED.execution_end, EXCLUDED.terminal_event_id) "
+    "< (t.execution_end, t.terminal_event_id)))"
+)
+_T_STARTED = f"COALESCE(t.input_rank = {INPUT_FROM_STARTED}, false)"
+_NEW_STARTED = f"COALESCE(EXCLUDED.input_rank = {INPUT_FROM_STARTED}, false)"
+
+
+def _from_input(col: str) -> str:
+    return f"{col} = CASE WHEN {_INPUT_NEW} THEN EXCLUDED.{col} ELSE t.{col} END"
+
+
+def _from_terminal(col: str) -> str:
+    return f"{col} = CASE WHEN {_TERMINAL_NEW} THEN EXCLUDED.{col} ELSE t.{col} END"
+
+
+def _from_ids_winner(col: str) -> str:
+    return (
+        f"{col} = CASE WHEN {_INPUT_NEW} THEN EXCLUDED.{col} "
+        f"WHEN t.input_rank IS NOT NULL THEN t.{col} "
+        f"WHEN {_TERMINAL_NEW} THEN EXCLUDED.{col} ELSE t.{col} END"
+    )
+
+
+_UPSERT_EXECUTIONS = text(f"""
+INSERT INTO agent_executions AS t (
+    id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
+    error_message, input_rank, input_time, input_event_id, terminal_event_id)
+SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(
+    id uuid, agent_id uuid, user_id uuid, status text, execution_start timestamptz,
+    execution_end timestamptz, input_data jsonb, output_data jsonb, error_message text,
+    input_rank smallint, input_time timestamptz, input_event_id uuid, terminal_event_id uuid)
+ON CONFLICT (id) DO UPDATE SET
+    {_from_ids_winner("agent_id")},
+    {_from_ids_winner("user_id")},
+    status = CASE WHEN {_TERMINAL_NEW} THEN EXCLUDED.status
+                  WHEN t.terminal_event_id IS NOT NULL THEN t.status
+                  WHEN {_T_STARTED} OR {_NEW_STARTED} THEN 'running'
+                  ELSE 'pending' END,
+    execution_start = CASE WHEN {_T_STARTED} = {_NEW_STARTED}
+                               THEN LEAST(t.execution_start, EXCLUDED.execution_start)
+                           WHEN {_T_STARTED} THEN t.execution_start
+                           ELSE EXCLUDED.execution_start END,
+    {_from_input("input_data")},
+    {_from_input("input_rank")},
+    {_from_input("input_time")},
+    {_from_input("input_event_id")},
+    {_from_terminal("execution_end")},
+    {_from_terminal("output_data")},
+    {_from_terminal("error_message")},
+    {_from_terminal("terminal_event_id")},
+    updated_at = now()
+-- Only when something can change: a duplicate leaves the row (and its updated_at) alone.
+WHERE {_INPUT_NEW} OR {_TERMINAL_NEW} OR EXCLUDED.execution_start < t.execution_start
+""")
+
+
+def _rows_json(rows: list[Execution]) -> str:
+    """The rows as one JSON array of objects named like the columns (jsonb_to_recordset)."""
+    try:
+        return orjson.dumps(rows).decode()
+    except TypeError:  # integers beyond 64 bits: valid JSON, and jsonb keeps them exactly
+        return json.dumps([{f: getattr(r, f) for f in _FIELDS} for r in rows], default=str)
+
+
+_FIELDS = [f.name for f in fields(Execution)]
+
+
+async def upsert_executions(conn: AsyncConnection, rows: Iterable[Execution]) -> None:
+    """Merge each batch row into the stored row with the same id (insert when there is none)."""
+    # In id order, one lock order for every projector (UUID.int orders as PostgreSQL does).
+    ordered = sorted(rows, key=lambda r: r.id.int)
+    if not ordered:
+        return
+    await conn.execute(_UPSERT_EXECUTIONS, {"rows": _rows_json(ordered)})

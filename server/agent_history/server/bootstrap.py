@@ -1,0 +1,99 @@
+"""The composition root of the projector's commands: builds each part from settings and
+hands it its collaborators (cosmicpython's bootstrap.py does the same for its message bus).
+
+The live projector, replay and prune are wired here, from one ProjectorSettings, with one
+engine each: the live projector gets a store over it and, for every attempt to start, fresh
+Kafka clients (a subscriber and a dead-letter producer); replay gets the engine and a consumer
+in no group. The parts build no engine, store or consumer of their own, so tests hand them
+fakes instead. Only entry points (the CLI, test fixtures, benchmarks) use this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Protocol
+
+from aiokafka import AIOKafkaConsumer
+
+from agent_history.projector.app import Connection, run_projector
+from agent_history.projector.consumer import Projector
+from agent_history.projector.deadletter import DeadLetters
+from agent_history.projector.loader import Progress
+from agent_history.projector.replay import ReplayResult, replay
+from agent_history.projector.retention import prune
+from agent_history.projector.settings import ProjectorSettings
+from agent_history.projector.store import PostgresStore
+from agent_history.projector.subscriber import subscribe
+from agent_history.read_model.db import make_engine
+
+
+class Project(Protocol):
+    """The live projector, wired: projects until ``stop``, sets ``started`` once it runs."""
+
+    async def __call__(self, stop: asyncio.Event, started: asyncio.Event | None = None) -> None: ...
+
+
+@asynccontextmanager
+async def build_projector(settings: ProjectorSettings) -> AsyncIterator[Project]:
+    """The live projector, ready to run until ``stop``; its engine is disposed on the way out."""
+    engine = make_engine(settings)
+    store = PostgresStore(
+        engine,
+        settings.consumer_group,
+        settings.topic,
+        synchronous_commit=settings.synchronous_commit,
+    )
+
+    def connect() -> Connection:
+        dead_letters = DeadLetters(settings, settings.consumer_group)
+        projector = Projector(settings, store, dead_letters)
+        return Connection(subscribe(settings, projector), projector, dead_letters)
+
+    async def project(stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
+        await run_projector(settings, connect, stop, started)
+
+    try:
+        yield project
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def build_replay(
+    settings: ProjectorSettings, progress: Progress | None = None
+) -> AsyncIterator[Callable[[], Awaitable[ReplayResult]]]:
+    """Replay, ready to run (as often as wanted); its engine is disposed on the way out."""
+    engine = make_engine(settings)
+
+    async def run() -> ReplayResult:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        )
+        return await replay(settings, engine, consumer, progress)
+
+    try:
+        yield run
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def build_pruner(
+    settings: ProjectorSettings,
+) -> AsyncIterator[Callable[[datetime], Awaitable[int]]]:
+    """Prune, ready to delete the executions that started before a cutoff."""
+    engine = make_engine(settings)
+
+    async def run(cutoff: datetime) -> int:
+        return await prune(engine, cutoff)
+
+    try:
+        yield run
+    finally:
+        await engine.dispose()
