@@ -11,12 +11,10 @@ import random
 import re
 import shlex
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from cloudevents.core.bindings.kafka import KafkaMessage, to_binary_event, to_structured_event
 from cloudevents.core.v1.event import CloudEvent
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,14 +37,6 @@ from tests.support import caught_up, eventually
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("running_projector")]
 
 Mode = Literal["binary", "structured"]
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[Any]:
-    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 def sdk_message(event: Event, mode: Mode) -> KafkaMessage:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.contract.events import event_from_dict
@@ -41,14 +40,6 @@ def projector_settings(projector_settings: ProjectorSettings) -> ProjectorSettin
     return projector_settings.model_copy(
         update={"max_event_bytes": MAX_EVENT_BYTES, "batch_max_records": 16}
     )
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[Any]:
-    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 def envelope() -> dict[str, Any]:
