@@ -177,17 +177,15 @@ def decode_record(headers: Sequence[tuple[str, bytes | None]], value: bytes) -> 
     binary = False
     for name, raw in headers:  # usually one header: this runs for every record
         if name == CONTENT_TYPE_HEADER:
-            if raw is not None and (
+            binary = raw is None or not (
                 raw.startswith(_STRUCTURED) or raw[: len(_STRUCTURED)].lower() == _STRUCTURED
-            ):
-                return _structured(value)
-            binary = True
+            )
+            if not binary:
+                break
         elif name.startswith(ATTRIBUTE_PREFIX):
             binary = True
-    return _binary(headers, value) if binary else _structured(value)
-
-
-def _structured(value: bytes) -> Event:
+    if binary:
+        return _binary(headers, value)
     try:
         return _EVENT.validate_json(value)
     except ValidationError as e:
