@@ -9,7 +9,7 @@ from typing import Annotated, cast
 from fastapi import Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 from agent_history.api.queries import PAYLOADS, Order, Payload
 from agent_history.api.schemas import ExecutionStatus
@@ -26,6 +26,17 @@ def _in_utc(moment: datetime) -> datetime:
         raise ValueError("the time is out of range once converted to UTC") from None
 
 
+def _not_a_number(value: object) -> object:
+    """pydantic would read a number as seconds since 1970; these parameters are RFC 3339."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("give an RFC 3339 time with an offset, e.g. 2025-01-15T10:30:00Z")
+    return value
+
+
 def _known_payloads(include: str | None) -> str | None:
     unknown = [name for name in (include or "").split(",") if name not in PAYLOADS]
     if include and unknown:
@@ -36,7 +47,7 @@ def _known_payloads(include: str | None) -> str | None:
 
 
 # RFC 3339 with an offset; a time without one is refused rather than guessed.
-Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+Instant = Annotated[AwareDatetime, BeforeValidator(_not_a_number), AfterValidator(_in_utc)]
 
 StartedAfter = Annotated[
     Instant | None,
