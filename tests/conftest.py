@@ -17,6 +17,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -157,8 +158,11 @@ def projector_settings(kafka_bootstrap: str, database_url: str, topic: str) -> P
 
 
 @pytest.fixture
-def producer_settings(kafka_bootstrap: str, topic: str) -> ProducerSettings:
-    return ProducerSettings(kafka_bootstrap_servers=kafka_bootstrap, topic=topic, linger_ms=0)
+def producer_settings(kafka_bootstrap: str, topic: str, tmp_path: Path) -> ProducerSettings:
+    """The test's topic, and a spool folder of its own."""
+    return ProducerSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic=topic, linger_ms=0, spool_dir=tmp_path
+    )
 
 
 @pytest.fixture

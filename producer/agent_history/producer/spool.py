@@ -68,7 +68,8 @@ class Spool:
 
     def offer(self, frame: bytes) -> Outcome:
         """Append without waiting: "full" when there is no room for it now."""
-        room = self._max_bytes - sum(adopted.bytes for adopted in self._adopted)
+        adopted = self._adopted
+        room = self._max_bytes - (sum(log.bytes for log in adopted) if adopted else 0)
         try:
             try:
                 stored = (self._own or self.open()).append(frame, room, *self._append_options)
