@@ -9,13 +9,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from types import TracebackType
-from typing import Self, TypeVar
-from uuid import uuid4
+from typing import Self
 
 from agent_history.contract.events import (
-    SPEC_VERSION,
     CancelledData,
     CompletedData,
     Event,
@@ -27,18 +24,14 @@ from agent_history.contract.events import (
     ExecutionStarted,
     FailedData,
     RunRequestData,
-    encode_event,
-    record_key,
+    TerminalEvent,
 )
-from agent_history.producer.framing import encode_frame
+from agent_history.producer.envelope import E, EndData, end_of, frame_of, stamp
 from agent_history.producer.kafka import Producer, kafka_producer
 from agent_history.producer.settings import ProducerSettings, spool_directory
 from agent_history.producer.shipper import Shipper
 from agent_history.producer.spool import Spool, SpoolStats
 
-_E = TypeVar(
-    "_E", ExecutionQueued, ExecutionStarted, ExecutionCompleted, ExecutionFailed, ExecutionCancelled
-)
 _log = logging.getLogger("agent_history.producer")
 
 
@@ -165,29 +158,17 @@ class Publisher:
                 "recording with no shipper running: events wait in %s for a connected Publisher",
                 self._spool.folder,
             )
-        return encode_frame(record_key(event.execution_id), encode_event(event), time.time_ns())
+        return frame_of(event)
 
-    def _event(self, kind: type[_E], data: ExecutionData) -> _E:
-        return kind.model_validate(
-            {
-                "specversion": SPEC_VERSION,
-                "id": uuid4(),
-                "source": self._settings.source,
-                "subject": data.execution_id,
-                "time": datetime.now(UTC),
-                "data": data,
-            }
-        )
-
-    async def _emit(self, kind: type[_E], data: ExecutionData) -> _E:
-        event = self._event(kind, data)
+    async def _emit(self, kind: type[E], data: ExecutionData) -> E:
+        event = stamp(kind, data, self._settings.source)
         frame = self._frame(event)  # as publish() does, one coroutine less on the hot path
         if self._spool.offer(frame) == "full":
             await self._wait_for_room(frame)
         return event
 
-    def _write(self, kind: type[_E], data: ExecutionData) -> _E:
-        event = self._event(kind, data)
+    def _write(self, kind: type[E], data: ExecutionData) -> E:
+        event = stamp(kind, data, self._settings.source)
         self.record(event)
         return event
 
@@ -220,3 +201,10 @@ class Publisher:
 
     def record_cancelled(self, data: CancelledData) -> ExecutionCancelled:
         return self._write(ExecutionCancelled, data)
+
+    async def publish_end(self, data: EndData) -> TerminalEvent:
+        """The run's end: Completed, Failed or Cancelled, by the type of ``data``."""
+        return await self._emit(end_of(data), data)
+
+    def record_end(self, data: EndData) -> TerminalEvent:
+        return self._write(end_of(data), data)

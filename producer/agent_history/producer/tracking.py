@@ -15,11 +15,11 @@ from pydantic import JsonValue, ValidationError
 from pydantic_core import to_jsonable_python
 
 from agent_history.contract.events import CancelledData, CompletedData, FailedData, RunRequestData
+from agent_history.producer.envelope import EndData
 from agent_history.producer.publisher import Publisher
 
 P = ParamSpec("P")
 R = TypeVar("R")
-End = CompletedData | FailedData | CancelledData
 
 _log = logging.getLogger("agent_history.producer")
 
@@ -82,13 +82,7 @@ class track_execution:
         tb: TracebackType | None,
     ) -> None:
         # The publisher keeps an event it was handed even if this task is cancelled again.
-        end, p = self._end(exc), self._publisher
-        if isinstance(end, CompletedData):
-            await p.publish_completed(end)
-        elif isinstance(end, FailedData):
-            await p.publish_failed(end)
-        else:
-            await p.publish_cancelled(end)
+        await self._publisher.publish_end(self._end(exc))
 
     def __enter__(self) -> Run:
         self._publisher.record_started(self._request)
@@ -100,15 +94,9 @@ class track_execution:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        end, p = self._end(exc), self._publisher
-        if isinstance(end, CompletedData):
-            p.record_completed(end)
-        elif isinstance(end, FailedData):
-            p.record_failed(end)
-        else:
-            p.record_cancelled(end)
+        self._publisher.record_end(self._end(exc))
 
-    def _end(self, exc: BaseException | None) -> End:
+    def _end(self, exc: BaseException | None) -> EndData:
         """The run's end event data; an output that is not JSON is recorded as its repr."""
         run = self.run
         ids = {"execution_id": run.execution_id, "agent_id": run.agent_id, "user_id": run.user_id}
@@ -163,7 +151,7 @@ class track_execution:
         return tracked_sync
 
 
-def _ending(ids: dict[str, UUID], exc: BaseException | None, output: JsonValue) -> End:
+def _ending(ids: dict[str, UUID], exc: BaseException | None, output: JsonValue) -> EndData:
     if exc is None:
         return CompletedData(**ids, output_data=output)
     return FailedData(**ids, error_message=_describe(exc, bare=False), output_data=output)

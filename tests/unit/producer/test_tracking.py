@@ -31,28 +31,17 @@ class FakePublisher:
         self.published: list[tuple[str, ExecutionData]] = []
 
     async def publish_started(self, data: RunRequestData) -> None:
-        self.published.append(("started", data))
+        self.record_started(data)
 
-    async def publish_completed(self, data: CompletedData) -> None:
-        self.published.append(("completed", data))
-
-    async def publish_failed(self, data: FailedData) -> None:
-        self.published.append(("failed", data))
-
-    async def publish_cancelled(self, data: CancelledData) -> None:
-        self.published.append(("cancelled", data))
+    async def publish_end(self, data: ExecutionData) -> None:
+        self.record_end(data)
 
     def record_started(self, data: RunRequestData) -> None:
         self.published.append(("started", data))
 
-    def record_completed(self, data: CompletedData) -> None:
-        self.published.append(("completed", data))
-
-    def record_failed(self, data: FailedData) -> None:
-        self.published.append(("failed", data))
-
-    def record_cancelled(self, data: CancelledData) -> None:
-        self.published.append(("cancelled", data))
+    def record_end(self, data: ExecutionData) -> None:
+        kind = {CompletedData: "completed", FailedData: "failed", CancelledData: "cancelled"}
+        self.published.append((kind[type(data)], data))
 
     @property
     def kinds(self) -> list[str]:
