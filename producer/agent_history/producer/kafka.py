@@ -20,10 +20,16 @@ UNSENDABLE = (MessageSizeTooLargeError, RecordTooLargeError, CorruptRecordExcept
 
 class Producer(Protocol):
     async def start(self) -> None: ...
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Disconnect, dropping what is not acknowledged yet (the spool still has it)."""
+        ...
+
     async def send(
         self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes]]
     ) -> asyncio.Future[Any]: ...
+    async def reachable(self) -> bool:
+        """Whether a broker answers now (a metadata request)."""
+        ...
 
 
 def kafka_options(settings: ProducerSettings) -> dict[str, Any]:
@@ -39,9 +45,42 @@ def kafka_options(settings: ProducerSettings) -> dict[str, Any]:
     }
 
 
-def kafka_producer(settings: ProducerSettings) -> Callable[[], Producer]:
-    def make() -> Producer:
-        producer: Producer = AIOKafkaProducer(**kafka_options(settings))
-        return producer
+class KafkaProducer:
+    """aiokafka's producer, and a way to ask whether its broker is there at all."""
 
-    return make
+    def __init__(self, settings: ProducerSettings) -> None:
+        self._producer = AIOKafkaProducer(**kafka_options(settings))
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        # aiokafka's stop() first waits for every batch it holds: with the broker gone, until
+        # its request timeout, its sender retrying metadata in a tight loop all along (a core,
+        # and two log lines each time). It has no way to drop them; its sender is cancelled
+        # and its flush skipped instead, and what it held is left to the garbage collector.
+        sender = getattr(getattr(self._producer, "_sender", None), "sender_task", None)
+        accumulator = getattr(self._producer, "_message_accumulator", None)
+        if sender is not None and accumulator is not None:
+            sender.cancel()
+            accumulator.close = _nothing_to_flush
+        await self._producer.stop()
+
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = await self._producer.send(
+            topic, value, key=key, headers=headers
+        )
+        return future
+
+    async def reachable(self) -> bool:
+        return bool(await self._producer.client.force_metadata_update())
+
+
+async def _nothing_to_flush() -> None:
+    pass
+
+
+def kafka_producer(settings: ProducerSettings) -> Callable[[], Producer]:
+    return lambda: KafkaProducer(settings)

@@ -23,6 +23,10 @@ from agent_history.producer.spool import Spool
 
 READ_BYTES = 256 << 10
 MAX_IN_FLIGHT = 20_000  # records sent and not yet acknowledged
+# An acknowledgement this late makes the shipper ask whether the broker answers at all: while
+# it does not, aiokafka retries its metadata in a tight loop (a core and a log line each time)
+# until the request timeout, so the producer is dropped and started again with backoff.
+STALL_S = 0.25
 ADOPT_EVERY_S = 10.0  # also finds the logs of processes that die while this one runs
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 5.0
 STOP_TIMEOUT_S = 5.0
@@ -93,7 +97,7 @@ class Shipper:
         sent, freed = asyncio.Event(), asyncio.Event()
         tasks = [
             asyncio.create_task(self._send(producer, in_flight, sent, freed)),
-            asyncio.create_task(self._acknowledge(in_flight, sent, freed)),
+            asyncio.create_task(self._acknowledge(producer, in_flight, sent, freed)),
             # Stopping must not wait for a send that waits for a broker that is gone.
             asyncio.create_task(self._stopped.wait()),
         ]
@@ -141,7 +145,7 @@ class Shipper:
         return None, []
 
     async def _acknowledge(
-        self, in_flight: InFlight, sent: asyncio.Event, freed: asyncio.Event
+        self, producer: Producer, in_flight: InFlight, sent: asyncio.Event, freed: asyncio.Event
     ) -> None:
         """Take the broker's acknowledgements in send order; raise the first failure."""
         while True:
@@ -149,7 +153,11 @@ class Shipper:
                 sent.clear()
                 await sent.wait()
                 continue
-            await asyncio.wait([in_flight[0][3]])
+            done, _ = await asyncio.wait([in_flight[0][3]], timeout=STALL_S)
+            if not done:
+                if not await producer.reachable():
+                    raise BrokerGone("no broker answers")
+                continue
             acked: dict[SegmentLog, tuple[Position, int, int]] = {}
             failure = None
             while in_flight and in_flight[0][3].done() and failure is None:
@@ -193,6 +201,10 @@ class Shipper:
             except Exception as error:  # the disk; the next interval tries again
                 self._spool.note_error()
                 syncing.failed(error)
+
+
+class BrokerGone(Exception):
+    pass
 
 
 def _ignore_outcome(future: asyncio.Future[Any]) -> None:

@@ -57,6 +57,9 @@ class FakeProducer:
     async def stop(self) -> None:
         pass
 
+    async def reachable(self) -> bool:
+        return self._broker.up
+
     async def send(
         self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes]]
     ) -> asyncio.Future[Any]:

@@ -108,6 +108,20 @@ async def test_what_a_failing_broker_did_not_take_is_sent_again_under_the_same_i
     assert broker.starts == 2
 
 
+async def test_a_broker_that_stops_answering_is_dropped_and_tried_again(tmp_path: Path) -> None:
+    broker = FakeBroker(acknowledging=False)
+    async with Publisher(settings(tmp_path), make_producer=broker.producer) as p:
+        started = await p.publish_started(request())
+        await eventually(lambda: _as_awaitable(len(broker.pending)), lambda n: n == 1, what="send")
+        broker.up = False  # what was sent is never acknowledged
+        await eventually(lambda: _as_awaitable(broker.starts), lambda n: n >= 3, what="restarts")
+
+        broker.up = broker.acknowledging = True
+        assert await p.flush(10)
+
+    assert [parse_event(r.value) for r in broker.records] == [started]
+
+
 @pytest.mark.parametrize("silent", [FakeBroker(acknowledging=False), FakeBroker(hanging=True)])
 async def test_close_leaves_what_the_broker_lacks_to_the_next_publisher(
     tmp_path: Path, silent: FakeBroker
