@@ -43,7 +43,9 @@ class Shipper:
         self, spool: Spool, settings: ProducerSettings, make_producer: Callable[[], Producer]
     ) -> None:
         self._spool, self._settings, self._make_producer = spool, settings, make_producer
-        self._outage = Outage(_log, f"the broker does not take events of {settings.topic}")
+        self._outage = Outage(
+            _log, f"shipping {settings.topic} fails; its events wait in the spool"
+        )
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._wake, self._stopped = asyncio.Event(), asyncio.Event()
@@ -126,6 +128,8 @@ class Shipper:
                 if self._spool.park(self._poke):
                     await self._wake.wait()
                     self._wake.clear()
+                else:
+                    await asyncio.sleep(0)  # never a loop that does not let the agent run
                 continue
             for segment, frame in frames:
                 try:

@@ -91,12 +91,11 @@ class Spool:
     def append(self, frame: bytes) -> None:
         """Append, waiting up to the bound for room when full (unless it was already full
         without room last time: then the event is lost at once)."""
-        if self._full.active:
-            outcome = self.offer(frame)
-        else:
+        outcome = self.offer(frame)
+        if outcome == "full" and not self._full.active:
             deadline = time.monotonic() + self._full_wait_s
             with self._room:
-                outcome = self.offer(frame)
+                outcome = self.offer(frame)  # room made since is not missed: notify needs _room
                 while outcome == "full" and (left := deadline - time.monotonic()) > 0:
                     self._room.wait(left)
                     outcome = self.offer(frame)
