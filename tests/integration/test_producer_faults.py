@@ -3,10 +3,9 @@ runs while the broker is down and never waits on it, and a worker SIGKILLed with
 spooled loses none of them; afterwards every run is in the history with its status.
 
 These tests stop and start a broker: one of this module's own, so that the shared one never
-goes away under other tests. It listens below the kernel's ephemeral port range: a client that
-keeps reconnecting to a port in that range while nothing listens there can be handed that very
-port as its own source port (a TCP self-connect), and then the broker cannot bind it again.
-The broker's jars are the local services' (linked, not resolved again).
+goes away under other tests. It listens below the kernel's ephemeral port range
+(devservices.processes.quiet_port says why). The broker's jars are the local services' (linked,
+not resolved again).
 """
 
 from __future__ import annotations
@@ -14,9 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -30,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.contract.settings import environment_of
 from agent_history.devservices import kafka
+from agent_history.devservices.processes import quiet_port
 from agent_history.devservices.settings import ServicesSettings
 from agent_history.producer import ProducerSettings
 from agent_history.read_model.tables import agent_executions
@@ -45,21 +43,6 @@ FULL_WAIT_S = ProducerSettings().spool_full_wait_ms / 1000
 BOUND_S = 2 * FULL_WAIT_S + 0.05
 
 
-def _quiet_port() -> int:
-    """A free port below the ephemeral range (see the module's docstring)."""
-    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(max(1024, low - 10_000), low)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below the ephemeral range")
-
-
 @pytest.fixture(scope="module")
 def own_kafka(
     local_services: ServicesSettings, tmp_path_factory: pytest.TempPathFactory
@@ -68,8 +51,8 @@ def own_kafka(
     own = local_services.model_copy(
         update={
             "state_dir": tmp_path_factory.mktemp("own-kafka"),
-            "kafka_port": _quiet_port(),
-            "kafka_controller_port": _quiet_port(),
+            "kafka_port": quiet_port(),
+            "kafka_controller_port": quiet_port(),
         }
     )
     linked = kafka.home(own) / "libs" / own.kafka_version
@@ -179,7 +162,7 @@ async def test_a_worker_killed_with_events_spooled_loses_none_of_them(
 ) -> None:
     # Down as far as the first worker can tell: nothing listens where it sends.
     unreachable = producer_settings.model_copy(
-        update={"kafka_bootstrap_servers": f"127.0.0.1:{_quiet_port()}"}
+        update={"kafka_bootstrap_servers": f"127.0.0.1:{quiet_port()}"}
     )
     pace = ("--seconds", "60", "--pace", "0.005")
     first = await Worker.start(unreachable, tmp_path / "first.jsonl", *pace)
