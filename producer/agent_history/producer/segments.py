@@ -101,7 +101,8 @@ class SegmentLog:
                 self._append_fd, self._new_file = fd, True
                 segment, offset = segment + 1, len(MAGIC)
                 self._sizes[segment] = offset
-            files.write_whole(self._append_fd, frame, offset)
+            if os.pwrite(self._append_fd, frame, offset) != len(frame):  # rare: write the rest
+                files.write_whole(self._append_fd, frame, offset)
             if fsync:
                 os.fdatasync(self._append_fd)
             self._sizes[segment] = offset = offset + len(frame)
