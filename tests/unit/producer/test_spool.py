@@ -110,6 +110,36 @@ os.kill(os.getpid(), signal.SIGKILL)
     assert [f[0] for f in read_all(heir.logs()[0])] == list(range(50))
 
 
+def test_processes_sharing_a_folder_keep_to_their_own_logs(tmp_path: Path) -> None:
+    script = f"""
+import sys
+sys.path[:0] = {sys.path!r}
+from pathlib import Path
+from tests.unit.producer.test_spool import frame, spool
+s = spool(Path({str(tmp_path)!r}))
+for n in range(200):
+    s.offer(frame(int(sys.argv[1]) * 1000 + n))
+assert s.adopt_orphans() == 0, "a live writer's log was taken"
+print(len(s.logs()), flush=True)
+sys.stdin.read()  # hold the log until the test has seen all three alive
+"""
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        for n in range(3)
+    ]
+    assert [w.stdout.readline() for w in workers if w.stdout] == [b"1\n"] * 3
+    for worker in workers:
+        worker.communicate()
+        assert worker.returncode == 0
+
+    heir = spool(tmp_path)
+    assert heir.adopt_orphans() == 600
+    numbers = [f[0] for log in heir.logs() for f in read_all(log)]
+    assert sorted(numbers) == sorted(w * 1000 + n for w in range(3) for n in range(200))
+
+
 def test_a_torn_tail_is_cut_when_the_log_is_adopted(tmp_path: Path) -> None:
     dead = spool(tmp_path)
     for n in range(3):
