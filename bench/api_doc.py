@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 from bench.api_profile import RATE, Profile
 from bench.api_report import GOAL_P99_MS, GOAL_RATE, HEADERS, Line, Report, ms, rate
-
-
-def _table(rows: Sequence[tuple[str, ...]], headers: tuple[str, ...]) -> list[str]:
-    def line(cells: tuple[str, ...]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    return [line(headers), line(tuple("---" for _ in headers)), *(line(r) for r in rows)]
+from bench.report import table
 
 
 def _data(report: Report) -> str:
@@ -70,7 +63,7 @@ def _reads(report: Report) -> list[str]:
             )
         )
     headers = ("request", "statements", "rows read", "buffers (8 kB)", "execution ms")
-    return _table(rows, headers)
+    return table(headers, rows)
 
 
 def _drift(report: Report) -> list[str]:
@@ -136,7 +129,7 @@ def _profile(profile: Profile) -> list[str]:
         f"**{profile.label}, 32 connections**: {profile.samples:,} samples of all threads in "
         f"{profile.seconds:.0f} s at {RATE} Hz:",
         "",
-        *_table(rows, ("where", "share of samples")),
+        *table(("where", "share of samples"), rows),
         "",
         f"Inclusive, project and pool frames: {frames}.",
         "",
@@ -195,7 +188,7 @@ def markdown(report: Report) -> str:
         "",
         f"Data: {_data(report)}",
         "",
-        *_table([line.cells() for line in report.lines], HEADERS),
+        *table(HEADERS, [line.cells() for line in report.lines]),
         "",
         f"Goals: first and cursor pages at 32 connections, p99 ≤ {GOAL_P99_MS:.0f} ms and "
         f"≥ {GOAL_RATE:,.0f} requests/s. API columns: GETs over loopback HTTP with a bearer "

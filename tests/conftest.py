@@ -17,6 +17,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -168,8 +169,11 @@ async def producer(kafka_bootstrap: str) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def producer_settings(kafka_bootstrap: str, topic: str) -> ProducerSettings:
-    return ProducerSettings(kafka_bootstrap_servers=kafka_bootstrap, topic=topic, linger_ms=0)
+def producer_settings(kafka_bootstrap: str, topic: str, tmp_path: Path) -> ProducerSettings:
+    """The test's topic, and a spool folder of its own."""
+    return ProducerSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, topic=topic, linger_ms=0, spool_dir=tmp_path
+    )
 
 
 @contextlib.asynccontextmanager

@@ -141,7 +141,8 @@ def event_from_dict(value: dict[str, Any]) -> Event:
 
 def encode_event(event: Event) -> bytes:
     """The record value: the event in CloudEvents structured JSON mode."""
-    return event.model_dump_json().encode()
+    # model_dump_json's bytes, without its round trip through str.
+    return event.__pydantic_serializer__.to_json(event)
 
 
 def encode_binary(event: Event) -> tuple[dict[str, str], bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
 import re
 import shutil
 import signal
@@ -136,6 +137,23 @@ def free_port(preferred: int | None = None) -> int:
             sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def quiet_port() -> int:
+    """A free TCP port on loopback below the kernel's ephemeral range. While nothing listens on
+    a port inside that range, a client that keeps reconnecting to it can be handed that very
+    port as its own source port (a TCP self-connect) and then holds it: a broker stopped there
+    may not bind it again, and a client aimed at "nothing" may talk to itself."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 10_000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise ServicesError("no free port below the ephemeral port range")
 
 
 def wait_until(condition: Callable[[], bool], *, timeout: float, interval: float = 0.2) -> bool:

@@ -1,7 +1,8 @@
-"""What agent workers import: publish execution events and track runs."""
+"""What agent workers import: record execution events and track runs."""
 
 from agent_history.producer.publisher import Publisher
 from agent_history.producer.settings import ProducerSettings
+from agent_history.producer.spool import SpoolStats
 from agent_history.producer.tracking import Run, track_execution
 
-__all__ = ["ProducerSettings", "Publisher", "Run", "track_execution"]
+__all__ = ["ProducerSettings", "Publisher", "Run", "SpoolStats", "track_execution"]

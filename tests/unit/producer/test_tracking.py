@@ -1,4 +1,5 @@
-"""track_execution: Started on entry, then Completed, Failed or Cancelled on the way out."""
+"""track_execution: Started on entry, then Completed, Failed or Cancelled on the way out; as
+async and plain context managers and decorators."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import cast
 from uuid import UUID, uuid4
 
 import pytest
+from pydantic import ValidationError
 
 from agent_history.contract.events import (
     CancelledData,
@@ -23,32 +25,23 @@ USER = UUID("b0000000-0000-4000-8000-000000000001")
 
 
 class FakePublisher:
-    """Records what it is asked to publish. With a ``gate``, the end of a run waits for it."""
+    """Records what it is asked to publish, from async code (publish_*) or sync (record_*)."""
 
-    def __init__(self, gate: asyncio.Event | None = None) -> None:
+    def __init__(self) -> None:
         self.published: list[tuple[str, ExecutionData]] = []
-        self.gate = gate
-        self.ending = asyncio.Event()
-        self.ended = asyncio.Event()
 
     async def publish_started(self, data: RunRequestData) -> None:
+        self.record_started(data)
+
+    async def publish_end(self, data: ExecutionData) -> None:
+        self.record_end(data)
+
+    def record_started(self, data: RunRequestData) -> None:
         self.published.append(("started", data))
 
-    async def publish_completed(self, data: CompletedData) -> None:
-        await self._end("completed", data)
-
-    async def publish_failed(self, data: FailedData) -> None:
-        await self._end("failed", data)
-
-    async def publish_cancelled(self, data: CancelledData) -> None:
-        await self._end("cancelled", data)
-
-    async def _end(self, kind: str, data: ExecutionData) -> None:
-        self.ending.set()
-        if self.gate is not None:
-            await self.gate.wait()
-        self.published.append((kind, data))
-        self.ended.set()
+    def record_end(self, data: ExecutionData) -> None:
+        kind = {CompletedData: "completed", FailedData: "failed", CancelledData: "cancelled"}
+        self.published.append((kind[type(data)], data))
 
     @property
     def kinds(self) -> list[str]:
@@ -167,29 +160,6 @@ async def test_a_cancelled_run_is_cancelled_and_the_cancellation_propagates(
     )
 
 
-async def test_a_second_cancellation_while_recording_the_end_does_not_lose_it() -> None:
-    gate = asyncio.Event()
-    fake = FakePublisher(gate)
-    inside = asyncio.Event()
-
-    async def work() -> None:
-        async with track_execution(AGENT, USER, publisher=fake.as_publisher()):
-            inside.set()
-            await asyncio.Event().wait()  # until cancelled
-
-    task = asyncio.create_task(work())
-    await inside.wait()
-    task.cancel()
-    await asyncio.wait_for(fake.ending.wait(), timeout=5)
-    task.cancel()  # again, while Cancelled is being published
-    with pytest.raises(asyncio.CancelledError):
-        await task
-
-    gate.set()
-    await asyncio.wait_for(fake.ended.wait(), timeout=5)
-    assert fake.kinds == ["started", "cancelled"]
-
-
 async def test_as_a_decorator_each_call_is_an_execution_of_its_own() -> None:
     fake = FakePublisher()
 
@@ -254,3 +224,88 @@ async def test_as_a_decorator_an_exception_fails_the_call_and_propagates() -> No
     assert isinstance(failed, FailedData)
     assert failed.error_message == "ZeroDivisionError: division by zero"
     assert divide.__name__ == "divide"
+
+
+def test_as_a_plain_context_manager_a_run_is_started_then_completed() -> None:
+    fake = FakePublisher()
+
+    with track_execution(AGENT, USER, {"q": 1}, publisher=fake.as_publisher()) as run:
+        assert fake.kinds == ["started"]
+        run.output = "done"
+
+    assert fake.published[1] == (
+        "completed",
+        CompletedData(
+            execution_id=run.execution_id, agent_id=AGENT, user_id=USER, output_data="done"
+        ),
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "kind", "text"),
+    [
+        (ValueError("bad input"), "failed", "ValueError: bad input"),
+        (KeyboardInterrupt(), "cancelled", "KeyboardInterrupt"),
+    ],
+)
+def test_as_a_plain_context_manager_an_exception_ends_the_run_and_propagates(
+    error: BaseException, kind: str, text: str
+) -> None:
+    fake = FakePublisher()
+    tracked = track_execution(AGENT, USER, publisher=fake.as_publisher())
+
+    with pytest.raises(type(error)) as raised, tracked:
+        raise error
+
+    assert raised.value is error
+    assert fake.kinds == ["started", kind]
+    end = fake.published[1][1]
+    assert isinstance(end, FailedData | CancelledData)
+    assert (end.error_message if isinstance(end, FailedData) else end.reason) == text
+
+
+def test_as_a_decorator_of_a_plain_function_each_call_is_an_execution() -> None:
+    fake = FakePublisher()
+
+    @track_execution(AGENT, USER, publisher=fake.as_publisher())
+    def add(a: int, b: int = 2) -> int:
+        return a + b
+
+    assert add(1) == 3
+    with pytest.raises(TypeError):
+        add("1")  # type: ignore[arg-type]
+
+    assert fake.kinds == ["started", "completed", "started", "failed"]
+    started, completed = fake.published[0][1], fake.published[1][1]
+    assert isinstance(started, RunRequestData)
+    assert started.input_data == {"a": 1}
+    assert isinstance(completed, CompletedData)
+    assert completed.output_data == 3
+    assert fake.published[0][1].execution_id != fake.published[2][1].execution_id
+    assert add.__name__ == "add"
+
+
+def test_ids_that_are_not_uuids_fail_at_once_before_the_run() -> None:
+    fake = FakePublisher()
+
+    with pytest.raises(ValidationError, match="agent_id"):
+        track_execution("not-a-uuid", USER, publisher=fake.as_publisher())  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="input_data"):
+        track_execution(AGENT, USER, {"when": object()}, publisher=fake.as_publisher())  # type: ignore[dict-item]
+
+    assert fake.published == []
+
+
+async def test_an_output_that_is_not_json_is_recorded_as_its_repr() -> None:
+    fake = FakePublisher()
+
+    class Answer:
+        def __repr__(self) -> str:
+            return "Answer(42)"
+
+    async with track_execution(AGENT, USER, publisher=fake.as_publisher()) as run:
+        run.output = {"answer": Answer()}  # type: ignore[dict-item]
+
+    completed = fake.published[1][1]
+    assert isinstance(completed, CompletedData)
+    assert completed.output_data == {"answer": "Answer(42)"}
