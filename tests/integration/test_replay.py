@@ -90,12 +90,17 @@ def history(rng: random.Random, executions: int, start: datetime) -> list[Event]
         }
         for kind in rng.sample(KINDS, k=rng.randint(1, 4)):
             data: dict[str, Any] = dict(ids)
+            time = at + timedelta(milliseconds=rng.randrange(0, 5000))
             if kind in ("ExecutionQueued", "ExecutionStarted"):
                 data["input_data"] = {"n": n, "kind": kind}
+                data["timeout_ms"] = rng.choice((None, 1000))
             elif kind == "ExecutionFailed":
                 data["error_message"] = f"error {n}"
             elif kind == "ExecutionCompleted":
                 data["output_data"] = [n]
+            elif kind == "ExecutionTimedOut":
+                seen = (time - timedelta(seconds=60)).isoformat()
+                data.update(reason="worker_lost", last_seen_at=seen, since=seen, limit_ms=60_000)
             events.append(
                 event_from_dict(
                     {
@@ -105,7 +110,7 @@ def history(rng: random.Random, executions: int, start: datetime) -> list[Event]
                         "type": kind,
                         "subject": str(eid),
                         "data": data,
-                        "time": (at + timedelta(milliseconds=rng.randrange(0, 5000))).isoformat(),
+                        "time": time.isoformat(),
                     }
                 )
             )
