@@ -13,7 +13,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,15 +32,13 @@ from agent_history.contract.events import (
     parse_event,
 )
 from agent_history.contract.settings import environment_of
-from agent_history.projector.core.fold import fold_all
 from agent_history.projector.settings import ProjectorSettings, WatchdogSettings
 from agent_history.projector.watchdog import LOCK_KEY, Watchdog
-from agent_history.read_model.db import make_engine
 from agent_history.read_model.tables import agent_executions
-from agent_history.server.bootstrap import build_replay, build_watchdog
-from tests.conftest import fresh_database, projecting
+from agent_history.server.bootstrap import build_watchdog
+from tests.conftest import projecting
 from tests.faults_support import PROJECT_ROOT, send, start_producer
-from tests.support import caught_up, eventually
+from tests.support import caught_up, eventually, reference, replay, table
 
 pytestmark = pytest.mark.integration
 
@@ -49,18 +47,6 @@ INTERVAL = 0.5
 QUEUED_TIMEOUT = 3.0
 # What a round itself may take beyond its interval (end offsets, two statements, a publish).
 ROUND = 0.5
-COLUMNS = [c.name for c in agent_executions.columns if c.name not in ("created_at", "updated_at")]
-
-
-@pytest.fixture
-def own_database(service_urls: tuple[str, str]) -> Iterator[str]:
-    with fresh_database(service_urls[1]) as url:
-        yield url
-
-
-@pytest.fixture
-def settings(projector_settings: ProjectorSettings, own_database: str) -> ProjectorSettings:
-    return projector_settings.model_copy(update={"database_url": own_database})
 
 
 @pytest.fixture
@@ -79,23 +65,10 @@ def watchdog_settings(settings: ProjectorSettings) -> WatchdogSettings:
 
 
 @pytest.fixture
-async def engine(settings: ProjectorSettings) -> AsyncIterator[AsyncEngine]:
-    e = make_engine(settings)
-    yield e
-    await e.dispose()
-
-
-@pytest.fixture
 async def producer(settings: ProjectorSettings) -> AsyncIterator[Any]:
     p = await start_producer(settings.kafka_bootstrap_servers)
     yield p
     await p.stop()
-
-
-@pytest.fixture
-async def projector(settings: ProjectorSettings) -> AsyncIterator[None]:
-    async with projecting(settings):
-        yield
 
 
 @asynccontextmanager
@@ -177,12 +150,6 @@ async def verdicts_on(bootstrap: str, topic: str) -> list[tuple[ExecutionTimedOu
     return found
 
 
-async def table(engine: AsyncEngine) -> dict[uuid.UUID, dict[str, Any]]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(select(*(agent_executions.c[c] for c in COLUMNS)))
-        return {row.id: row._asdict() for row in rows}
-
-
 @pytest.mark.usefixtures("projector")
 async def test_a_run_whose_worker_stops_times_out_and_a_late_completed_wins(
     settings: ProjectorSettings,
@@ -229,13 +196,9 @@ async def test_a_run_whose_worker_stops_times_out_and_a_late_completed_wins(
 
     live = await table(engine)
     assert live[run.id]["status"] == "completed"
-    events = [
-        parse_event(r.value)
-        for r in await records_on(settings.kafka_bootstrap_servers, settings.topic)
-    ]
-    assert live == {k: {c: getattr(r, c) for c in COLUMNS} for k, r in fold_all(events).items()}
-    async with build_replay(settings) as replay:
-        await replay()
+    logged = await records_on(settings.kafka_bootstrap_servers, settings.topic)
+    assert live == reference([parse_event(r.value) for r in logged])
+    await replay(settings)
     assert await table(engine) == live
 
 
