@@ -96,11 +96,7 @@ class Execution:
     @property
     def start_rank(self) -> int:
         """Where ``execution_start`` comes from (START_FROM_*)."""
-        if self.input_rank == INPUT_FROM_STARTED:
-            return START_FROM_STARTED
-        if self.input_rank is not None or self.terminal_event_id is not None:
-            return START_FROM_ANY
-        return START_FROM_HEARTBEATS
+        return _start_rank(self)
 
     @property
     def execution_time_ms(self) -> int | None:
@@ -133,6 +129,12 @@ def from_event(event: Event) -> Execution:
                 input_event_id=event.id,
                 terminal_event_id=None,
             )
+        case ExecutionCompleted():
+            return _terminal(event, "completed", event.data.output_data, None)
+        case ExecutionFailed():
+            return _terminal(event, "failed", event.data.output_data, event.data.error_message)
+        case ExecutionCancelled():
+            return _terminal(event, "cancelled", None, event.data.reason)
         case ExecutionHeartbeat():
             return Execution(
                 id=data.execution_id,
@@ -151,12 +153,6 @@ def from_event(event: Event) -> Execution:
                 input_event_id=None,
                 terminal_event_id=None,
             )
-        case ExecutionCompleted():
-            return _terminal(event, "completed", event.data.output_data, None)
-        case ExecutionFailed():
-            return _terminal(event, "failed", event.data.output_data, event.data.error_message)
-        case ExecutionCancelled():
-            return _terminal(event, "cancelled", None, event.data.reason)
         case ExecutionTimedOut():
             return _terminal(event, VERDICT_STATUS, None, event.data.reason, seen=False)
 
@@ -198,8 +194,8 @@ def merge(a: Execution, b: Execution) -> Execution:
         ids = term
     else:
         ids = a if _heartbeat_key(a) <= _heartbeat_key(b) else b
-    started = a.started or b.started
-    rank_a, rank_b = a.start_rank, b.start_rank
+    # Execution.start_rank and _later, inline: merge runs for every event of a batch.
+    rank_a, rank_b = _start_rank(a), _start_rank(b)
     if rank_a == rank_b:
         start = min(a.execution_start, b.execution_start)
     else:
@@ -207,7 +203,10 @@ def merge(a: Execution, b: Execution) -> Execution:
     if term.terminal_event_id is not None:
         status = term.status
     else:
-        status = "running" if started else "pending"
+        status = "running" if START_FROM_STARTED in (rank_a, rank_b) else "pending"
+    seen, seen_b = a.last_seen_at, b.last_seen_at
+    if seen is None or (seen_b is not None and seen_b > seen):
+        seen = seen_b
     return Execution(
         id=a.id,
         agent_id=ids.agent_id,
@@ -219,7 +218,7 @@ def merge(a: Execution, b: Execution) -> Execution:
         output_data=term.output_data,
         error_message=term.error_message,
         timeout_ms=inp.timeout_ms,
-        last_seen_at=_later(a.last_seen_at, b.last_seen_at),
+        last_seen_at=seen,
         input_rank=inp.input_rank,
         input_time=inp.input_time,
         input_event_id=inp.input_event_id,
@@ -246,10 +245,13 @@ def _terminal_key(row: Execution) -> _Key:
     return (1 if row.status == VERDICT_STATUS else 0, row.execution_end, row.terminal_event_id)
 
 
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    return a if b is None or a >= b else b
+def _start_rank(row: Execution) -> int:
+    rank = row.input_rank
+    if rank == INPUT_FROM_STARTED:
+        return START_FROM_STARTED
+    if rank is not None or row.terminal_event_id is not None:
+        return START_FROM_ANY
+    return START_FROM_HEARTBEATS
 
 
 def _heartbeat_key(row: Execution) -> tuple[datetime, UUID, UUID]:
