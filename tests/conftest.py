@@ -17,9 +17,11 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -154,6 +156,15 @@ def projector_settings(kafka_bootstrap: str, database_url: str, topic: str) -> P
         consumer_group=f"test-projector-{uuid.uuid4().hex[:12]}",
         batch_max_records=500,
     )
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[Any]:
+    """A plain aiokafka producer, to write records as any other client would."""
+    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await p.start()
+    yield p
+    await p.stop()
 
 
 @pytest.fixture

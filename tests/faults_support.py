@@ -304,8 +304,8 @@ async def dead_lettered(engine: AsyncEngine, settings: ProjectorSettings) -> int
         return int(await conn.scalar(query) or 0)
 
 
-async def topic_size(bootstrap: str, topic: str) -> int:
-    """How many records a topic holds (the sum of its partitions' end offsets)."""
+async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """Per partition of a topic, the offset its next record will get."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -316,9 +316,14 @@ async def topic_size(bootstrap: str, topic: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        return sum((await consumer.end_offsets(partitions)).values())
+        return {tp.partition: end for tp, end in (await consumer.end_offsets(partitions)).items()}
     finally:
         await consumer.stop()
+
+
+async def topic_size(bootstrap: str, topic: str) -> int:
+    """How many records a topic holds (the sum of its partitions' end offsets)."""
+    return sum((await end_offsets(bootstrap, topic)).values())
 
 
 # ---- the scenario -----------------------------------------------------------------------------

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.contract.events import event_from_dict
@@ -41,14 +40,6 @@ def projector_settings(projector_settings: ProjectorSettings) -> ProjectorSettin
     return projector_settings.model_copy(
         update={"max_event_bytes": MAX_EVENT_BYTES, "batch_max_records": 16}
     )
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[Any]:
-    p = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await p.start()
-    yield p
-    await p.stop()
 
 
 def envelope() -> dict[str, Any]:
@@ -107,7 +98,7 @@ INVALID: list[tuple[str, bytes | None, list[str]]] = [
     ("tombstone", None, ["tombstone"]),
     ("not UTF-8", b'\xff\xfe{"a": 1}', ["JSON"]),
     ("not an object", b"[1, 2]", ["object"]),
-    ("unknown type", encoded(broken("unknown type")), ["ExecutionExploded"]),
+    ("unknown type", encoded(broken("unknown type")), ["unknown type: ExecutionExploded"]),
     ("missing field", encoded(broken("missing input_data")), ["input_data", "required"]),
     ("wrong type: number for a UUID", encoded(broken("agent_id a number")), ["agent_id"]),
     ("wrong type: bad time", encoded(broken("time not a time")), ["time"]),
@@ -116,6 +107,38 @@ INVALID: list[tuple[str, bytes | None, list[str]]] = [
     ("unknown specversion", encoded(broken("old specversion")), ["specversion"]),
     ("oversized", encoded(broken("oversized")), [f"over the {MAX_EVENT_BYTES} limit"]),
     ("NUL", encoded(broken("NUL in text")), ["NUL"]),
+]
+
+
+def binary(change: str) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """A valid event in binary content mode (value and headers) with one thing wrong with it."""
+    event = envelope()
+    data = event.pop("data")
+    headers = {f"ce_{name}": str(value) for name, value in event.items()}
+    headers["content-type"] = "application/json"
+    value = encoded(data)
+    match change:
+        case "missing ce_id":
+            del headers["ce_id"]
+        case "unknown ce_type":
+            headers["ce_type"] = "ExecutionExploded"
+        case "data not JSON":
+            value = b"{'q': 1}"
+        case "text/plain data":
+            headers["content-type"] = "text/plain"
+    return value, [(name, text.encode()) for name, text in headers.items()]
+
+
+# (case, value, words the dead-letter reason must contain, headers)
+INVALID_BINARY: list[tuple[str, bytes, list[str], list[tuple[str, bytes]]]] = [
+    (f"binary: {case}", value, words, headers)
+    for case, words in [
+        ("missing ce_id", ["header ce_id: Field required"]),
+        ("unknown ce_type", ["unknown type: ExecutionExploded"]),
+        ("data not JSON", ["data: Invalid JSON"]),
+        ("text/plain data", ["header content-type"]),
+    ]
+    for value, headers in [binary(case)]
 ]
 
 
@@ -159,12 +182,16 @@ async def test_invalid_records_are_dead_lettered_and_valid_ones_projected(
     metas = await send(producer, s.topic, stream.events[:half])
     invalid: dict[tuple[int, int], Sent] = {}
     mismatched = encoded(envelope())
-    cases = [*INVALID, ("key mismatch", mismatched, ["key does not match"])]
-    for case, value, words in cases:
+    cases = [
+        *((case, value, words, HEADERS) for case, value, words in INVALID),
+        ("key mismatch", mismatched, ["key does not match"], HEADERS),
+        *INVALID_BINARY,
+    ]
+    for case, value, words, case_headers in cases:
         # Keyed like a valid execution, so that it lands amid valid records (but one).
         execution = rng.choice(stream.events).data.execution_id
         key = str(uuid.uuid4() if case == "key mismatch" else execution).encode()
-        headers = [*HEADERS, ("x-case", case.encode())]
+        headers = [*case_headers, ("x-case", case.encode())]
         meta = await producer.send_and_wait(s.topic, value, key=key, headers=headers)
         invalid[(meta.partition, meta.offset)] = Sent(case, key, value, headers, words)
         metas.append(meta)

@@ -1,13 +1,18 @@
 """The wire contract: every event type, the envelope, the topic and the record layout.
 
-Each Kafka record on the topic carries one CloudEvents 1.0 event in structured JSON mode.
-The record key is the execution id as a UTF-8 string, so all events of one execution land on
-one partition in publish order; the header ``content-type`` is ``application/cloudevents+json``.
-This module is the only place that defines that format; producer, projector and tests use it.
+Each Kafka record on the topic carries one CloudEvents 1.0 event, in either content mode of the
+CloudEvents Kafka protocol binding: structured (the header ``content-type`` is
+``application/cloudevents+json`` and the value is the whole event as JSON; what the producer
+writes) or binary (the attributes are ``ce_*`` headers, ``content-type`` is the media type of
+the data and the value is the data alone; the default of other CloudEvents SDKs). The record key
+is the execution id as a UTF-8 string, so all events of one execution land on one partition in
+publish order. This module is the only place that defines that format; producer, projector and
+tests use it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeAlias
 from uuid import UUID
@@ -19,13 +24,16 @@ from pydantic import (
     Field,
     JsonValue,
     TypeAdapter,
+    ValidationError,
     model_validator,
 )
 
 DEFAULT_TOPIC = "agent-executions"
 CONTENT_TYPE_HEADER = "content-type"
 CLOUDEVENTS_JSON = "application/cloudevents+json"
+ATTRIBUTE_PREFIX = "ce_"  # binary mode: the header of attribute "id" is "ce_id"
 SPEC_VERSION = "1.0"
+_STRUCTURED = b"application/cloudevents"  # a content-type that marks structured mode
 
 EventType: TypeAlias = Literal[
     "ExecutionQueued",
@@ -171,10 +179,11 @@ Event: TypeAlias = Annotated[
 TerminalEvent: TypeAlias = ExecutionCompleted | ExecutionFailed | ExecutionCancelled
 
 _EVENT = TypeAdapter[Event](Event)
+_DATA = TypeAdapter[JsonValue](JsonValue)
 
 
 def parse_event(value: bytes | str) -> Event:
-    """Decode one record value; raises pydantic.ValidationError when it breaks the contract."""
+    """Decode a structured-mode value (the whole event as JSON); raises ValidationError."""
     return _EVENT.validate_json(value)
 
 
@@ -187,9 +196,93 @@ def encode_event(event: Event) -> bytes:
     return event.model_dump_json().encode()
 
 
+def encode_binary(event: Event) -> tuple[dict[str, str], bytes]:
+    """The record headers and value of ``event`` in binary content mode: each attribute in a
+    ``ce_`` header, the data's media type in ``content-type``, the data alone as the value."""
+    attributes = event.model_dump(mode="json", exclude={"data", "datacontenttype"})
+    headers = {f"{ATTRIBUTE_PREFIX}{name}": str(value) for name, value in attributes.items()}
+    headers[CONTENT_TYPE_HEADER] = event.datacontenttype
+    return headers, event.data.model_dump_json().encode()
+
+
 def record_key(execution_id: UUID) -> bytes:
     return str(execution_id).encode()
 
 
 def record_headers() -> dict[str, str]:
+    """The headers of a record in structured mode (``encode_event``'s value)."""
     return {CONTENT_TYPE_HEADER: CLOUDEVENTS_JSON}
+
+
+class InvalidEvent(ValueError):
+    """A record that breaks this contract; the message is the reason to dead-letter it with."""
+
+
+def decode_record(headers: Sequence[tuple[str, bytes | None]], value: bytes) -> Event:
+    """The event of one record, in the content mode its headers say; raises InvalidEvent.
+
+    The binding's rule: structured when ``content-type`` starts with
+    ``application/cloudevents`` (whatever ``ce_`` headers the record also carries), binary
+    otherwise. A record with neither a ``content-type`` nor a ``ce_`` header is read as
+    structured, as records always were: it cannot be a binary event, which needs ``ce_id``.
+    """
+    binary = False
+    for name, raw in headers:  # usually one header: this runs for every record
+        if name == CONTENT_TYPE_HEADER:
+            binary = raw is None or not (
+                raw.startswith(_STRUCTURED) or raw[: len(_STRUCTURED)].lower() == _STRUCTURED
+            )
+            if not binary:
+                break
+        elif name.startswith(ATTRIBUTE_PREFIX):
+            binary = True
+    if binary:
+        return _binary(headers, value)
+    try:
+        return _EVENT.validate_json(value)
+    except ValidationError as e:
+        raise InvalidEvent(_reason(e, binary=False)) from None
+
+
+def _binary(headers: Sequence[tuple[str, bytes | None]], value: bytes) -> Event:
+    event: dict[str, Any] = {}
+    for name, raw in headers:
+        if name == CONTENT_TYPE_HEADER:
+            attribute = "datacontenttype"
+        elif name.startswith(ATTRIBUTE_PREFIX):
+            attribute = name[len(ATTRIBUTE_PREFIX) :]
+        else:
+            continue
+        try:
+            if raw is not None:  # a header without a value is as good as absent
+                event[attribute] = raw.decode()
+        except UnicodeDecodeError:
+            raise InvalidEvent(f"invalid event: header {name} is not UTF-8") from None
+    try:
+        event["data"] = _DATA.validate_json(value)  # the JSON structured mode accepts
+    except ValidationError as e:
+        raise InvalidEvent(f"invalid event: data: {e.errors()[0]['msg']}") from None
+    try:
+        return _EVENT.validate_python(event)
+    except ValidationError as e:
+        raise InvalidEvent(_reason(e, binary=True)) from None
+
+
+def _reason(error: ValidationError, *, binary: bool) -> str:
+    """The dead-letter reason: the first problem, named where the writer put it."""
+    first = error.errors(include_url=False, include_input=False)[0]
+    if first["type"] == "union_tag_invalid":
+        # A reason of its own, so that such records can be re-driven once readers know the type.
+        return f"unknown type: {first['ctx']['tag']}"
+    path, message = [str(part) for part in first["loc"]], first["msg"]
+    if first["type"] == "union_tag_not_found":  # no type at all: say so, not how it was sought
+        path, message = ["type"], "Field required"
+    elif binary:
+        path = path[1:]  # without the name of the type, which the union puts first
+    where = ".".join(path) or "event"
+    if binary and path and path[0] != "data":
+        where = "header " + (
+            CONTENT_TYPE_HEADER if path[0] == "datacontenttype" else ATTRIBUTE_PREFIX + path[0]
+        )
+    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"invalid event: {where}: {message}{more}"

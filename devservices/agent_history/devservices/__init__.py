@@ -3,7 +3,8 @@
 `up` installs what is missing (the broker's jars via Maven into state_dir, PostgreSQL via
 apt-get when root), starts both in the background and waits until they accept clients; `down`
 stops them; `status` says what runs where. `kafka` and `postgres` start and stop one service
-alone, for tests that inject faults.
+alone, for tests that inject faults; `kcat.install` finds or installs the kcat client that the
+README's examples and their test use.
 """
 
 from __future__ import annotations
@@ -11,11 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent_history.devservices import kafka, postgres, processes
+from agent_history.devservices import kafka, kcat, postgres, processes
 from agent_history.devservices.processes import ServicesError
 from agent_history.devservices.settings import ServicesSettings
 
-__all__ = ["ServicesError", "ServicesStatus", "down", "kafka", "postgres", "status", "up"]
+__all__ = [
+    "ServicesError",
+    "ServicesStatus",
+    "down",
+    "kafka",
+    "kcat",
+    "postgres",
+    "status",
+    "up",
+]
 
 
 @dataclass(frozen=True)

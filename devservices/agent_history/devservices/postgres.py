@@ -76,11 +76,7 @@ def install(settings: ServicesSettings) -> Path:
     """Find the server binaries, installing Debian's `postgresql` package when root and missing."""
     with processes.exclusive(settings.state_dir, "postgres-install"):
         bindir = _find_bin_dir(settings)
-        if bindir is None and os.geteuid() == 0 and shutil.which("apt-get"):
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            processes.run_checked(["apt-get", "update"], what="apt-get update", env=env)
-            apt = ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"]
-            processes.run_checked(apt, what="installing PostgreSQL", env=env)
+        if bindir is None and processes.apt_install(["postgresql"], what="installing PostgreSQL"):
             bindir = _find_bin_dir(settings)
     if bindir is None:
         raise ServicesError(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -50,6 +51,19 @@ def run_checked(
         output = (result.stdout + result.stderr).strip()[-3000:]
         raise ServicesError(f"{what} failed (exit {result.returncode}): {' '.join(argv)}\n{output}")
     return result.stdout
+
+
+def apt_install(packages: Sequence[str], *, what: str) -> bool:
+    """Install Debian packages with apt-get; False (nothing done) unless root where apt-get is."""
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return False
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # Wait for dpkg's lock, which another installer (a parallel session) may hold, not fail.
+    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=300"]
+    run_checked([*apt, "update"], what="apt-get update", env=env)
+    install = [*apt, "install", "-y", "--no-install-recommends", *packages]
+    run_checked(install, what=what, env=env)
+    return True
 
 
 def spawn_detached(

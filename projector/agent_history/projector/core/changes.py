@@ -28,21 +28,24 @@ def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
     rows, agents, users = changes.rows, changes.agents, changes.users
     # A record identical to one already decoded (a redelivered duplicate) decodes to the same
     # result, and folding or naming the same event twice changes nothing: only its poison
-    # verdict is repeated. Value -> key of the first record with it, and why it is poison.
-    keys: dict[bytes, bytes | None] = {}
+    # verdict is repeated. Identical means value, key and headers: in binary mode the headers
+    # hold the event's attributes, so one value (the data) may belong to several events.
+    # Value -> the first record with it (no new object per record: the batch holds them
+    # already), and why it is poison.
+    firsts: dict[bytes, Record] = {}
     reasons: dict[bytes, str] = {}
     for record in records:
         value = record.value
-        if value is not None and value in keys and keys[value] == record.key:
+        if value is not None and value in firsts and _same(firsts[value], record):
             if value in reasons:
                 changes.poison.append(Poison(record, reasons[value]))
             continue
         decoded = decode(record, max_bytes)
         if value is not None:
-            keys.setdefault(value, record.key)
+            firsts.setdefault(value, record)
         if isinstance(decoded, Poison):
             changes.poison.append(decoded)
-            if value is not None and keys[value] == record.key:
+            if value is not None and _same(firsts[value], record):
                 reasons.setdefault(value, decoded.reason)
             continue
         event = decoded
@@ -57,3 +60,8 @@ def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
             if data.user_id not in users:
                 users[data.user_id] = NO_NAME
     return changes
+
+
+def _same(first: Record, record: Record) -> bool:
+    """Whether ``record`` decodes as ``first`` did: the same key and headers (values equal)."""
+    return first.key == record.key and first.headers == record.headers

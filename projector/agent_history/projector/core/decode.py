@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Protocol
 
-from pydantic import ValidationError
-
-from agent_history.contract.events import Event, parse_event, record_key
+from agent_history.contract.events import Event, InvalidEvent, decode_record, record_key
 
 
 class Record(Protocol):
@@ -45,9 +43,9 @@ def decode(record: Record, max_bytes: int) -> Event | Poison:
     if len(value) > max_bytes:
         return Poison(record, f"record value is {len(value)} bytes, over the {max_bytes} limit")
     try:
-        event = parse_event(value)
-    except ValidationError as e:
-        return Poison(record, _describe(e))
+        event = decode_record(record.headers, value)
+    except InvalidEvent as e:
+        return Poison(record, str(e))
     if (unstorable := _unstorable(event, value)) is not None:
         return Poison(record, unstorable)
     if record.key is not None and record.key != record_key(event.data.execution_id):
@@ -122,10 +120,3 @@ def _flaws(value: object) -> tuple[bool, bool]:
         elif isinstance(item, list):
             pending.extend(item)
     return nul, not_finite
-
-
-def _describe(error: ValidationError) -> str:
-    first = error.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "event"
-    more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"invalid event: {where}: {first['msg']}{more}"

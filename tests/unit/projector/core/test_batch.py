@@ -11,7 +11,14 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from agent_history.contract.events import EventType, ExecutionCompleted, ExecutionFailed, record_key
+from agent_history.contract.events import (
+    EventType,
+    ExecutionCompleted,
+    ExecutionFailed,
+    encode_binary,
+    event_from_dict,
+    record_key,
+)
 from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.decode import Poison, Record, decode
 from agent_history.projector.core.names import Name
@@ -72,6 +79,13 @@ def record(value: dict[str, Any], *, keyed: bool = True, **where: Any) -> FakeRe
     return FakeRecord(raw(value), key, **where)
 
 
+def binary(value: dict[str, Any]) -> FakeRecord:
+    """The record a binary-mode client writes for ``value``: attributes in ce_ headers."""
+    headers, data = encode_binary(event_from_dict(value))
+    attributes = [(name, text.encode()) for name, text in headers.items()]
+    return FakeRecord(data, value["data"]["execution_id"].encode(), headers=attributes)
+
+
 def at(partition: int, offset: int) -> FakeRecord:
     return FakeRecord(b"{}", partition=partition, offset=offset)
 
@@ -91,6 +105,24 @@ def test_a_valid_record_decodes_to_its_event() -> None:
 
     assert isinstance(event, ExecutionFailed)
     assert (event.execution_id, event.data.error_message) == (execution, "ValueError: boom")
+
+
+def test_a_binary_record_decodes_to_the_same_event_as_a_structured_one() -> None:
+    value = wire("ExecutionFailed", error_message="ValueError: boom")
+
+    assert decode(binary(value), MAX_BYTES) == decode(record(value), MAX_BYTES)
+
+
+def test_a_binary_record_is_checked_like_a_structured_one() -> None:
+    value = wire("ExecutionStarted", input_data={"text": "a\x00b"})
+    nul, keyed_elsewhere = binary(value), binary(wire("ExecutionCompleted"))
+    elsewhere = FakeRecord(keyed_elsewhere.value, b"other", headers=keyed_elsewhere.headers)
+
+    for rec, why in [(nul, "NUL character"), (elsewhere, "record key does not match")]:
+        decoded = decode(rec, MAX_BYTES)
+        assert isinstance(decoded, Poison)
+        assert why in decoded.reason
+    assert isinstance(decode(nul, len(nul.value or b"") - 1), Poison)
 
 
 def test_a_record_without_a_key_is_accepted() -> None:
@@ -119,7 +151,7 @@ def _with(field: str, wrong: Any) -> dict[str, Any]:
         pytest.param(
             raw(wire("ExecutionStarted") | {"type": "ExecutionPaused"}),
             None,
-            "'ExecutionPaused'",
+            "unknown type: ExecutionPaused",
             id="unknown-type",
         ),
         pytest.param(

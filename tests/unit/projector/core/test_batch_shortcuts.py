@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.decode import suspect
 from agent_history.projector.core.names import Name, StoredNames
-from tests.unit.projector.core.test_batch import FakeRecord, raw, record, wire
+from tests.unit.projector.core.test_batch import FakeRecord, binary, raw, record, wire
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 
@@ -41,6 +41,20 @@ def test_the_same_bytes_under_another_key_are_judged_on_their_own() -> None:
 
     assert [p.record for p in changes.poison] == [wrong_key]
     assert len(changes.rows) == 1
+
+
+def test_the_same_data_under_other_attributes_is_judged_on_its_own() -> None:
+    """In binary mode the value is only the data: two events may share it, the headers differ."""
+    started = wire("ExecutionStarted")
+    ended = wire("ExecutionCancelled") | {"subject": started["subject"], "data": started["data"]}
+    # Byte for byte the same data: Cancelled ignores the input_data it does not know.
+    key, value = record(started).key, raw(started["data"])
+    records = [FakeRecord(value, key, headers=binary(v).headers) for v in (started, ended)]
+
+    changes = changes_of(records, 1 << 20)
+
+    assert not changes.poison
+    assert changes.rows[UUID(started["subject"])].status == "cancelled"
 
 
 def test_stored_names_skip_only_what_could_not_change_the_row() -> None:
