@@ -224,7 +224,7 @@ def test_a_malformed_attribute_is_rejected(field: str, wrong: str) -> None:
         ("ExecutionStarted", "timeout_ms", -5),
         ("ExecutionQueued", "timeout_ms", MAX_TIMEOUT_MS + 1),
         ("ExecutionStarted", "timeout_ms", 1.5),
-        ("ExecutionTimedOut", "reason", "felt like it"),
+        ("ExecutionTimedOut", "reason", ""),
         ("ExecutionTimedOut", "last_seen_at", "2024-05-01T11:59:00"),  # no offset
         ("ExecutionTimedOut", "limit_ms", -1),
     ],
@@ -235,6 +235,17 @@ def test_a_malformed_data_field_is_rejected(kind: EventType, field: str, wrong: 
 
     with pytest.raises(ValidationError):
         parse(value)
+
+
+def test_a_verdict_reason_this_version_does_not_write_is_still_read() -> None:
+    """A later watchdog may give new reasons: an additive change, like a new optional field."""
+    value = envelope("ExecutionTimedOut")
+    value["data"]["reason"] = "host_drained"
+
+    event = parse(value)
+
+    assert isinstance(event, ExecutionTimedOut)
+    assert event.data.reason == "host_drained"
 
 
 def test_subject_must_name_the_execution_of_the_data() -> None:

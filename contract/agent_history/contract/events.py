@@ -89,7 +89,8 @@ class CancelledData(ExecutionData):
 
 
 # Why a watchdog gave up on a run: no sign of its worker for lost_after, pending for longer
-# than queued_timeout, or running past its own timeout_ms.
+# than queued_timeout, or running past its own timeout_ms. Readers take any non-empty reason,
+# so that a reason added later is an additive change.
 TimeoutReason: TypeAlias = Literal["worker_lost", "queued_too_long", "deadline_exceeded"]
 
 
@@ -97,7 +98,7 @@ class TimedOutData(ExecutionData):
     """A watchdog's verdict: the event's time is ``since + limit_ms``, which the data states,
     so that whoever reaches the same verdict writes the same event."""
 
-    reason: TimeoutReason
+    reason: Annotated[str, Field(min_length=1)]  # a TimeoutReason
     # The newest time of the worker's events that the watchdog had seen.
     last_seen_at: AwareDatetime
     # The time the limit ran from (last_seen_at, the queued time or the Started time) ...
