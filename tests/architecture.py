@@ -25,7 +25,7 @@ PARTS = {
     "agent_history.server": "server: CLI, demo, wiring",
     "agent_history.devservices": "devservices: local Kafka + PostgreSQL",
     "agent_history.api": "api: HTTP reads",
-    "agent_history.projector.core": "projector.core: decode, fold, plan (pure)",
+    "agent_history.projector.core": "projector.core: decode, fold, plan, verdicts (pure)",
     "agent_history.projector": "projector: Kafka and SQL I/O",
     "agent_history.producer": "producer: track_execution",
     "agent_history.read_model": "read_model: tables, migrations",

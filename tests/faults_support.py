@@ -42,6 +42,7 @@ from agent_history.devservices import kafka, postgres
 from agent_history.devservices.settings import ServicesSettings
 from agent_history.projector.checkpoints import read_checkpoints
 from agent_history.projector.core.fold import fold_all
+from agent_history.projector.core.verdicts import OpenRun, timed_out
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.read_model.tables import agent_executions, agents, projector_checkpoints, users
 from tests.support import eventually
@@ -123,6 +124,14 @@ def _execution(rng: random.Random, agent: UUID, user: UUID, all_users: list[UUID
         events.append(event("ExecutionStarted", start, request(1)))
     if rng.random() < 0.05:  # a second worker claims the run later
         events.append(event("ExecutionStarted", start + _us(rng.randrange(5_000_000)), request(2)))
+    # A worker's heartbeats, 15 s apart; now and then a watchdog's verdict after the last one.
+    seen = start
+    for beat in range(rng.choice((0, 0, 1, 2))):
+        seen = start + _us((beat + 1) * 15_000_000 + rng.randrange(-500_000, 500_000))
+        events.append(event("ExecutionHeartbeat", seen, {}))
+    if rng.random() < 0.1:
+        run = OpenRun(eid, agent, user, "running", start, seen, None)
+        events.append(timed_out(run, "worker_lost", seen, timedelta(seconds=60)))
     ended = start
     for i in range(rng.choice((0, 1, 1, 1, 1, 2))):
         # Mostly after the start, a few before it (clock skew); a second one may tie on time.

@@ -5,14 +5,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
+from uuid import UUID
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from agent_history.contract.events import Event
 from agent_history.projector.checkpoints import read_checkpoints
+from agent_history.projector.core.fold import fold_all
+from agent_history.projector.replay import ReplayResult
+from agent_history.projector.settings import ProjectorSettings
+from agent_history.read_model.tables import agent_executions
+from agent_history.server.bootstrap import build_replay
 
 T = TypeVar("T")
+# Every column of agent_executions but the bookkeeping times (created_at, updated_at).
+COLUMNS = [c.name for c in agent_executions.columns if c.name not in ("created_at", "updated_at")]
 
 
 async def eventually(
@@ -67,3 +76,22 @@ async def assert_counts_match_rows(engine: AsyncEngine) -> None:
                 text(f"SELECT {key}, status, count(*) FROM agent_executions GROUP BY 1, 2")
             )
             assert {tuple(r) for r in kept} == {tuple(r) for r in counted}, f"{key} counts drifted"
+
+
+async def table(engine: AsyncEngine) -> dict[UUID, dict[str, Any]]:
+    """Every row of agent_executions, by id, in COLUMNS."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(*(agent_executions.c[c] for c in COLUMNS)))
+        return {row.id: row._asdict() for row in rows}
+
+
+def reference(events: list[Event]) -> dict[UUID, dict[str, Any]]:
+    """What table() must hold after these events: the fold's rows."""
+    rows = fold_all(events)
+    return {key: {c: getattr(row, c) for c in COLUMNS} for key, row in rows.items()}
+
+
+async def replay(settings: ProjectorSettings) -> ReplayResult:
+    """`agent-history replay`, wired as the command wires it."""
+    async with build_replay(settings) as run:
+        return await run()

@@ -19,11 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agent_history.api.app import create_app
 from agent_history.api.auth import mint_token
 from agent_history.api.settings import ApiSettings
+from agent_history.contract.statuses import TERMINAL_STATUSES
 from agent_history.read_model.tables import agent_executions, agents, users
 
 PREFIX = "/api/v1/agent-studio"
 T0 = datetime(2025, 1, 15, 10, 30, tzinfo=UTC)
-TERMINAL = ("completed", "failed", "cancelled")
+TERMINAL = tuple(sorted(TERMINAL_STATUSES))
 
 
 def bearer(settings: ApiSettings, user_id: UUID, *, all_scope: bool = False) -> dict[str, str]:
@@ -76,6 +77,9 @@ async def add_execution(
     """One execution; with a duration it has ended, and execution_time_ms is computed."""
     execution_id = execution_id or uuid4()
     ended = duration is not None
+    end = None if duration is None else start + duration
+    # The newest event of a run so made: its end, else its start.
+    columns.setdefault("last_seen_at", end or start)
     async with engine.begin() as conn:
         await conn.execute(
             insert(agent_executions).values(
@@ -84,7 +88,7 @@ async def add_execution(
                 user_id=user_id,
                 status=status,
                 execution_start=start,
-                execution_end=None if duration is None else start + duration,
+                execution_end=end,
                 # input_rank 0: a Started event was folded, so execution_time_ms is known.
                 input_rank=0,
                 input_time=start,

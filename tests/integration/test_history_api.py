@@ -42,6 +42,7 @@ SUMMARY_FIELDS = {
     "execution_start",
     "execution_end",
     "execution_time_ms",
+    "last_seen_at",
     "error_message",
     "created_at",
     "updated_at",
@@ -167,6 +168,7 @@ async def test_detail_returns_the_execution_with_its_payloads(
     assert datetime.fromisoformat(body["execution_start"]) == T0
     assert datetime.fromisoformat(body["execution_end"]) == T0 + timedelta(milliseconds=1500)
     assert body["execution_time_ms"] == 1500
+    assert datetime.fromisoformat(body["last_seen_at"]) == T0 + timedelta(milliseconds=1500)
     assert (body["input_data"], body["output_data"]) == ({"prompt": "hi"}, ["partial"])
     assert body["error_message"] == "model timed out"
     assert body["agent"] == {"id": str(agent_id), "name": "Summariser"}

@@ -66,6 +66,7 @@ async def test_status_is_repeatable_and_combines_with_its_synonym(
 
     assert await listed() == set(made)
     assert await listed(status="completed") == {"completed"}
+    assert await listed(status="timed_out") == {"timed_out"}
     assert await listed(status=["completed", "failed"]) == {"completed", "failed"}
     assert await listed(status_filter="running") == {"running"}
     assert await listed(status_filter=["pending", "running"]) == {"pending", "running"}

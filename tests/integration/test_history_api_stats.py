@@ -52,8 +52,9 @@ async def test_stats_of_ten_runs_match_a_hand_count(
     db_engine: AsyncEngine, client: httpx.AsyncClient
 ) -> None:
     agent_id, user_id = await new_agent(db_engine)
-    # Durations 100, 200, ..., 900 ms (6 completed, 2 failed, 1 cancelled) and one running.
-    statuses = ["completed"] * 6 + ["failed"] * 2 + ["cancelled"]
+    # Durations 100, 200, ..., 1000 ms (6 completed, 2 failed, 1 cancelled, 1 timed out) and
+    # one running.
+    statuses = ["completed"] * 6 + ["failed"] * 2 + ["cancelled", "timed_out"]
     for i, status in enumerate(statuses, start=1):
         start = T0 + timedelta(seconds=i)
         await add_execution(
@@ -75,16 +76,18 @@ async def test_stats_of_ten_runs_match_a_hand_count(
         "completed": 6,
         "failed": 2,
         "cancelled": 1,
+        "timed_out": 1,
     }
-    assert stats["total"] == 10
-    assert stats["success_rate"] == pytest.approx(6 / 9)
-    # Nine durations 100..900: ranks ceil(4.5) = 5, ceil(8.55) = 9, ceil(8.91) = 9.
+    assert stats["total"] == 11
+    # A timed-out run has ended, unsuccessfully: it counts in the denominator.
+    assert stats["success_rate"] == pytest.approx(6 / 10)
+    # Ten durations 100..1000: ranks ceil(5) = 5, ceil(9.5) = 10, ceil(9.9) = 10.
     assert stats["execution_time_ms"] == {
-        "count": 9,
+        "count": 10,
         "p50": 500,
-        "p95": 900,
-        "p99": 900,
-        "max": 900,
+        "p95": 1000,
+        "p99": 1000,
+        "max": 1000,
     }
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
@@ -17,7 +16,6 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from alembic import command
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api.app import create_app
@@ -30,51 +28,14 @@ from agent_history.contract.events import (
     event_from_dict,
     record_key,
 )
-from agent_history.projector.core.fold import fold_all
-from agent_history.projector.replay import ReplayResult
 from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings
-from agent_history.read_model.db import make_engine
 from agent_history.read_model.migrate import alembic_config
-from agent_history.read_model.tables import agent_executions
-from agent_history.server.bootstrap import build_replay
-from tests.conftest import fresh_database, projecting
-from tests.support import assert_counts_match_rows, caught_up
+from tests.support import assert_counts_match_rows, caught_up, reference, replay, table
 
 pytestmark = pytest.mark.integration
 
-COLUMNS = [c.name for c in agent_executions.columns if c.name not in ("created_at", "updated_at")]
 KINDS: list[str] = list(get_args(EventType))
-
-
-@pytest.fixture
-def own_database(service_urls: tuple[str, str]) -> Iterator[str]:
-    with fresh_database(service_urls[1]) as url:
-        yield url
-
-
-@pytest.fixture
-def settings(projector_settings: ProjectorSettings, own_database: str) -> ProjectorSettings:
-    return projector_settings.model_copy(update={"database_url": own_database})
-
-
-@pytest.fixture
-async def engine(settings: ProjectorSettings) -> AsyncIterator[AsyncEngine]:
-    e = make_engine(settings)
-    yield e
-    await e.dispose()
-
-
-@pytest.fixture
-async def projector(settings: ProjectorSettings) -> AsyncIterator[None]:
-    async with projecting(settings):
-        yield
-
-
-async def replay(settings: ProjectorSettings) -> ReplayResult:
-    """`agent-history replay`, wired as the command wires it."""
-    async with build_replay(settings) as run:
-        return await run()
 
 
 def history(rng: random.Random, executions: int, start: datetime) -> list[Event]:
@@ -90,12 +51,17 @@ def history(rng: random.Random, executions: int, start: datetime) -> list[Event]
         }
         for kind in rng.sample(KINDS, k=rng.randint(1, 4)):
             data: dict[str, Any] = dict(ids)
+            time = at + timedelta(milliseconds=rng.randrange(0, 5000))
             if kind in ("ExecutionQueued", "ExecutionStarted"):
                 data["input_data"] = {"n": n, "kind": kind}
+                data["timeout_ms"] = rng.choice((None, 1000))
             elif kind == "ExecutionFailed":
                 data["error_message"] = f"error {n}"
             elif kind == "ExecutionCompleted":
                 data["output_data"] = [n]
+            elif kind == "ExecutionTimedOut":
+                seen = (time - timedelta(seconds=60)).isoformat()
+                data.update(reason="worker_lost", last_seen_at=seen, since=seen, limit_ms=60_000)
             events.append(
                 event_from_dict(
                     {
@@ -105,7 +71,7 @@ def history(rng: random.Random, executions: int, start: datetime) -> list[Event]
                         "type": kind,
                         "subject": str(eid),
                         "data": data,
-                        "time": (at + timedelta(milliseconds=rng.randrange(0, 5000))).isoformat(),
+                        "time": time.isoformat(),
                     }
                 )
             )
@@ -123,17 +89,6 @@ async def publish(bootstrap: str, topic: str, events: list[Event]) -> list[Any]:
         return list(await asyncio.gather(*sent))
     finally:
         await producer.stop()
-
-
-async def table(engine: AsyncEngine) -> dict[uuid.UUID, dict[str, Any]]:
-    async with engine.connect() as conn:
-        rows = await conn.execute(select(*(agent_executions.c[c] for c in COLUMNS)))
-        return {row.id: row._asdict() for row in rows}
-
-
-def reference(events: list[Event]) -> dict[uuid.UUID, dict[str, Any]]:
-    rows = fold_all(events)
-    return {key: {c: getattr(row, c) for c in COLUMNS} for key, row in rows.items()}
 
 
 @pytest.mark.usefixtures("projector")

@@ -13,13 +13,16 @@ from pydantic import ValidationError
 
 from agent_history.contract.events import (
     CLOUDEVENTS_JSON,
+    MAX_TIMEOUT_MS,
     Event,
     EventType,
     ExecutionCancelled,
     ExecutionCompleted,
     ExecutionFailed,
+    ExecutionHeartbeat,
     ExecutionQueued,
     ExecutionStarted,
+    ExecutionTimedOut,
     encode_event,
     event_from_dict,
     parse_event,
@@ -39,10 +42,21 @@ FULL_DATA: dict[EventType, dict[str, Any]] = {
         "agent_name": "Researcher",
         "user_name": "Ada",
     },
-    "ExecutionStarted": {"input_data": {"prompt": "hello"}, "agent_name": "Researcher"},
+    "ExecutionStarted": {
+        "input_data": {"prompt": "hello"},
+        "agent_name": "Researcher",
+        "timeout_ms": 30_000,
+    },
     "ExecutionCompleted": {"output_data": {"answer": 42, "sources": [None, 1.5, True]}},
     "ExecutionFailed": {"error_message": "ValueError: boom", "output_data": "partial"},
     "ExecutionCancelled": {"reason": "user pressed stop"},
+    "ExecutionHeartbeat": {},
+    "ExecutionTimedOut": {
+        "reason": "worker_lost",
+        "last_seen_at": "2024-05-01T11:59:00.250000Z",
+        "since": "2024-05-01T11:59:00.250000Z",
+        "limit_ms": 60_000,
+    },
 }
 MODELS: dict[EventType, type[Event]] = {
     "ExecutionQueued": ExecutionQueued,
@@ -50,6 +64,8 @@ MODELS: dict[EventType, type[Event]] = {
     "ExecutionCompleted": ExecutionCompleted,
     "ExecutionFailed": ExecutionFailed,
     "ExecutionCancelled": ExecutionCancelled,
+    "ExecutionHeartbeat": ExecutionHeartbeat,
+    "ExecutionTimedOut": ExecutionTimedOut,
 }
 
 
@@ -88,10 +104,10 @@ def test_every_type_parses_and_encodes_back_to_the_same_event(kind: EventType) -
         UUID(EXECUTION),
     )
     assert event.time == datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=UTC)
-    assert event.data.model_dump(exclude_none=True) == {
-        "execution_id": UUID(EXECUTION),
-        "agent_id": UUID(AGENT),
-        "user_id": UUID(USER),
+    assert event.data.model_dump(mode="json", exclude_none=True) == {
+        "execution_id": EXECUTION,
+        "agent_id": AGENT,
+        "user_id": USER,
         **FULL_DATA[kind],
     }
     assert parse_event(encode_event(event)) == event
@@ -163,6 +179,11 @@ def test_unknown_attributes_are_ignored_at_the_top_level_and_in_data() -> None:
         ("ExecutionFailed", ("data", "error_message")),
         ("ExecutionStarted", ("data", "input_data")),
         ("ExecutionQueued", ("data", "input_data")),
+        ("ExecutionTimedOut", ("data", "reason")),
+        ("ExecutionTimedOut", ("data", "last_seen_at")),
+        ("ExecutionTimedOut", ("data", "since")),
+        ("ExecutionTimedOut", ("data", "limit_ms")),
+        ("ExecutionHeartbeat", ("data", "execution_id")),
     ],
 )
 def test_a_missing_required_field_is_rejected(kind: EventType, path: tuple[str, ...]) -> None:
@@ -194,6 +215,37 @@ def test_a_malformed_attribute_is_rejected(field: str, wrong: str) -> None:
 
     with pytest.raises(ValidationError):
         parse(value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "wrong"),
+    [
+        ("ExecutionStarted", "timeout_ms", 0),
+        ("ExecutionStarted", "timeout_ms", -5),
+        ("ExecutionQueued", "timeout_ms", MAX_TIMEOUT_MS + 1),
+        ("ExecutionStarted", "timeout_ms", 1.5),
+        ("ExecutionTimedOut", "reason", ""),
+        ("ExecutionTimedOut", "last_seen_at", "2024-05-01T11:59:00"),  # no offset
+        ("ExecutionTimedOut", "limit_ms", -1),
+    ],
+)
+def test_a_malformed_data_field_is_rejected(kind: EventType, field: str, wrong: object) -> None:
+    value = envelope(kind)
+    value["data"][field] = wrong
+
+    with pytest.raises(ValidationError):
+        parse(value)
+
+
+def test_a_verdict_reason_this_version_does_not_write_is_still_read() -> None:
+    """A later watchdog may give new reasons: an additive change, like a new optional field."""
+    value = envelope("ExecutionTimedOut")
+    value["data"]["reason"] = "host_drained"
+
+    event = parse(value)
+
+    assert isinstance(event, ExecutionTimedOut)
+    assert event.data.reason == "host_drained"
 
 
 def test_subject_must_name_the_execution_of_the_data() -> None:

@@ -64,8 +64,9 @@ Payload: TypeAlias = Literal["input_data", "output_data"]
 _e = agent_executions
 
 # The public columns, in the order of the response models' fields (api.render writes them so);
-# the fold's bookkeeping (input_rank, input_time, input_event_id, terminal_event_id) stays
-# inside the read model. The payloads are chosen per request.
+# the fold's bookkeeping (input_rank, input_time, input_event_id, terminal_event_id) and what
+# only the watchdog reads (timeout_ms) stay inside the read model. The payloads are chosen per
+# request.
 _EXECUTION_COLUMNS = (
     _e.c.id,
     _e.c.agent_id,
@@ -74,6 +75,7 @@ _EXECUTION_COLUMNS = (
     _e.c.execution_start,
     _e.c.execution_end,
     _e.c.execution_time_ms,
+    _e.c.last_seen_at,
     _e.c.error_message,
     _e.c.created_at,
     _e.c.updated_at,

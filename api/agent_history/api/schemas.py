@@ -25,6 +25,7 @@ _EXECUTION_EXAMPLE: dict[str, Any] = {
     "execution_start": "2025-01-15T10:30:00Z",
     "execution_end": "2025-01-15T10:30:02.250Z",
     "execution_time_ms": 2250,
+    "last_seen_at": "2025-01-15T10:30:02.250Z",
     "input_data": {"prompt": "Summarise the quarterly report"},
     "output_data": {"summary": "Revenue grew 12%."},
     "error_message": None,
@@ -57,7 +58,9 @@ class _ExecutionFields(_Response):
     agent_id: UUID
     user_id: UUID
     status: ExecutionStatus = Field(
-        description="pending (queued), running (started), or the terminal status."
+        description="pending (queued), running (started), or how it ended: completed, failed, "
+        "cancelled, or timed_out (a watchdog gave up on it: its worker was lost, it was queued "
+        "too long or ran past its timeout; a real end that arrives later replaces it)."
     )
     execution_start: datetime = Field(
         description="When the run started; before a Started event is seen, its earliest event."
@@ -66,8 +69,14 @@ class _ExecutionFields(_Response):
     execution_time_ms: int | None = Field(
         description="Whole milliseconds from start to end; null until both are known."
     )
+    last_seen_at: datetime | None = Field(
+        description="The newest time of the run's events (heartbeats included, a watchdog's "
+        "verdict not): when its worker was last heard from. Null for a run seen only through "
+        "a verdict (and for runs that ended before the upgrade that added it, until a replay)."
+    )
     error_message: str | None = Field(
-        description="Why a run failed, or the reason it was cancelled."
+        description="Why a run failed, the reason it was cancelled, or why it timed out "
+        "(worker_lost, queued_too_long, deadline_exceeded)."
     )
     created_at: datetime = Field(description="When the row was first written.")
     updated_at: datetime = Field(description="When the row last changed.")

@@ -40,6 +40,7 @@ class StatusCounts(_Stats):
     completed: int
     failed: int
     cancelled: int
+    timed_out: int
 
 
 class Durations(_Stats):
@@ -73,6 +74,7 @@ class ExecutionStats(_Stats):
                         "completed": 6,
                         "failed": 2,
                         "cancelled": 1,
+                        "timed_out": 0,
                     },
                     "success_rate": 0.6667,
                     "execution_time_ms": {
@@ -93,7 +95,8 @@ class ExecutionStats(_Stats):
     total: int = Field(description="Executions counted, of any status.")
     counts: StatusCounts
     success_rate: float | None = Field(
-        description="completed / (completed + failed + cancelled); null when none has ended."
+        description="completed / (completed + failed + cancelled + timed_out): a run a "
+        "watchdog gave up on counts as not successful; null when none has ended."
     )
     execution_time_ms: Durations
 

@@ -13,6 +13,7 @@ tests use it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeAlias
 from uuid import UUID
 
@@ -40,7 +41,15 @@ EventType: TypeAlias = Literal[
     "ExecutionCompleted",
     "ExecutionFailed",
     "ExecutionCancelled",
+    "ExecutionHeartbeat",
+    "ExecutionTimedOut",
 ]
+
+# How often a tracked run says it is alive by default (the producer's heartbeat interval); a
+# watchdog gives up on a run after several missed beats (its lost_after).
+HEARTBEAT_INTERVAL = timedelta(seconds=15)
+# The longest run time a run may ask for (366 days).
+MAX_TIMEOUT_MS = 366 * 86_400_000
 
 
 class _Frozen(BaseModel):
@@ -55,11 +64,15 @@ class ExecutionData(_Frozen):
 
 
 class RunRequestData(ExecutionData):
-    """What Queued and Started carry: the run's input and, optionally, display names."""
+    """What Queued and Started carry: the run's input and, optionally, display names and a
+    maximum run time."""
 
     input_data: dict[str, JsonValue]
     agent_name: str | None = None
     user_name: str | None = None
+    # Milliseconds from the Started time; a watchdog times the run out after that. Like the
+    # input, the run's value comes from its Started event (a Queued one's until then).
+    timeout_ms: Annotated[int, Field(gt=0, le=MAX_TIMEOUT_MS)] | None = None
 
 
 class CompletedData(ExecutionData):
@@ -73,6 +86,25 @@ class FailedData(ExecutionData):
 
 class CancelledData(ExecutionData):
     reason: str | None = None
+
+
+# Why a watchdog gave up on a run: no sign of its worker for lost_after, pending for longer
+# than queued_timeout, or running past its own timeout_ms. Readers take any non-empty reason,
+# so that a reason added later is an additive change.
+TimeoutReason: TypeAlias = Literal["worker_lost", "queued_too_long", "deadline_exceeded"]
+
+
+class TimedOutData(ExecutionData):
+    """A watchdog's verdict: the event's time is ``since + limit_ms``, which the data states,
+    so that whoever reaches the same verdict writes the same event."""
+
+    reason: Annotated[str, Field(min_length=1)]  # a TimeoutReason
+    # The newest time of the worker's events that the watchdog had seen.
+    last_seen_at: AwareDatetime
+    # The time the limit ran from (last_seen_at, the queued time or the Started time) ...
+    since: AwareDatetime
+    # ... and the limit: lost_after, queued_timeout or the run's timeout_ms.
+    limit_ms: Annotated[int, Field(ge=0)]
 
 
 class _Envelope(_Frozen):
@@ -120,10 +152,31 @@ class ExecutionCancelled(_Envelope):
     data: CancelledData
 
 
+class ExecutionHeartbeat(_Envelope):
+    """The worker is still running the execution (sent every heartbeat interval)."""
+
+    type: Literal["ExecutionHeartbeat"] = "ExecutionHeartbeat"
+    data: ExecutionData
+
+
+class ExecutionTimedOut(_Envelope):
+    """A watchdog's verdict that the run will not end by itself; a real end still wins."""
+
+    type: Literal["ExecutionTimedOut"] = "ExecutionTimedOut"
+    data: TimedOutData
+
+
 Event: TypeAlias = Annotated[
-    ExecutionQueued | ExecutionStarted | ExecutionCompleted | ExecutionFailed | ExecutionCancelled,
+    ExecutionQueued
+    | ExecutionStarted
+    | ExecutionCompleted
+    | ExecutionFailed
+    | ExecutionCancelled
+    | ExecutionHeartbeat
+    | ExecutionTimedOut,
     Field(discriminator="type"),
 ]
+# The worker's own ends; a watchdog's verdict (ExecutionTimedOut) gives way to any of them.
 TerminalEvent: TypeAlias = ExecutionCompleted | ExecutionFailed | ExecutionCancelled
 
 _EVENT = TypeAdapter[Event](Event)

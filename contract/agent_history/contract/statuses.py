@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeAlias, get_args
 
-# In the order a run goes through them.
-Status: TypeAlias = Literal["pending", "running", "completed", "failed", "cancelled"]
+# In the order a run goes through them; timed_out is a watchdog's verdict, not the worker's.
+Status: TypeAlias = Literal["pending", "running", "completed", "failed", "cancelled", "timed_out"]
 STATUSES: tuple[Status, ...] = get_args(Status)
-TERMINAL_STATUSES: frozenset[Status] = frozenset({"completed", "failed", "cancelled"})
+TERMINAL_STATUSES: frozenset[Status] = frozenset({"completed", "failed", "cancelled", "timed_out"})

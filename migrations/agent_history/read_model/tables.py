@@ -78,6 +78,10 @@ agent_executions = Table(
     Column("input_data", JSONB(none_as_null=True), nullable=True),
     Column("output_data", JSONB(none_as_null=True), nullable=True),
     Column("error_message", Text, nullable=True),
+    # The maximum run time the run asked for (from Started), and the newest time of its events
+    # but a watchdog's verdicts: what a watchdog judges a running or pending run by.
+    Column("timeout_ms", BigInteger, nullable=True),
+    Column("last_seen_at", DateTime(timezone=True), nullable=True),
     # Fold bookkeeping: which events won the input and the terminal parts (see fold.py).
     Column("input_rank", SmallInteger, nullable=True),
     Column("input_time", DateTime(timezone=True), nullable=True),
@@ -101,6 +105,23 @@ agent_executions = Table(
         "user_id",
         text("execution_start DESC"),
         text("id DESC"),
+    ),
+    # The watchdog's questions, over the few open runs only: running runs not seen lately,
+    # running runs with a deadline, runs pending since long ago.
+    Index(
+        "ix_agent_executions_running_last_seen_at",
+        "last_seen_at",
+        postgresql_where=text("status = 'running'"),
+    ),
+    Index(
+        "ix_agent_executions_running_with_timeout",
+        "execution_start",
+        postgresql_where=text("status = 'running' AND timeout_ms IS NOT NULL"),
+    ),
+    Index(
+        "ix_agent_executions_pending_since",
+        "execution_start",
+        postgresql_where=text("status = 'pending'"),
     ),
 )
 

@@ -46,9 +46,14 @@ class Projector:
     """
 
     def __init__(
-        self, settings: ProjectorSettings, store: Store, dead_letters: DeadLetterSink
+        self,
+        settings: ProjectorSettings,
+        store: Store,
+        dead_letters: DeadLetterSink,
+        commit_hint_timeout: float = 5.0,
     ) -> None:
         self._settings = settings
+        self._commit_hint_timeout = commit_hint_timeout
         self._store = store
         self._dead_letters = dead_letters
         # Partition -> position it was rewound to because of a gap (see plan_batch).
@@ -156,9 +161,11 @@ class Projector:
             return
         tps = {TopicPartition(self._settings.topic, p): o for p, o in offsets.items()}
         try:
-            await consumer.commit(tps)
-        except KafkaError as e:  # a rebalance: the checkpoint table still has the truth
-            log.info("offset commit skipped: %s", e)
+            # Bounded: a consumer that is being stopped can wait for its coordinator forever,
+            # and shutting down waits for this batch (settle).
+            await asyncio.wait_for(consumer.commit(tps), self._commit_hint_timeout)
+        except (KafkaError, TimeoutError) as e:  # the checkpoint table still has the truth
+            log.info("offset commit skipped: %r", e)
 
     async def seek_to_checkpoints(self, consumer: Consumer, assigned: set[TopicPartition]) -> None:
         """Start each assigned partition at its checkpoint (an optimisation: see _apply)."""

@@ -15,7 +15,15 @@ import orjson
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agent_history.projector.core.fold import INPUT_FROM_QUEUED, INPUT_FROM_STARTED, Execution
+from agent_history.projector.core.fold import (
+    INPUT_FROM_QUEUED,
+    INPUT_FROM_STARTED,
+    START_FROM_ANY,
+    START_FROM_HEARTBEATS,
+    START_FROM_STARTED,
+    VERDICT_STATUS,
+    Execution,
+)
 
 _LAST_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 _NO_INPUT = INPUT_FROM_QUEUED + 1
@@ -29,15 +37,33 @@ def _input_key(row: str) -> str:
     )
 
 
+def _terminal_key(row: str) -> str:
+    # A real end before any verdict, then by time and id (core/fold.py's _terminal_key).
+    return f"({row}.status = '{VERDICT_STATUS}', {row}.execution_end, {row}.terminal_event_id)"
+
+
+def _start_rank(row: str) -> str:
+    """Execution.start_rank."""
+    return (
+        f"(CASE WHEN {row}.input_rank = {INPUT_FROM_STARTED} THEN {START_FROM_STARTED} "
+        f"WHEN {row}.input_rank IS NOT NULL OR {row}.terminal_event_id IS NOT NULL "
+        f"THEN {START_FROM_ANY} ELSE {START_FROM_HEARTBEATS} END)"
+    )
+
+
+def _heartbeat_key(row: str) -> str:
+    return f"({row}.execution_start, {row}.agent_id, {row}.user_id)"
+
+
 # The batch's row (EXCLUDED) wins the input / the terminal part from the stored row (t).
 _INPUT_NEW = f"({_input_key('EXCLUDED')} < {_input_key('t')})"
 _TERMINAL_NEW = (
     "(EXCLUDED.terminal_event_id IS NOT NULL AND (t.terminal_event_id IS NULL OR "
-    "(EXCLUDED.execution_end, EXCLUDED.terminal_event_id) "
-    "< (t.execution_end, t.terminal_event_id)))"
+    f"{_terminal_key('EXCLUDED')} < {_terminal_key('t')}))"
 )
 _T_STARTED = f"COALESCE(t.input_rank = {INPUT_FROM_STARTED}, false)"
 _NEW_STARTED = f"COALESCE(EXCLUDED.input_rank = {INPUT_FROM_STARTED}, false)"
+_T_RANK, _NEW_RANK = _start_rank("t"), _start_rank("EXCLUDED")
 
 
 def _from_input(col: str) -> str:
@@ -52,18 +78,25 @@ def _from_ids_winner(col: str) -> str:
     return (
         f"{col} = CASE WHEN {_INPUT_NEW} THEN EXCLUDED.{col} "
         f"WHEN t.input_rank IS NOT NULL THEN t.{col} "
-        f"WHEN {_TERMINAL_NEW} THEN EXCLUDED.{col} ELSE t.{col} END"
+        f"WHEN {_TERMINAL_NEW} THEN EXCLUDED.{col} "
+        f"WHEN t.terminal_event_id IS NOT NULL THEN t.{col} "
+        # Heartbeats alone on both sides (else one of the above holds).
+        f"WHEN EXCLUDED.terminal_event_id IS NULL "
+        f"AND {_heartbeat_key('EXCLUDED')} < {_heartbeat_key('t')} THEN EXCLUDED.{col} "
+        f"ELSE t.{col} END"
     )
 
 
 _UPSERT_EXECUTIONS = text(f"""
 INSERT INTO agent_executions AS t (
     id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
-    error_message, input_rank, input_time, input_event_id, terminal_event_id)
+    error_message, timeout_ms, last_seen_at, input_rank, input_time, input_event_id,
+    terminal_event_id)
 SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(
     id uuid, agent_id uuid, user_id uuid, status text, execution_start timestamptz,
     execution_end timestamptz, input_data jsonb, output_data jsonb, error_message text,
-    input_rank smallint, input_time timestamptz, input_event_id uuid, terminal_event_id uuid)
+    timeout_ms bigint, last_seen_at timestamptz, input_rank smallint, input_time timestamptz,
+    input_event_id uuid, terminal_event_id uuid)
 ON CONFLICT (id) DO UPDATE SET
     {_from_ids_winner("agent_id")},
     {_from_ids_winner("user_id")},
@@ -71,11 +104,12 @@ ON CONFLICT (id) DO UPDATE SET
                   WHEN t.terminal_event_id IS NOT NULL THEN t.status
                   WHEN {_T_STARTED} OR {_NEW_STARTED} THEN 'running'
                   ELSE 'pending' END,
-    execution_start = CASE WHEN {_T_STARTED} = {_NEW_STARTED}
+    execution_start = CASE WHEN {_T_RANK} = {_NEW_RANK}
                                THEN LEAST(t.execution_start, EXCLUDED.execution_start)
-                           WHEN {_T_STARTED} THEN t.execution_start
+                           WHEN {_T_RANK} < {_NEW_RANK} THEN t.execution_start
                            ELSE EXCLUDED.execution_start END,
     {_from_input("input_data")},
+    {_from_input("timeout_ms")},
     {_from_input("input_rank")},
     {_from_input("input_time")},
     {_from_input("input_event_id")},
@@ -83,9 +117,12 @@ ON CONFLICT (id) DO UPDATE SET
     {_from_terminal("output_data")},
     {_from_terminal("error_message")},
     {_from_terminal("terminal_event_id")},
+    last_seen_at = GREATEST(t.last_seen_at, EXCLUDED.last_seen_at),
     updated_at = now()
 -- Only when something can change: a duplicate leaves the row (and its updated_at) alone.
-WHERE {_INPUT_NEW} OR {_TERMINAL_NEW} OR EXCLUDED.execution_start < t.execution_start
+WHERE {_INPUT_NEW} OR {_TERMINAL_NEW}
+   OR {_heartbeat_key("EXCLUDED")} < {_heartbeat_key("t")}
+   OR EXCLUDED.last_seen_at > COALESCE(t.last_seen_at, '-infinity'::timestamptz)
 """)
 
 

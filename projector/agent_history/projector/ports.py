@@ -12,6 +12,7 @@ from uuid import UUID
 
 from aiokafka import TopicPartition
 
+from agent_history.contract.events import ExecutionTimedOut
 from agent_history.projector.core.decode import Poison
 from agent_history.projector.core.fold import Execution
 from agent_history.projector.core.names import Name
@@ -61,3 +62,19 @@ class Consumer(Protocol):
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+
+class VerdictLog(Protocol):
+    """The watchdog's side of the topic: where it stands, and where verdicts go."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def end_offsets(self) -> dict[int, int]:
+        """Each partition's next offset: every record written so far lies below it."""
+        ...
+
+    async def publish(self, verdicts: list[ExecutionTimedOut]) -> None:
+        """One record each, keyed by execution id; returns once the broker has them all."""
+        ...

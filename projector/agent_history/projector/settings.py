@@ -1,15 +1,20 @@
-"""The projector's settings (also those of replay and prune)."""
+"""The projector's settings (also those of replay and prune), and the watchdog's."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 
+from agent_history.contract.events import HEARTBEAT_INTERVAL
 from agent_history.contract.settings import KafkaSettings
 from agent_history.read_model.db import DatabaseSettings
 
+DEFAULT_CONSUMER_GROUP = "agent-history-projector"
+
 
 class ProjectorSettings(KafkaSettings, DatabaseSettings):
-    consumer_group: str = "agent-history-projector"
+    consumer_group: str = DEFAULT_CONSUMER_GROUP
     # Executions whose execution_start is older are pruned (`prune`), and left out by `replay`.
     retention_days: float | None = None
     # A backlog is applied in batches this big: one transaction each, and an execution's
@@ -25,3 +30,40 @@ class ProjectorSettings(KafkaSettings, DatabaseSettings):
     )
     max_event_bytes: int = 1_048_576
     retry_max_seconds: float = 5.0
+
+
+class WatchdogSettings(KafkaSettings, DatabaseSettings):
+    """`agent-history watchdog`."""
+
+    # The projector whose checkpoints say how current the table is.
+    consumer_group: str = DEFAULT_CONSUMER_GROUP
+    watchdog_interval_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often the active watchdog judges the open runs, and how often a "
+        "standby one tries to take over.",
+    )
+    lost_after_seconds: float = Field(
+        default=4 * HEARTBEAT_INTERVAL.total_seconds(),
+        gt=0,
+        description="A running run with no event for this long has lost its worker: four "
+        "heartbeats missed at the producer's default interval.",
+    )
+    queued_timeout_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="A pending run is given up on after this long; 0: never.",
+    )
+    watchdog_max_verdicts: int = Field(
+        default=1000, gt=0, description="At most this many verdicts a round; the rest next one."
+    )
+    retry_max_seconds: float = 5.0
+
+    @property
+    def lost_after(self) -> timedelta:
+        return timedelta(seconds=self.lost_after_seconds)
+
+    @property
+    def queued_timeout(self) -> timedelta | None:
+        seconds = self.queued_timeout_seconds
+        return timedelta(seconds=seconds) if seconds else None

@@ -4,8 +4,10 @@ hands it its collaborators (cosmicpython's bootstrap.py does the same for its me
 The live projector, replay and prune are wired here, from one ProjectorSettings, with one
 engine each: the live projector gets a store over it and, for every attempt to start, fresh
 Kafka clients (a subscriber and a dead-letter producer); replay gets the engine and a consumer
-in no group. The parts build no engine, store or consumer of their own, so tests hand them
-fakes instead. Only entry points (the CLI, test fixtures, benchmarks) use this module.
+in no group. The watchdog, from WatchdogSettings, gets an engine and fresh Kafka clients
+(end offsets, verdict producer) each time it takes the lead. The parts build no engine,
+store or consumer of their own, so tests hand them fakes instead. Only entry points (the CLI,
+test fixtures, benchmarks) use this module.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ from agent_history.projector.deadletter import DeadLetters
 from agent_history.projector.loader import Progress
 from agent_history.projector.replay import ReplayResult, replay
 from agent_history.projector.retention import prune
-from agent_history.projector.settings import ProjectorSettings
+from agent_history.projector.settings import ProjectorSettings, WatchdogSettings
 from agent_history.projector.store import PostgresStore
 from agent_history.projector.subscriber import subscribe
+from agent_history.projector.verdict_log import KafkaVerdictLog
+from agent_history.projector.watchdog import Watchdog
 from agent_history.read_model.db import make_engine
 
 
@@ -95,5 +99,15 @@ async def build_pruner(
 
     try:
         yield run
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def build_watchdog(settings: WatchdogSettings) -> AsyncIterator[Watchdog]:
+    """The watchdog, ready to run until stopped; fresh Kafka clients each time it leads."""
+    engine = make_engine(settings)
+    try:
+        yield Watchdog(settings, engine, lambda: KafkaVerdictLog(settings))
     finally:
         await engine.dispose()

@@ -103,6 +103,25 @@ def projector(
     _until_signal(main)
 
 
+@app.command()
+def watchdog(
+    log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
+) -> None:
+    """Time out runs whose worker was lost, that ran past their deadline or were queued too
+    long, with verdict events on the topic (one judges per database; runs until stopped)."""
+    from agent_history.projector.settings import WatchdogSettings
+    from agent_history.server.bootstrap import build_watchdog
+
+    _logging(log_level)
+    settings = WatchdogSettings()
+
+    async def main(stop: asyncio.Event) -> None:
+        async with build_watchdog(settings) as judge:
+            await judge.run(stop)
+
+    _until_signal(main)
+
+
 _OLDER_THAN = typer.Option(
     "--older-than",
     help="Age such as 90d, 12h or 2w; default: AGENT_HISTORY_RETENTION_DAYS.",

@@ -8,6 +8,7 @@ import pytest
 
 from agent_history.api.app import create_app
 from agent_history.api.settings import ApiSettings
+from agent_history.contract.statuses import STATUSES
 
 PREFIX = "/api/v1/agent-studio"
 LIST_PARAMS = {
@@ -81,4 +82,6 @@ def test_list_items_leave_out_payloads_and_the_detail_has_them(spec: dict[str, A
     hidden = {"input_rank", "input_time", "input_event_id", "terminal_event_id"}
     assert not hidden & execution["properties"].keys()
     stats = schemas["StatusCounts"]
-    assert set(stats["required"]) == {"pending", "running", "completed", "failed", "cancelled"}
+    assert set(stats["required"]) == set(STATUSES)
+    assert "last_seen_at" in execution["required"]
+    assert "last_seen_at" in summary["required"]

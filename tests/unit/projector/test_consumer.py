@@ -197,3 +197,20 @@ async def test_settle_waits_for_the_batch_in_flight(db: FakeStore) -> None:
     await settling
 
     assert db.checkpoints == {0: 2}
+
+
+class StuckConsumer(FakeConsumer):
+    """A consumer being stopped under the batch: its offset commit never returns."""
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_commit_hint_that_never_returns_does_not_hold_up_settle(db: FakeStore) -> None:
+    settings = ProjectorSettings(topic=TOPIC, consumer_group="g", retry_max_seconds=0.0)
+    p = Projector(settings, db, NoDeadLetters(), commit_hint_timeout=0.05)
+
+    await p.handle(batch(p0=range(0, 2)), StuckConsumer([0]))
+    await asyncio.wait_for(p.settle(), timeout=5)
+
+    assert db.checkpoints == {0: 2}, "the batch committed; only the hint was given up"

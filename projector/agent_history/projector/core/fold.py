@@ -8,12 +8,18 @@ statement (projector/merge.py), which implements exactly this module.
 
 The parts and who wins them:
 - start: ``execution_start`` is the earliest Started time; before any Started is seen, the
-  earliest time of any event.
-- input: ``input_data`` (and agent/user ids) from the earliest Started event, else the
-  earliest Queued one (earliest by time, then by event id).
-- terminal: the earliest terminal event (by time, then id) gives status, ``execution_end``,
-  ``output_data`` and ``error_message``.
+  earliest time of any event but heartbeats; of heartbeats only when nothing else is seen.
+- input: ``input_data``, ``timeout_ms`` (and agent/user ids) from the earliest Started event,
+  else the earliest Queued one (earliest by time, then by event id).
+- terminal: a real end (Completed, Failed, Cancelled) beats a watchdog's verdict (TimedOut),
+  whenever either arrives; between real ends, and between verdicts, the earliest (by time,
+  then id) wins. The winner gives status, ``execution_end``, ``output_data`` and
+  ``error_message`` (a verdict's reason).
+- ``last_seen_at``: the newest time of the execution's events but verdicts (a verdict is the
+  watchdog's conclusion, not a sign of life); None when only verdicts are seen.
 - status never moves backwards: pending < running < the terminal status.
+- A heartbeat changes nothing but ``last_seen_at``, except in a row of heartbeats alone: then
+  it also gives ``execution_start`` and the ids (the smallest by time, agent id, user id).
 """
 
 from __future__ import annotations
@@ -30,14 +36,23 @@ from agent_history.contract.events import (
     ExecutionCancelled,
     ExecutionCompleted,
     ExecutionFailed,
+    ExecutionHeartbeat,
     ExecutionQueued,
     ExecutionStarted,
+    ExecutionTimedOut,
 )
 from agent_history.contract.statuses import STATUSES, TERMINAL_STATUSES, Status
 
 # Input sources, best first: a Started event's input beats a Queued event's.
 INPUT_FROM_STARTED = 0
 INPUT_FROM_QUEUED = 1
+# The status of a watchdog's verdict: any real end wins the terminal part from it.
+VERDICT_STATUS: Status = "timed_out"
+# Where execution_start comes from, best first: a Started event; any event but heartbeats
+# (a row that has an input or a terminal part); heartbeats only.
+START_FROM_STARTED = 0
+START_FROM_ANY = 1
+START_FROM_HEARTBEATS = 2
 
 _MS = timedelta(milliseconds=1)
 
@@ -62,6 +77,10 @@ class Execution:
     input_data: dict[str, JsonValue] | None
     output_data: JsonValue
     error_message: str | None
+    # The maximum run time the input winner asked for, counted from the Started time.
+    timeout_ms: int | None
+    # The newest time of any event but verdicts; None while only verdicts are seen.
+    last_seen_at: datetime | None
     # Which event won the input (source rank, time, event id); None when only terminals seen.
     input_rank: int | None
     input_time: datetime | None
@@ -73,6 +92,11 @@ class Execution:
     def started(self) -> bool:
         """A Started event has been folded, so ``execution_start`` is its time."""
         return self.input_rank == INPUT_FROM_STARTED
+
+    @property
+    def start_rank(self) -> int:
+        """Where ``execution_start`` comes from (START_FROM_*)."""
+        return _start_rank(self)
 
     @property
     def execution_time_ms(self) -> int | None:
@@ -98,6 +122,8 @@ def from_event(event: Event) -> Execution:
                 input_data=event.data.input_data,
                 output_data=None,
                 error_message=None,
+                timeout_ms=event.data.timeout_ms,
+                last_seen_at=event.time,
                 input_rank=INPUT_FROM_STARTED if started else INPUT_FROM_QUEUED,
                 input_time=event.time,
                 input_event_id=event.id,
@@ -109,9 +135,31 @@ def from_event(event: Event) -> Execution:
             return _terminal(event, "failed", event.data.output_data, event.data.error_message)
         case ExecutionCancelled():
             return _terminal(event, "cancelled", None, event.data.reason)
+        case ExecutionHeartbeat():
+            return Execution(
+                id=data.execution_id,
+                agent_id=data.agent_id,
+                user_id=data.user_id,
+                status="pending",
+                execution_start=event.time,
+                execution_end=None,
+                input_data=None,
+                output_data=None,
+                error_message=None,
+                timeout_ms=None,
+                last_seen_at=event.time,
+                input_rank=None,
+                input_time=None,
+                input_event_id=None,
+                terminal_event_id=None,
+            )
+        case ExecutionTimedOut():
+            return _terminal(event, VERDICT_STATUS, None, event.data.reason, seen=False)
 
 
-def _terminal(event: Event, status: Status, output: JsonValue, error: str | None) -> Execution:
+def _terminal(
+    event: Event, status: Status, output: JsonValue, error: str | None, *, seen: bool = True
+) -> Execution:
     data = event.data
     return Execution(
         id=data.execution_id,
@@ -123,6 +171,8 @@ def _terminal(event: Event, status: Status, output: JsonValue, error: str | None
         input_data=None,
         output_data=output,
         error_message=error,
+        timeout_ms=None,
+        last_seen_at=event.time if seen else None,
         input_rank=None,
         input_time=None,
         input_event_id=None,
@@ -136,14 +186,27 @@ def merge(a: Execution, b: Execution) -> Execution:
         raise ValueError(f"cannot merge rows of different executions: {a.id} and {b.id}")
     inp = a if _input_key(a) <= _input_key(b) else b
     term = a if _terminal_key(a) <= _terminal_key(b) else b
-    # The ids come from the input winner; when neither side has one, from the terminal winner.
-    ids = inp if inp.input_rank is not None else term
-    started = a.started or b.started
-    start = min(r.execution_start for r in (a, b) if r.started or not started)
+    # The ids come from the input winner; when neither side has one, from the terminal winner;
+    # in rows of heartbeats alone, from the smallest (time, agent id, user id).
+    if inp.input_rank is not None:
+        ids = inp
+    elif term.terminal_event_id is not None:
+        ids = term
+    else:
+        ids = a if _heartbeat_key(a) <= _heartbeat_key(b) else b
+    # Execution.start_rank and _later, inline: merge runs for every event of a batch.
+    rank_a, rank_b = _start_rank(a), _start_rank(b)
+    if rank_a == rank_b:
+        start = min(a.execution_start, b.execution_start)
+    else:
+        start = a.execution_start if rank_a < rank_b else b.execution_start
     if term.terminal_event_id is not None:
         status = term.status
     else:
-        status = "running" if started else "pending"
+        status = "running" if START_FROM_STARTED in (rank_a, rank_b) else "pending"
+    seen, seen_b = a.last_seen_at, b.last_seen_at
+    if seen is None or (seen_b is not None and seen_b > seen):
+        seen = seen_b
     return Execution(
         id=a.id,
         agent_id=ids.agent_id,
@@ -154,6 +217,8 @@ def merge(a: Execution, b: Execution) -> Execution:
         input_data=inp.input_data,
         output_data=term.output_data,
         error_message=term.error_message,
+        timeout_ms=inp.timeout_ms,
+        last_seen_at=seen,
         input_rank=inp.input_rank,
         input_time=inp.input_time,
         input_event_id=inp.input_event_id,
@@ -174,9 +239,23 @@ def _input_key(row: Execution) -> _Key:
 
 
 def _terminal_key(row: Execution) -> _Key:
+    # A real end (0) before any verdict (1), whatever their times; then by time and id.
     if row.terminal_event_id is None or row.execution_end is None:
-        return (1, _LAST_TIME, _LAST_ID)
-    return (0, row.execution_end, row.terminal_event_id)
+        return (2, _LAST_TIME, _LAST_ID)
+    return (1 if row.status == VERDICT_STATUS else 0, row.execution_end, row.terminal_event_id)
+
+
+def _start_rank(row: Execution) -> int:
+    rank = row.input_rank
+    if rank == INPUT_FROM_STARTED:
+        return START_FROM_STARTED
+    if rank is not None or row.terminal_event_id is not None:
+        return START_FROM_ANY
+    return START_FROM_HEARTBEATS
+
+
+def _heartbeat_key(row: Execution) -> tuple[datetime, UUID, UUID]:
+    return (row.execution_start, row.agent_id, row.user_id)
 
 
 def fold(row: Execution | None, event: Event) -> Execution:

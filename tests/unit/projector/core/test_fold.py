@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID, uuid4
 
 import pytest
@@ -19,8 +19,11 @@ from agent_history.contract.events import (
     ExecutionCancelled,
     ExecutionCompleted,
     ExecutionFailed,
+    ExecutionHeartbeat,
     ExecutionQueued,
     ExecutionStarted,
+    ExecutionTimedOut,
+    TimeoutReason,
     event_from_dict,
 )
 from agent_history.projector.core.fold import Execution, Status, fold, fold_all, from_event, merge
@@ -40,11 +43,20 @@ STARTED: EventType = "ExecutionStarted"
 COMPLETED: EventType = "ExecutionCompleted"
 FAILED: EventType = "ExecutionFailed"
 CANCELLED: EventType = "ExecutionCancelled"
-KINDS: tuple[EventType, ...] = (QUEUED, STARTED, COMPLETED, FAILED, CANCELLED)
+HEARTBEAT: EventType = "ExecutionHeartbeat"
+TIMED_OUT: EventType = "ExecutionTimedOut"
+KINDS: tuple[EventType, ...] = (QUEUED, STARTED, COMPLETED, FAILED, CANCELLED, HEARTBEAT, TIMED_OUT)
+REAL_ENDS: tuple[EventType, ...] = (COMPLETED, FAILED, CANCELLED)
 _REQUIRED: dict[EventType, dict[str, JsonValue]] = {
     QUEUED: {"input_data": {}},
     STARTED: {"input_data": {}},
     FAILED: {"error_message": "failed"},
+    TIMED_OUT: {
+        "reason": "worker_lost",
+        "last_seen_at": T0.isoformat(),
+        "since": T0.isoformat(),
+        "limit_ms": 0,
+    },
 }
 
 
@@ -99,6 +111,8 @@ class Row:
     input_data: dict[str, JsonValue] | None
     output_data: JsonValue
     error_message: str | None
+    timeout_ms: int | None
+    last_seen_at: datetime | None
 
 
 def row_of(execution: Execution) -> Row:
@@ -112,6 +126,8 @@ def row_of(execution: Execution) -> Row:
         input_data=execution.input_data,
         output_data=execution.output_data,
         error_message=execution.error_message,
+        timeout_ms=execution.timeout_ms,
+        last_seen_at=execution.last_seen_at,
     )
 
 
@@ -135,6 +151,8 @@ def test_queued_started_completed() -> None:
         input_data={"prompt": "started"},
         output_data={"answer": 42},
         error_message=None,
+        timeout_ms=None,
+        last_seen_at=at(1502 * MS),
     )
     assert row.id == EXECUTION
 
@@ -216,6 +234,8 @@ def test_terminal_before_started_keeps_its_status_and_is_timed_once_started_arri
         input_data={"prompt": "p"},
         output_data="done",
         error_message=None,
+        timeout_ms=None,
+        last_seen_at=at(25 * MS),
     )
 
 
@@ -397,12 +417,155 @@ def test_rows_of_different_executions_do_not_merge() -> None:
         merge(mine, theirs)
 
 
+# --- Heartbeats, deadlines and verdicts ----------------------------------------------------
+
+SECOND = 1_000_000  # microseconds
+
+
+def verdict(
+    us: int,
+    reason: str = "worker_lost",
+    *,
+    last_seen_us: int = 0,
+    event_id: UUID | None = None,
+    **ids: JsonValue,
+) -> Event:
+    """A watchdog's verdict at T0 + ``us``, for a run last seen at T0 + ``last_seen_us``."""
+    return make(
+        TIMED_OUT,
+        us,
+        event_id=event_id,
+        reason=reason,
+        last_seen_at=at(last_seen_us).isoformat(),
+        since=at(last_seen_us).isoformat(),
+        limit_ms=(us - last_seen_us) // MS,
+        **ids,  # type: ignore[arg-type]
+    )
+
+
+def test_a_heartbeat_changes_nothing_but_last_seen_at() -> None:
+    for opened in ([make(STARTED, 0)], [make(QUEUED, 0)], [make(QUEUED, 0), make(STARTED, MS)]):
+        without = fold_in_order(opened)
+        assert without.last_seen_at is not None
+        # Earlier than the run's events too (a skewed clock): still only last_seen_at.
+        for beat_us in (5 * SECOND, -SECOND):
+            beat = make(HEARTBEAT, beat_us, agent_id=OTHER_AGENT, user_id=OTHER_USER)
+            seen = max(without.last_seen_at, at(beat_us))
+
+            for order in ([*opened, beat], [beat, *opened]):
+                assert row_of(fold_in_order(order)) == replace(row_of(without), last_seen_at=seen)
+
+
+def test_heartbeats_alone_make_a_pending_row_from_the_earliest() -> None:
+    first = make(HEARTBEAT, 2 * SECOND, agent_id=OTHER_AGENT, user_id=OTHER_USER)
+    later = make(HEARTBEAT, 3 * SECOND)
+
+    for order in ([first, later], [later, first]):
+        row = fold_in_order(order)
+        assert (row.status, row.execution_start, row.last_seen_at) == (
+            "pending",
+            at(2 * SECOND),
+            at(3 * SECOND),
+        )
+        assert (row.agent_id, row.user_id) == (OTHER_AGENT, OTHER_USER)
+        assert (row.input_data, row.execution_end, row.execution_time_ms) == (None, None, None)
+
+
+def test_a_timed_out_run_is_timed_until_the_verdict_which_is_no_sign_of_life() -> None:
+    started = make(STARTED, 0, input_data={"prompt": "p"}, timeout_ms=30_000)
+    beat = make(HEARTBEAT, 1 * SECOND)
+    lost = verdict(61 * SECOND, last_seen_us=1 * SECOND)
+
+    row = fold_in_order([started, beat, lost])
+
+    assert row_of(row) == Row(
+        agent_id=AGENT,
+        user_id=USER,
+        status="timed_out",
+        execution_start=at(0),
+        execution_end=at(61 * SECOND),
+        execution_time_ms=61_000,
+        input_data={"prompt": "p"},
+        output_data=None,
+        error_message="worker_lost",
+        timeout_ms=30_000,
+        last_seen_at=at(1 * SECOND),
+    )
+
+
+def test_a_verdict_alone_makes_a_timed_out_row_never_seen() -> None:
+    row = fold_in_order([verdict(5 * SECOND, "queued_too_long")])
+
+    assert (row.status, row.execution_start, row.execution_end) == (
+        "timed_out",
+        at(5 * SECOND),
+        at(5 * SECOND),
+    )
+    assert (row.last_seen_at, row.execution_time_ms, row.error_message) == (
+        None,
+        None,
+        "queued_too_long",
+    )
+
+
+@pytest.mark.parametrize("end", REAL_ENDS)
+@pytest.mark.parametrize("end_us", [30 * SECOND, 90 * SECOND])
+def test_a_real_end_wins_over_a_verdict_whenever_either_arrives(
+    end: EventType, end_us: int
+) -> None:
+    started = make(STARTED, 0)
+    lost = verdict(60 * SECOND, event_id=LOW_ID)
+    real = make(end, end_us, event_id=HIGH_ID)
+
+    for order in ([started, lost, real], [started, real, lost], [real, lost, started]):
+        row = fold_in_order(order)
+        assert (row.status, row.execution_end, row.terminal_event_id) == (
+            from_event(real).status,
+            at(end_us),
+            HIGH_ID,
+        )
+        assert row.execution_time_ms == end_us // MS
+        assert row.last_seen_at == at(end_us)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "winner"),
+    [
+        ((60 * SECOND, HIGH_ID, "worker_lost"), (30 * SECOND, LOW_ID, "deadline_exceeded"), 1),
+        ((60 * SECOND, LOW_ID, "worker_lost"), (60 * SECOND, HIGH_ID, "deadline_exceeded"), 0),
+    ],
+)
+def test_between_verdicts_the_earliest_wins(
+    first: tuple[int, UUID, str], second: tuple[int, UUID, str], winner: int
+) -> None:
+    verdicts = [verdict(us, reason, event_id=event_id) for us, event_id, reason in (first, second)]
+
+    for order in ([make(STARTED, 0), *verdicts], [*reversed(verdicts), make(STARTED, 0)]):
+        row = fold_in_order(order)
+        assert (row.execution_end, row.error_message) == (
+            at((first, second)[winner][0]),
+            (first, second)[winner][2],
+        )
+
+
+def test_timeout_ms_comes_from_the_input_winner() -> None:
+    queued = make(QUEUED, 0, timeout_ms=5_000)
+    started = make(STARTED, MS)
+    timed = make(STARTED, 2 * MS, timeout_ms=9_000)
+
+    assert fold_in_order([queued]).timeout_ms == 5_000
+    assert fold_in_order([queued, started]).timeout_ms is None
+    assert fold_in_order([timed, queued]).timeout_ms == 9_000
+    assert fold_in_order([timed, started, queued]).timeout_ms is None
+
+
 # --- Properties -----------------------------------------------------------------------------
 
 _TERMINAL_STATUS: dict[str, Status] = {
     COMPLETED: "completed",
     FAILED: "failed",
     CANCELLED: "cancelled",
+    TIMED_OUT: "timed_out",
 }
 
 
@@ -414,26 +577,32 @@ def reference(events: Sequence[Event]) -> Row:
     """The spec read literally: each winner is picked with min() over the events themselves."""
     started = [e for e in events if isinstance(e, ExecutionStarted)]
     queued = [e for e in events if isinstance(e, ExecutionQueued)]
-    terminals = [
+    beats = [e for e in events if isinstance(e, ExecutionHeartbeat)]
+    real_ends = [
         e
         for e in events
         if isinstance(e, ExecutionCompleted | ExecutionFailed | ExecutionCancelled)
     ]
+    verdicts = [e for e in events if isinstance(e, ExecutionTimedOut)]
     inputs: list[ExecutionStarted | ExecutionQueued] = [*started] if started else [*queued]
     source = min(inputs, key=_by_time_then_id, default=None)
-    terminal = min(terminals, key=_by_time_then_id, default=None)
+    # A real end wins over any verdict; among each, the earliest.
+    terminal = min(real_ends or verdicts, key=_by_time_then_id, default=None)
 
     if terminal is not None:
         status = _TERMINAL_STATUS[terminal.type]
     else:
         status = "running" if started else "pending"
-    start = min(e.time for e in (started or events))
+    # Heartbeats give the start only when nothing else is seen.
+    not_beats = [e for e in events if not isinstance(e, ExecutionHeartbeat)]
+    start = min(e.time for e in (started or not_beats or beats))
     end = terminal.time if terminal is not None else None
     elapsed = None
     if started and end is not None:
         delta = end - start
         micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
         elapsed = max(micros, 0) // 1000
+    seen = [e.time for e in events if not isinstance(e, ExecutionTimedOut)]
 
     output: JsonValue = None
     error: str | None = None
@@ -444,8 +613,11 @@ def reference(events: Sequence[Event]) -> Row:
             output, error = terminal.data.output_data, terminal.data.error_message
         case ExecutionCancelled():
             error = terminal.data.reason
-    ids_from = source if source is not None else terminal
-    assert ids_from is not None
+        case ExecutionTimedOut():
+            error = terminal.data.reason
+    ids_from: Event | None = source if source is not None else terminal
+    if ids_from is None:  # heartbeats alone: the smallest by time, agent id, user id
+        ids_from = min(beats, key=lambda e: (e.time, e.data.agent_id, e.data.user_id))
     return Row(
         agent_id=ids_from.data.agent_id,
         user_id=ids_from.data.user_id,
@@ -456,6 +628,8 @@ def reference(events: Sequence[Event]) -> Row:
         input_data=source.data.input_data if source is not None else None,
         output_data=output,
         error_message=error,
+        timeout_ms=source.data.timeout_ms if source is not None else None,
+        last_seen_at=max(seen, default=None),
     )
 
 
@@ -472,6 +646,8 @@ def _drawn_event(
     agent_id: UUID,
     user_id: UUID,
     with_reason: bool,
+    timeout_ms: int | None,
+    reason: str,
 ) -> Event:
     # Every part an event can contribute names its event, so the test sees which one won.
     tag = str(event_id)
@@ -482,6 +658,11 @@ def _drawn_event(
     }
     if kind in (QUEUED, STARTED):
         data["input_data"] = {"from": tag}
+        if timeout_ms is not None:
+            data["timeout_ms"] = timeout_ms
+    if kind == TIMED_OUT:
+        seen = at(700 * (step - 2)).isoformat()
+        data.update(reason=reason, last_seen_at=seen, since=seen, limit_ms=1)
     if kind in (COMPLETED, FAILED):
         data["output_data"] = {"from": tag}
     if kind == FAILED:
@@ -501,21 +682,31 @@ def _drawn_event(
     )
 
 
-EVENTS = st.lists(
-    st.builds(
-        _drawn_event,
-        kind=st.sampled_from(KINDS),
-        step=st.integers(0, 6),
-        zone=st.sampled_from(_ZONES),
-        event_id=st.uuids(),
-        agent_id=st.sampled_from((AGENT, OTHER_AGENT)),
-        user_id=st.sampled_from((USER, OTHER_USER)),
-        with_reason=st.booleans(),
-    ),
-    min_size=1,
-    max_size=8,
-    unique_by=lambda event: event.id,
-)
+def _events_of(kinds: Sequence[EventType]) -> st.SearchStrategy[list[Event]]:
+    return st.lists(
+        st.builds(
+            _drawn_event,
+            kind=st.sampled_from(kinds),
+            step=st.integers(0, 6),
+            zone=st.sampled_from(_ZONES),
+            event_id=st.uuids(),
+            agent_id=st.sampled_from((AGENT, OTHER_AGENT)),
+            user_id=st.sampled_from((USER, OTHER_USER)),
+            with_reason=st.booleans(),
+            timeout_ms=st.none() | st.integers(1, 10**9),
+            reason=st.sampled_from(get_args(TimeoutReason)),
+        ),
+        min_size=1,
+        max_size=8,
+        unique_by=lambda event: event.id,
+    )
+
+
+# Histories of every kind, and of a few kinds only (heartbeats alone, verdicts against real
+# ends, ...), which a draw over all seven kinds rarely makes.
+EVENTS = _events_of(KINDS) | st.lists(
+    st.sampled_from(KINDS), min_size=1, max_size=3, unique=True
+).flatmap(_events_of)
 PROPERTY = settings(max_examples=250, deadline=None)
 
 
