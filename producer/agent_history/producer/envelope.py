@@ -17,6 +17,7 @@ from agent_history.contract.events import (
     ExecutionCompleted,
     ExecutionData,
     ExecutionFailed,
+    ExecutionHeartbeat,
     ExecutionQueued,
     ExecutionStarted,
     FailedData,
@@ -26,7 +27,7 @@ from agent_history.contract.events import (
 )
 from agent_history.producer.framing import encode_frame
 
-E = TypeVar("E", bound=ExecutionQueued | ExecutionStarted | TerminalEvent)
+E = TypeVar("E", bound=ExecutionQueued | ExecutionStarted | ExecutionHeartbeat | TerminalEvent)
 EndData: TypeAlias = CompletedData | FailedData | CancelledData
 _END_OF: dict[type[ExecutionData], type[TerminalEvent]] = {
     CompletedData: ExecutionCompleted,

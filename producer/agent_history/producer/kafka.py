@@ -10,10 +10,25 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import CorruptRecordException, MessageSizeTooLargeError, RecordTooLargeError
 
-from agent_history.contract.events import record_headers
+from agent_history.contract.events import encode_binary, parse_event, record_headers
 from agent_history.producer.settings import ProducerSettings
 
 HEADERS = [(name, value.encode()) for name, value in record_headers().items()]
+Record = tuple[list[tuple[str, bytes]], bytes]  # headers, value
+
+
+def structured(value: bytes) -> Record:
+    """The spooled event as it is: CloudEvents structured mode."""
+    return HEADERS, value
+
+
+def binary(value: bytes) -> Record:
+    """The spooled event in binary mode: attributes in ce_* headers, the value its data."""
+    headers, data = encode_binary(parse_event(value))
+    return [(name, text.encode()) for name, text in headers.items()], data
+
+
+CONTENT_MODES: dict[str, Callable[[bytes], Record]] = {"structured": structured, "binary": binary}
 # The record's own fault: sent again it fails again, so it is dropped (logged, counted lost).
 UNSENDABLE = (MessageSizeTooLargeError, RecordTooLargeError, CorruptRecordException)
 

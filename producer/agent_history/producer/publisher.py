@@ -20,6 +20,7 @@ from agent_history.contract.events import (
     ExecutionCompleted,
     ExecutionData,
     ExecutionFailed,
+    ExecutionHeartbeat,
     ExecutionQueued,
     ExecutionStarted,
     FailedData,
@@ -27,6 +28,7 @@ from agent_history.contract.events import (
     TerminalEvent,
 )
 from agent_history.producer.envelope import E, EndData, end_of, frame_of, stamp
+from agent_history.producer.heartbeats import Heartbeats
 from agent_history.producer.kafka import Producer, kafka_producer
 from agent_history.producer.settings import ProducerSettings, spool_directory
 from agent_history.producer.shipper import Shipper
@@ -57,6 +59,8 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._thread: threading.Thread | None = None
         self._warned_unshipped = False
+        self.heartbeats = Heartbeats(settings.heartbeat_interval_ms / 1000)
+        self._beating: asyncio.Task[None] | None = None
 
     # ---- shipping ------------------------------------------------------------------------------
 
@@ -65,10 +69,14 @@ class Publisher:
         self._refuse_second_shipper()
         self._shipper = Shipper(self._spool, self._settings, self._make_producer)
         self._task = asyncio.create_task(self._shipper.run(), name="agent-history shipper")
+        self._beating = asyncio.create_task(self._beat(), name="agent-history heartbeats")
 
     async def close(self) -> None:
         """Wait up to ``close_timeout_ms`` for the broker to have everything, then stop; what
         it does not have yet stays spooled, and the next publisher on this folder sends it."""
+        if self._beating is not None:
+            self._beating.cancel()
+            self._beating = None
         if self._shipper is not None and self._task is not None:
             await self.flush(self._settings.close_timeout_ms / 1000)
             self._shipper.stop()
@@ -85,7 +93,11 @@ class Publisher:
                 self._shipper = shipper = Shipper(self._spool, self._settings, self._make_producer)
             finally:
                 started.set()
-            await shipper.run()
+            beating = asyncio.create_task(self._beat())
+            try:
+                await shipper.run()
+            finally:
+                beating.cancel()
 
         self._thread = threading.Thread(
             target=asyncio.run, args=(ship(),), name="agent-history shipper", daemon=True
@@ -201,6 +213,12 @@ class Publisher:
 
     def record_cancelled(self, data: CancelledData) -> ExecutionCancelled:
         return self._write(ExecutionCancelled, data)
+
+    async def publish_heartbeat(self, data: ExecutionData) -> ExecutionHeartbeat:
+        return await self._emit(ExecutionHeartbeat, data)
+
+    async def _beat(self) -> None:
+        await self.heartbeats.beat(self.publish_heartbeat)
 
     async def publish_end(self, data: EndData) -> TerminalEvent:
         """The run's end: Completed, Failed or Cancelled, by the type of ``data``."""

@@ -8,6 +8,7 @@ from typing import Literal, TypeAlias
 
 from pydantic import Field
 
+from agent_history.contract.events import HEARTBEAT_INTERVAL
 from agent_history.contract.settings import KafkaSettings
 
 FsyncPolicy: TypeAlias = Literal["never", "interval", "always"]
@@ -18,6 +19,9 @@ class ProducerSettings(KafkaSettings):
         default="agent-history/producer", min_length=1, description="CloudEvents `source`."
     )
     linger_ms: int = 5
+    # How records are written to Kafka (the CloudEvents Kafka binding's two modes); the
+    # projector reads both. The spool holds structured events either way.
+    content_mode: Literal["structured", "binary"] = "structured"
     spool_dir: Path | None = Field(
         default=None,
         description="Where events wait for the broker; default "
@@ -29,6 +33,9 @@ class ProducerSettings(KafkaSettings):
     spool_fsync_interval_ms: int = Field(default=1000, gt=0)
     spool_max_bytes: int = Field(default=1 << 30, gt=0)
     spool_full_wait_ms: int = Field(default=100, ge=0)
+    # While a tracked run is open, an ExecutionHeartbeat this often tells the watchdog that its
+    # worker is alive; the watchdog's lost_after should be a few of these.
+    heartbeat_interval_ms: int = Field(default=int(HEARTBEAT_INTERVAL.total_seconds() * 1000), gt=0)
     # close() waits this long for the broker; what is left stays spooled for the next start.
     close_timeout_ms: int = Field(default=10_000, ge=0)
 

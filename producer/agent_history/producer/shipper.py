@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from agent_history.producer.framing import Frame
-from agent_history.producer.kafka import HEADERS, UNSENDABLE, Producer
+from agent_history.producer.kafka import CONTENT_MODES, UNSENDABLE, Producer
 from agent_history.producer.outage import Outage
 from agent_history.producer.segment_files import Position
 from agent_history.producer.segments import SegmentLog
@@ -118,6 +118,7 @@ class Shipper:
         self, producer: Producer, in_flight: InFlight, sent: asyncio.Event, freed: asyncio.Event
     ) -> None:
         topic = self._settings.topic
+        as_record = CONTENT_MODES[self._settings.content_mode]
         while not self._stopped.is_set():
             if len(in_flight) >= MAX_IN_FLIGHT:
                 freed.clear()
@@ -133,7 +134,8 @@ class Shipper:
                 continue
             for segment, frame in frames:
                 try:
-                    future = await producer.send(topic, frame.value, key=frame.key, headers=HEADERS)
+                    headers, value = as_record(frame.value)
+                    future = await producer.send(topic, value, key=frame.key, headers=headers)
                 except UNSENDABLE as error:
                     future = self._loop.create_future()
                     future.set_exception(error)

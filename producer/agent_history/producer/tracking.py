@@ -1,4 +1,5 @@
-"""track_execution: records an agent run as Started, then Completed / Failed / Cancelled."""
+"""track_execution: records an agent run as Started, heartbeats while it runs, then Completed /
+Failed / Cancelled."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import inspect
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 from uuid import UUID, uuid4
@@ -42,6 +44,10 @@ class track_execution:
     an execution of its own: the call's arguments are the input (unless ``input_data`` is
     given) and its return value the output.
 
+    While the run is open, the publisher records a heartbeat for it every
+    ``heartbeat_interval_ms``; ``timeout`` (seconds or a timedelta) is the run's deadline,
+    carried in its Started event: the watchdog times the run out past it, heartbeats or not.
+
     Ids that are not UUIDs and an input that is not a JSON object raise pydantic's
     ValidationError here, before the run starts. Nothing after that raises because of the
     recording: the spool and the broker never fail a run.
@@ -57,8 +63,10 @@ class track_execution:
         execution_id: UUID | None = None,
         agent_name: str | None = None,
         user_name: str | None = None,
+        timeout: float | timedelta | None = None,
     ) -> None:
         self._publisher = publisher
+        self._timeout = timeout
         self._input = input_data
         self._request = RunRequestData(
             execution_id=execution_id or uuid4(),
@@ -67,12 +75,14 @@ class track_execution:
             input_data=input_data or {},
             agent_name=agent_name,
             user_name=user_name,
+            timeout_ms=_milliseconds(timeout),
         )
         r = self._request
         self.run = Run(r.execution_id, r.agent_id, r.user_id)
 
     async def __aenter__(self) -> Run:
         await self._publisher.publish_started(self._request)
+        self._publisher.heartbeats.opened(self._request)
         return self.run
 
     async def __aexit__(
@@ -81,11 +91,13 @@ class track_execution:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._publisher.heartbeats.closed(self.run.execution_id)
         # The publisher keeps an event it was handed even if this task is cancelled again.
         await self._publisher.publish_end(self._end(exc))
 
     def __enter__(self) -> Run:
         self._publisher.record_started(self._request)
+        self._publisher.heartbeats.opened(self._request)
         return self.run
 
     def __exit__(
@@ -94,6 +106,7 @@ class track_execution:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._publisher.heartbeats.closed(self.run.execution_id)
         self._publisher.record_end(self._end(exc))
 
     def _end(self, exc: BaseException | None) -> EndData:
@@ -128,6 +141,7 @@ class track_execution:
                 publisher=self._publisher,
                 agent_name=r.agent_name,
                 user_name=r.user_name,
+                timeout=self._timeout,
             )
 
         if inspect.iscoroutinefunction(fn):
@@ -149,6 +163,13 @@ class track_execution:
                 return result
 
         return tracked_sync
+
+
+def _milliseconds(timeout: float | timedelta | None) -> int | None:
+    if timeout is None:
+        return None
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    return max(1, round(seconds * 1000))
 
 
 def _ending(ids: dict[str, UUID], exc: BaseException | None, output: JsonValue) -> EndData:

@@ -4,6 +4,7 @@ async and plain context managers and decorators."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import cast
 from uuid import UUID, uuid4
 
@@ -17,6 +18,7 @@ from agent_history.contract.events import (
     FailedData,
     RunRequestData,
 )
+from agent_history.producer.heartbeats import Heartbeats
 from agent_history.producer.publisher import Publisher
 from agent_history.producer.tracking import track_execution
 
@@ -29,6 +31,7 @@ class FakePublisher:
 
     def __init__(self) -> None:
         self.published: list[tuple[str, ExecutionData]] = []
+        self.heartbeats = Heartbeats(interval_s=60)
 
     async def publish_started(self, data: RunRequestData) -> None:
         self.record_started(data)
@@ -309,3 +312,59 @@ async def test_an_output_that_is_not_json_is_recorded_as_its_repr() -> None:
     completed = fake.published[1][1]
     assert isinstance(completed, CompletedData)
     assert completed.output_data == {"answer": "Answer(42)"}
+
+
+async def test_a_run_is_open_for_heartbeats_only_while_it_runs() -> None:
+    fake = FakePublisher()
+    tracked = track_execution(AGENT, USER, {"q": 1}, publisher=fake.as_publisher())
+    assert fake.heartbeats.open_runs() == []
+    async with tracked as run:
+        (open_run,) = fake.heartbeats.open_runs()
+        assert _ids(open_run) == (run.execution_id, AGENT, USER)
+    assert fake.heartbeats.open_runs() == [], "no heartbeat after the run's end"
+
+    def failing_run() -> None:
+        with track_execution(AGENT, USER, publisher=fake.as_publisher()):
+            assert len(fake.heartbeats.open_runs()) == 1
+            raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        failing_run()
+    assert fake.heartbeats.open_runs() == [], "a failed sync run is closed too"
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"), [(None, None), (90, 90_000), (timedelta(seconds=1.5), 1500)]
+)
+async def test_the_deadline_travels_in_the_started_event(
+    limit: float | timedelta | None, expected: int | None
+) -> None:
+    fake = FakePublisher()
+    async with track_execution(AGENT, USER, publisher=fake.as_publisher(), timeout=limit):
+        pass
+    started = fake.published[0][1]
+    assert isinstance(started, RunRequestData)
+    assert started.timeout_ms == expected
+
+
+async def test_one_heartbeat_per_open_run_every_interval() -> None:
+    beats = Heartbeats(interval_s=0.01)
+    first = ExecutionData(execution_id=uuid4(), agent_id=AGENT, user_id=USER)
+    second = ExecutionData(execution_id=uuid4(), agent_id=AGENT, user_id=USER)
+    beats.opened(first)
+    beats.opened(second)
+    seen: list[UUID] = []
+
+    async def emit(run: ExecutionData) -> None:
+        seen.append(run.execution_id)
+        if len(seen) == 3:
+            beats.closed(second.execution_id)
+        if len(seen) == 2:
+            raise OSError("a failing heartbeat does not stop the next ones")
+
+    task = asyncio.create_task(beats.beat(emit))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    assert set(seen[:2]) == {first.execution_id, second.execution_id}
+    assert seen.count(first.execution_id) >= 5
+    assert seen[3:].count(second.execution_id) <= 1, "a closed run stops beating"
