@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import sys
 import time
@@ -29,7 +30,7 @@ from agent_history.devservices.processes import free_port, spawn_detached, stop_
 from agent_history.devservices.settings import ServicesSettings
 from agent_history.producer import Publisher, track_execution
 from agent_history.producer.settings import ProducerSettings
-from agent_history.projector.settings import ProjectorSettings
+from agent_history.projector.settings import ProjectorSettings, WatchdogSettings
 from agent_history.projector.topics import ensure_topics
 from agent_history.read_model.migrate import migrate
 
@@ -58,16 +59,19 @@ def _start(state: Path, name: str, settings: SettingsBase) -> int:
 
 
 def stop_demo_processes(settings: ServicesSettings) -> None:
-    """Stop a projector and API left running by `demo --keep`."""
-    for name in ("api", "projector"):
+    """Stop a projector, API and watchdog left running by `demo --keep`."""
+    for name in ("api", "projector", "watchdog"):
         pid_file = _pid_file(settings.state_dir, name)
         if pid_file.exists():
             stop_process(int(pid_file.read_text()), timeout=15)
             pid_file.unlink()
 
 
-async def _sample_runs(publisher: Publisher, rng: random.Random) -> uuid.UUID:
-    """About twenty runs: most complete, some fail, one is cancelled, one is still running."""
+async def _sample_runs(
+    publisher: Publisher, rng: random.Random, still_running: asyncio.Event
+) -> tuple[uuid.UUID, asyncio.Task[None]]:
+    """About twenty runs: most complete, some fail, one is cancelled, one is still running
+    (heartbeating until ``still_running`` is set), and one's worker dies after starting it."""
     # Ids of this demo run's own, so a second demo shows its own history, not both.
     agents = {name: uuid.uuid4() for name in AGENTS}
     users = {name: uuid.uuid4() for name in USERS}
@@ -88,18 +92,35 @@ async def _sample_runs(publisher: Publisher, rng: random.Random) -> uuid.UUID:
             )
             jobs.append(_one_run(run, ending, rng.uniform(0.0, 1.5), rng.uniform(0.05, 0.6)))
     await asyncio.gather(*jobs)
-    # A run that another worker is still executing: Started, and no end yet.
+    # A long run, still going while the demo reads the history: its publisher heartbeats.
+    long_run = track_execution(
+        agents["Research Assistant"],
+        users["grace"],
+        {"task": "summarise the quarterly report"},
+        publisher=publisher,
+        agent_name="Research Assistant",
+        user_name="grace",
+    )
+    long_task = asyncio.create_task(_run_until(long_run, still_running))
+    # A worker that dies right after starting a run: Started, then silence. The watchdog
+    # times it out once no event came for lost_after.
     await publisher.publish_started(
         RunRequestData(
             execution_id=uuid.uuid4(),
             agent_id=agents["Research Assistant"],
             user_id=users["ada"],
-            input_data={"task": "summarise the quarterly report"},
+            input_data={"task": "translate the release notes"},
             agent_name="Research Assistant",
             user_name="ada",
         )
     )
-    return agents["Research Assistant"]
+    return agents["Research Assistant"], long_task
+
+
+async def _run_until(run: track_execution, done: asyncio.Event) -> None:
+    async with run as r:
+        await done.wait()
+        r.output = {"summary": "done"}
 
 
 async def _one_run(run: track_execution, ending: str, delay: float, seconds: float) -> None:
@@ -124,14 +145,19 @@ async def _wait_projected(client: httpx.AsyncClient, path: str, expected: int) -
     while True:
         try:
             page = (await client.get(path, params={"limit": 100})).json()
-            if page.get("total") == expected and all(
-                e["status"] != "pending" for e in page["executions"]
+            statuses = [e["status"] for e in page.get("executions", ())]
+            if (
+                page.get("total") == expected
+                and "pending" not in statuses
+                and "timed_out" in statuses
             ):
                 return dict(page)
         except httpx.HTTPError:
             pass
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the API did not show {expected} executions within 60s")
+            raise TimeoutError(
+                f"the API did not show {expected} executions, one timed out, within 60s"
+            )
         await asyncio.sleep(0.1)
 
 
@@ -143,7 +169,13 @@ def _print_history(page: dict[str, Any], agent: str) -> None:
     )
     for column in ("status", "started", "duration", "user", "error"):
         table.add_column(column, no_wrap=column != "error")
-    colours = {"completed": "green", "failed": "red", "cancelled": "yellow", "running": "cyan"}
+    colours = {
+        "completed": "green",
+        "failed": "red",
+        "cancelled": "yellow",
+        "running": "cyan",
+        "timed_out": "magenta",
+    }
     for e in executions:
         ms = e["execution_time_ms"]
         table.add_row(
@@ -159,6 +191,9 @@ def _print_history(page: dict[str, Any], agent: str) -> None:
 
 
 async def run_demo(*, keep: bool) -> int:
+    # A topic created a moment ago makes the first sends retry once on its leader: aiokafka
+    # warns, retries and succeeds, which is nothing a person running the demo needs to read.
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
     settings = ServicesSettings()
     began = time.monotonic()
     console.print("[bold]agent-history demo[/]: starting Kafka and PostgreSQL on 127.0.0.1 …")
@@ -168,8 +203,18 @@ async def run_demo(*, keep: bool) -> int:
     projector = ProjectorSettings(
         kafka_bootstrap_servers=status.kafka_bootstrap_servers, database_url=status.database_url
     )
+    # Heartbeats every second and a verdict after 3 s without one, so that the demo shows a
+    # lost worker's run timed out within seconds (the defaults are 15 s and 60 s).
     producer = ProducerSettings(
-        kafka_bootstrap_servers=status.kafka_bootstrap_servers, source="agent-history/demo"
+        kafka_bootstrap_servers=status.kafka_bootstrap_servers,
+        source="agent-history/demo",
+        heartbeat_interval_ms=1000,
+    )
+    watchdog = WatchdogSettings(
+        kafka_bootstrap_servers=status.kafka_bootstrap_servers,
+        database_url=status.database_url,
+        lost_after_seconds=3,
+        watchdog_interval_seconds=0.5,
     )
     await asyncio.to_thread(migrate, api)
     await ensure_topics(producer)
@@ -177,19 +222,24 @@ async def run_demo(*, keep: bool) -> int:
     stop_demo_processes(settings)
     _start(settings.state_dir, "projector", projector)
     _start(settings.state_dir, "api", api)
+    _start(settings.state_dir, "watchdog", watchdog)
     base = f"http://{api.host}:{api.port}"
     try:
-        async with Publisher(producer) as publisher:
-            agent_id = await _sample_runs(publisher, random.Random(7))
-        console.print(
-            "published 21 agent runs through track_execution; waiting for the projection …"
-        )
         # The demo reads as an operator: a token with the scope that sees every user's runs.
         token = mint_token(api, uuid.uuid4(), all_scope=True)
         operator = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(base_url=base, timeout=5, headers=operator) as client:
-            path = f"/api/v1/agent-studio/agents/{agent_id}/executions"
-            page = await _wait_projected(client, path, AGENTS["Research Assistant"] + 1)
+        still_running = asyncio.Event()
+        async with Publisher(producer) as publisher:
+            agent_id, long_run = await _sample_runs(publisher, random.Random(7), still_running)
+            console.print(
+                "published 22 agent runs through track_execution, one of them from a worker "
+                "that dies; waiting for the projection and the watchdog …"
+            )
+            async with httpx.AsyncClient(base_url=base, timeout=5, headers=operator) as client:
+                path = f"/api/v1/agent-studio/agents/{agent_id}/executions"
+                page = await _wait_projected(client, path, AGENTS["Research Assistant"] + 2)
+            still_running.set()
+            await long_run
         _print_history(page, "Research Assistant")
         console.print(f"GET {base}{path}", soft_wrap=True)
     finally:
@@ -198,7 +248,7 @@ async def run_demo(*, keep: bool) -> int:
             if not (was_running.kafka_running and was_running.postgres_running):
                 await asyncio.to_thread(services.down, settings)
     if keep:
-        console.print(f"left running: API {base}/docs, projector, Kafka, PostgreSQL")
+        console.print(f"left running: API {base}/docs, projector, watchdog, Kafka, PostgreSQL")
         console.print(
             f"an operator token (valid 1 h): {operator['Authorization'][7:]}", soft_wrap=True
         )
