@@ -242,7 +242,9 @@ def token(
 
 @app.command()
 def demo(
-    keep: Annotated[bool, typer.Option(help="Leave services, projector and API running.")] = False,
+    keep: Annotated[
+        bool, typer.Option(help="Leave services, projector, watchdog and API running.")
+    ] = False,
 ) -> None:
     """Run the whole pipeline on sample agent runs and print one agent's history."""
     from agent_history.server.demo import run_demo
