@@ -32,6 +32,7 @@ from agent_history.contract.events import (
     parse_event,
 )
 from agent_history.contract.settings import environment_of
+from agent_history.producer.settings import ProducerSettings
 from agent_history.projector.settings import ProjectorSettings, WatchdogSettings
 from agent_history.projector.watchdog import LOCK_KEY, Watchdog
 from agent_history.read_model.tables import agent_executions
@@ -355,3 +356,83 @@ async def test_one_watchdog_judges_at_a_time_and_another_takes_over_a_dead_one(
         for v, _ in await verdicts_on(settings.kafka_bootstrap_servers, settings.topic)
     )
     assert judged == Counter({silent.id: 1, orphan.id: 1}), "one verdict each, from one watchdog"
+
+
+# A worker process: one tracked run that heartbeats until the process is killed.
+_WORKER = """
+import asyncio, uuid
+from agent_history.producer import ProducerSettings, Publisher, track_execution
+
+async def main():
+    async with Publisher(ProducerSettings()) as publisher:
+        run = track_execution(uuid.uuid4(), uuid.uuid4(), {"task": "long"}, publisher=publisher)
+        async with run as r:
+            print(r.execution_id, flush=True)
+            await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.usefixtures("projector")
+async def test_a_tracked_run_heartbeats_and_times_out_once_its_worker_is_killed(
+    settings: ProjectorSettings,
+    watchdog_settings: WatchdogSettings,
+    engine: AsyncEngine,
+    producer: Any,
+    tmp_path: Path,
+) -> None:
+    worker_settings = ProducerSettings(
+        kafka_bootstrap_servers=settings.kafka_bootstrap_servers,
+        topic=settings.topic,
+        spool_dir=tmp_path,
+        linger_ms=0,
+        heartbeat_interval_ms=300,
+    )
+    worker = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _WORKER,
+        env=environment_of(worker_settings),
+        cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert worker.stdout is not None
+        line = await asyncio.wait_for(worker.stdout.readline(), 30)
+        run = Run()
+        run.id = uuid.UUID(line.decode().strip())
+        # Heartbeats reach the table: last_seen_at moves on while the run is running.
+        first = await reaches(engine, run, "running", within=30)
+        beating = await eventually(
+            lambda: row_of(engine, run),
+            lambda row: row.last_seen_at > first.last_seen_at + timedelta(milliseconds=500),
+            what="heartbeats to move last_seen_at",
+        )
+        assert beating.status == "running"
+        async with watching(watchdog_settings):
+            await asyncio.sleep(LOST_AFTER + 2 * INTERVAL)
+            row = await row_of(engine, run)
+            assert row.status == "running", "a heartbeating run is never judged lost"
+            worker.kill()  # SIGKILL: no end event, no more heartbeats
+            await worker.wait()
+            killed_at = datetime.now(UTC)
+            row = await reaches(engine, run, "timed_out", within=LOST_AFTER + INTERVAL + 10)
+            assert row.error_message == "worker_lost"
+            assert row.execution_end == row.last_seen_at + timedelta(seconds=LOST_AFTER)
+            assert row.last_seen_at <= killed_at
+        # A late real end (the worker only lost its connection) still wins.
+        run.agent_id, run.user_id = row.agent_id, row.user_id
+        late = run.event("ExecutionCompleted", datetime.now(UTC), output_data="late")
+        await send(producer, settings.topic, [late])
+        await reaches(engine, run, "completed", within=30)
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+
+    live = await table(engine)
+    logged = await records_on(settings.kafka_bootstrap_servers, settings.topic)
+    assert live == reference([parse_event(r.value) for r in logged])
+    await replay(settings)
+    assert await table(engine) == live, "replay rebuilds the same table"
