@@ -55,8 +55,12 @@ class SegmentLog:
         """A new log for this process, its lock held."""
         folder.mkdir(parents=True, exist_ok=True)
         writer = f"{os.getpid()}-{os.urandom(4).hex()}"
-        lock_fd = os.open(folder / f"{writer}.lock", os.O_RDWR | _OPEN_FLAGS, 0o600)
+        # Locked before it has its name: a lock file that other publishers can see is never
+        # free while its writer lives, or one of them could adopt a live log.
+        unnamed = folder / f".{writer}.lock.new"
+        lock_fd = os.open(unnamed, os.O_RDWR | _OPEN_FLAGS, 0o600)
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(unnamed, folder / f"{writer}.lock")
         log = cls(folder, writer, lock_fd, {1: len(MAGIC)})
         log._append_fd = files.start_segment(log._path(1))
         log._new_file = True
