@@ -110,7 +110,21 @@ def fresh_database(admin_url: str) -> Iterator[str]:
         migrate(ApiSettings(database_url=url))
         yield url
     finally:
-        asyncio.run(_sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(_drop(admin_url, name))
+
+
+async def _drop(admin_url: str, name: str) -> None:
+    # FORCE terminates the database's sessions, and refuses (for a role that is not a
+    # superuser) while an autovacuum worker happens to be in it: that worker is gone a
+    # moment later, so the drop is tried again.
+    for attempt in range(50):
+        try:
+            await _sql(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except asyncpg.exceptions.InsufficientPrivilegeError:
+            if attempt == 49:
+                raise
+            await asyncio.sleep(0.1)
 
 
 @pytest.fixture(scope="session")
