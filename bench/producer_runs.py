@@ -22,6 +22,7 @@ from agent_history.contract.events import (
     encode_event,
     record_headers,
     record_key,
+    wire_headers,
 )
 from agent_history.producer import Publisher, track_execution
 
@@ -35,7 +36,7 @@ PROMPT: dict[str, JsonValue] = {
 ANSWER: JsonValue = {
     "answer": "Revenue grew 12 %; costs fell; two new markets; churn flat; outlook up."
 }
-HEADERS = [(name, value.encode()) for name, value in record_headers().items()]
+HEADERS = wire_headers(record_headers())
 
 
 def quantiles(seconds: list[float]) -> tuple[float, float, float]:

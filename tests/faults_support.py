@@ -36,6 +36,7 @@ from agent_history.contract.events import (
     event_from_dict,
     record_headers,
     record_key,
+    wire_headers,
 )
 from agent_history.contract.settings import environment_of
 from agent_history.devservices import kafka, postgres
@@ -161,7 +162,7 @@ async def start_producer(bootstrap: str) -> Any:
 
 async def send(producer: Any, topic: str, events: Sequence[Event]) -> list[Any]:
     """Send as any client would (key = execution id); returns the brokers' RecordMetadata."""
-    headers = [(k, v.encode()) for k, v in record_headers().items()]
+    headers = wire_headers(record_headers())
     futures = [
         await producer.send(
             topic, encode_event(e), key=record_key(e.data.execution_id), headers=headers

@@ -4,7 +4,7 @@ both read the same events and reject the same mistakes with a reason naming the 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -18,15 +18,11 @@ from agent_history.contract.events import (
     encode_event,
     event_from_dict,
     record_headers,
+    wire_headers,
 )
 from tests.unit.test_events import EVENT_ID, EXECUTION, FULL_DATA, MODELS, envelope
 
-Headers = list[tuple[str, bytes | None]]
-
-
-def wire(headers: Mapping[str, str]) -> Headers:
-    """Headers as a Kafka client hands them over: (name, bytes) pairs."""
-    return [(name, value.encode()) for name, value in headers.items()]
+Headers = Sequence[tuple[str, bytes | None]]
 
 
 def binary(kind: EventType = "ExecutionStarted") -> tuple[dict[str, str], dict[str, Any]]:
@@ -38,7 +34,7 @@ def binary(kind: EventType = "ExecutionStarted") -> tuple[dict[str, str], dict[s
 
 
 def decoded(headers: Mapping[str, str], data: Any) -> Any:
-    return decode_record(wire(headers), json.dumps(data).encode())
+    return decode_record(wire_headers(headers), json.dumps(data).encode())
 
 
 def reason(headers: Headers, value: bytes) -> str:
@@ -52,8 +48,8 @@ def test_both_modes_encode_every_type_and_decode_to_the_same_event(kind: EventTy
     event = event_from_dict(envelope(kind))
     headers, value = encode_binary(event)
 
-    from_binary = decode_record(wire(headers), value)
-    from_structured = decode_record(wire(record_headers()), encode_event(event))
+    from_binary = decode_record(wire_headers(headers), value)
+    from_structured = decode_record(wire_headers(record_headers()), encode_event(event))
 
     assert type(from_binary) is MODELS[kind]
     assert from_binary == from_structured == event
@@ -96,7 +92,7 @@ def test_a_cloudevents_content_type_means_structured_whatever_ce_headers_say(
     headers, _ = binary("ExecutionFailed")  # attributes of another event: ignored
     value = encode_event(event_from_dict(envelope("ExecutionStarted")))
 
-    event = decode_record(wire(headers | {"content-type": content_type}), value)
+    event = decode_record(wire_headers(headers | {"content-type": content_type}), value)
 
     assert event == event_from_dict(envelope("ExecutionStarted"))
 
@@ -128,7 +124,7 @@ def test_binary_readers_ignore_unknown_headers_extensions_and_data_fields() -> N
 def test_a_header_without_a_value_counts_as_absent() -> None:
     headers, data = binary()
     value = json.dumps(data).encode()
-    written = [(name, None if name == "ce_id" else text) for name, text in wire(headers)]
+    written = [(name, None if name == "ce_id" else text) for name, text in wire_headers(headers)]
 
     assert reason(written, value) == "invalid event: header ce_id: Field required"
 
@@ -137,10 +133,10 @@ def test_an_unknown_type_has_a_reason_of_its_own_in_both_modes() -> None:
     headers, data = binary()
     structured = envelope("ExecutionStarted") | {"type": "ExecutionPaused"}
 
-    assert reason(wire(headers | {"ce_type": "ExecutionPaused"}), json.dumps(data).encode()) == (
-        "unknown type: ExecutionPaused"
-    )
-    assert reason(wire(record_headers()), json.dumps(structured).encode()) == (
+    assert reason(
+        wire_headers(headers | {"ce_type": "ExecutionPaused"}), json.dumps(data).encode()
+    ) == ("unknown type: ExecutionPaused")
+    assert reason(wire_headers(record_headers()), json.dumps(structured).encode()) == (
         "unknown type: ExecutionPaused"
     )
 
@@ -150,7 +146,7 @@ def test_a_missing_ce_header_is_named_in_the_reason(attribute: str) -> None:
     headers, data = binary()
     del headers[f"ce_{attribute}"]
 
-    assert reason(wire(headers), json.dumps(data).encode()) == (
+    assert reason(wire_headers(headers), json.dumps(data).encode()) == (
         f"invalid event: header ce_{attribute}: Field required"
     )
 
@@ -179,12 +175,12 @@ def test_a_missing_type_in_structured_mode_is_named_too() -> None:
 def test_a_malformed_ce_header_is_named_in_the_reason(change: dict[str, str], words: str) -> None:
     headers, data = binary()
 
-    assert reason(wire(headers | change), json.dumps(data).encode()).startswith(words)
+    assert reason(wire_headers(headers | change), json.dumps(data).encode()).startswith(words)
 
 
 def test_a_header_that_is_not_utf8_is_named_in_the_reason() -> None:
     headers, data = binary()
-    written = [*wire(headers), ("ce_source", b"\xff\xfe")]
+    written = [*wire_headers(headers), ("ce_source", b"\xff\xfe")]
 
     assert reason(written, json.dumps(data).encode()) == (
         "invalid event: header ce_source is not UTF-8"
@@ -203,13 +199,13 @@ def test_a_header_that_is_not_utf8_is_named_in_the_reason() -> None:
 def test_data_that_is_not_a_json_object_is_poison(value: bytes, words: str) -> None:
     headers, _ = binary()
 
-    assert reason(wire(headers), value).startswith(words)
+    assert reason(wire_headers(headers), value).startswith(words)
 
 
 def test_a_missing_data_field_is_named_by_its_place_in_the_data() -> None:
     headers, data = binary("ExecutionFailed")
     del data["error_message"]
 
-    assert reason(wire(headers), json.dumps(data).encode()) == (
+    assert reason(wire_headers(headers), json.dumps(data).encode()) == (
         "invalid event: data.error_message: Field required"
     )

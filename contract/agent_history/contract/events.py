@@ -12,7 +12,7 @@ tests use it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Annotated, Any, Literal, TypeAlias
 from uuid import UUID
@@ -214,6 +214,11 @@ def record_key(execution_id: UUID) -> bytes:
 def record_headers() -> dict[str, str]:
     """The headers of a record in structured mode (``encode_event``'s value)."""
     return {CONTENT_TYPE_HEADER: CLOUDEVENTS_JSON}
+
+
+def wire_headers(headers: Mapping[str, str]) -> list[tuple[str, bytes]]:
+    """Headers as Kafka clients take and give them: (name, UTF-8 value) pairs."""
+    return [(name, value.encode()) for name, value in headers.items()]
 
 
 class InvalidEvent(ValueError):

@@ -10,10 +10,15 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import CorruptRecordException, MessageSizeTooLargeError, RecordTooLargeError
 
-from agent_history.contract.events import encode_binary, parse_event, record_headers
+from agent_history.contract.events import (
+    encode_binary,
+    parse_event,
+    record_headers,
+    wire_headers,
+)
 from agent_history.producer.settings import ProducerSettings
 
-HEADERS = [(name, value.encode()) for name, value in record_headers().items()]
+HEADERS = wire_headers(record_headers())
 Record = tuple[list[tuple[str, bytes]], bytes]  # headers, value
 
 
@@ -25,7 +30,7 @@ def structured(value: bytes) -> Record:
 def binary(value: bytes) -> Record:
     """The spooled event in binary mode: attributes in ce_* headers, the value its data."""
     headers, data = encode_binary(parse_event(value))
-    return [(name, text.encode()) for name, text in headers.items()], data
+    return wire_headers(headers), data
 
 
 CONTENT_MODES: dict[str, Callable[[bytes], Record]] = {"structured": structured, "binary": binary}

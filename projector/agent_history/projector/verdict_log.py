@@ -13,10 +13,11 @@ from agent_history.contract.events import (
     encode_event,
     record_headers,
     record_key,
+    wire_headers,
 )
 from agent_history.contract.settings import KafkaSettings
 
-_HEADERS = [(name, value.encode()) for name, value in record_headers().items()]
+_HEADERS = wire_headers(record_headers())
 
 
 class KafkaVerdictLog:
