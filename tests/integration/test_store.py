@@ -88,6 +88,14 @@ def as_row(e: Execution) -> dict[str, Any]:
         "error_message": e.error_message,
         "timeout_ms": e.timeout_ms,
         "last_seen_at": e.last_seen_at,
+        "model": e.model,
+        "tags": e.tags,
+        "metadata": e.metadata,
+        "parent_execution_id": e.parent_execution_id,
+        "input_tokens": e.input_tokens,
+        "output_tokens": e.output_tokens,
+        "cost": e.cost,
+        "cost_currency": e.cost_currency,
         "input_rank": e.input_rank,
         "input_time": e.input_time,
         "input_event_id": e.input_event_id,
@@ -186,6 +194,29 @@ async def test_update_execution_record_on_failure(db_engine: AsyncEngine) -> Non
     )
 
 
+def _details(rng: random.Random, kind: str) -> dict[str, Any]:
+    """What a run carries, drawn so that each event's values differ from the others'."""
+    n = rng.randrange(10**6)
+    if kind in ("ExecutionQueued", "ExecutionStarted"):
+        return {
+            "model": f"model-{n}",
+            "tags": [f"t{n}", "shared", "ü ✓"][: rng.randint(0, 3)],
+            "metadata": {"n": n, "ratio": n / 7, "ok": n % 2 == 0, "who": f"w{n}"},
+            "parent_execution_id": str(uuid.uuid4()),
+        }
+    if kind == "ExecutionHeartbeat":
+        return {}
+    return {
+        "usage": {
+            "input_tokens": n,
+            "output_tokens": rng.choice([None, n // 3, 10**15]),
+            "cost": rng.choice(
+                [None, {"amount": f"{n}.{n:012d}"}, {"amount": "0", "currency": "EUR"}]
+            ),
+        }
+    }
+
+
 @pytest.mark.parametrize("seed", range(120))
 async def test_sql_merge_equals_fold(db_engine: AsyncEngine, seed: int) -> None:
     """Random events, duplicated and shuffled, applied in random batches == the pure fold."""
@@ -207,6 +238,7 @@ async def test_sql_merge_equals_fold(db_engine: AsyncEngine, seed: int) -> None:
             agent_id=rng.choice(agents_),
             user_id=rng.choice(agents_),
             **({"timeout_ms": rng.randint(1, 10**6)} if rng.random() < 0.5 else {}),
+            **(_details(rng, kind) if rng.random() < 0.6 else {}),
         )
         for kind in (rng.choice(kinds) for _ in range(rng.randint(1, 6)))
     ]

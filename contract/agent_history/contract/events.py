@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeAlias
 from uuid import UUID
 
@@ -23,6 +24,9 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    StrictBool,
+    StrictInt,
+    StrictStr,
     TypeAdapter,
     ValidationError,
     model_validator,
@@ -52,6 +56,15 @@ HEARTBEAT_INTERVAL = timedelta(seconds=15)
 MAX_TIMEOUT_MS = 366 * 86_400_000
 
 
+def _absent(value: object) -> bool:
+    return value is None
+
+
+# An optional field added after the first version is left out of what writers encode while it
+# has no value, so that events without it stay byte for byte what they were.
+Added = Field(default=None, exclude_if=_absent)
+
+
 class _Frozen(BaseModel):
     # Readers ignore attributes they do not know (forward compatibility); writers never add any.
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -63,9 +76,22 @@ class ExecutionData(_Frozen):
     user_id: UUID
 
 
+# Bounds on what a run may carry, so that every value fits an index entry and a tag or key list
+# stays something a person reads.
+MAX_LABEL_CHARS = 200  # a model, a tag, a metadata key
+MAX_LABELS = 64  # tags, metadata keys
+MAX_TOKENS = 10**15
+Label: TypeAlias = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS)]
+# A metadata value: a string, an integer, a finite number or a boolean; never null or nested,
+# so that `metadata.KEY=VALUE` means one thing.
+MetadataValue: TypeAlias = (
+    StrictStr | StrictBool | StrictInt | Annotated[float, Field(strict=True, allow_inf_nan=False)]
+)
+
+
 class RunRequestData(ExecutionData):
-    """What Queued and Started carry: the run's input and, optionally, display names and a
-    maximum run time."""
+    """What Queued and Started carry: the run's input and, optionally, display names, a
+    maximum run time, the model, tags, metadata and the run that started this one."""
 
     input_data: dict[str, JsonValue]
     agent_name: str | None = None
@@ -73,18 +99,52 @@ class RunRequestData(ExecutionData):
     # Milliseconds from the Started time; a watchdog times the run out after that. Like the
     # input, the run's value comes from its Started event (a Queued one's until then).
     timeout_ms: Annotated[int, Field(gt=0, le=MAX_TIMEOUT_MS)] | None = None
+    # The model the run asks for (OpenTelemetry's gen_ai.request.model).
+    model: Label | None = Added
+    tags: Annotated[list[Label], Field(max_length=MAX_LABELS)] | None = Added
+    metadata: Annotated[dict[Label, MetadataValue], Field(max_length=MAX_LABELS)] | None = Added
+    # The run that started this one (a sub-agent's or a tool's run): runs form trees.
+    parent_execution_id: UUID | None = Added
+
+    @model_validator(mode="after")
+    def _not_its_own_parent(self) -> RunRequestData:
+        if self.parent_execution_id == self.execution_id:
+            raise ValueError("parent_execution_id must differ from execution_id")
+        return self
 
 
-class CompletedData(ExecutionData):
+class Cost(_Frozen):
+    """Money as a decimal: written as a string ("0.0042"; a JSON number is read exactly from
+    its digits, never through a float), in an ISO 4217 currency."""
+
+    amount: Annotated[Decimal, Field(ge=0, max_digits=30, decimal_places=12, allow_inf_nan=False)]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
+
+
+class Usage(_Frozen):
+    """What a run consumed, named after OpenTelemetry's gen_ai.usage.* attributes."""
+
+    input_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None = Added
+    output_tokens: Annotated[int, Field(ge=0, le=MAX_TOKENS)] | None = Added
+    cost: Cost | None = Added
+
+
+class EndData(ExecutionData):
+    """What every end of a run may carry: its usage."""
+
+    usage: Usage | None = Added
+
+
+class CompletedData(EndData):
     output_data: JsonValue = None
 
 
-class FailedData(ExecutionData):
+class FailedData(EndData):
     error_message: str
     output_data: JsonValue = None
 
 
-class CancelledData(ExecutionData):
+class CancelledData(EndData):
     reason: str | None = None
 
 
@@ -94,7 +154,7 @@ class CancelledData(ExecutionData):
 TimeoutReason: TypeAlias = Literal["worker_lost", "queued_too_long", "deadline_exceeded"]
 
 
-class TimedOutData(ExecutionData):
+class TimedOutData(EndData):
     """A watchdog's verdict: the event's time is ``since + limit_ms``, which the data states,
     so that whoever reaches the same verdict writes the same event."""
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     PrimaryKeyConstraint,
     SmallInteger,
     Table,
@@ -19,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from agent_history.contract.statuses import STATUSES
 
@@ -82,6 +83,16 @@ agent_executions = Table(
     # but a watchdog's verdicts: what a watchdog judges a running or pending run by.
     Column("timeout_ms", BigInteger, nullable=True),
     Column("last_seen_at", DateTime(timezone=True), nullable=True),
+    # What the run carries (migration 0005): from its input winner ...
+    Column("model", Text, nullable=True),
+    Column("tags", ARRAY(Text), nullable=True),
+    Column("metadata", JSONB(none_as_null=True), nullable=True),
+    Column("parent_execution_id", UUID(as_uuid=True), nullable=True),
+    # ... and from its terminal winner's usage.
+    Column("input_tokens", BigInteger, nullable=True),
+    Column("output_tokens", BigInteger, nullable=True),
+    Column("cost", Numeric, nullable=True),
+    Column("cost_currency", Text, nullable=True),
     # Fold bookkeeping: which events won the input and the terminal parts (see fold.py).
     Column("input_rank", SmallInteger, nullable=True),
     Column("input_time", DateTime(timezone=True), nullable=True),
@@ -122,6 +133,21 @@ agent_executions = Table(
         "ix_agent_executions_pending_since",
         "execution_start",
         postgresql_where=text("status = 'pending'"),
+    ),
+    # The list filters on what a run carries, and the children of a run (its tree).
+    Index("ix_agent_executions_tags", "tags", postgresql_using="gin"),
+    Index(
+        "ix_agent_executions_metadata",
+        "metadata",
+        postgresql_using="gin",
+        postgresql_ops={"metadata": "jsonb_path_ops"},
+    ),
+    Index(
+        "ix_agent_executions_children",
+        "parent_execution_id",
+        text("execution_start DESC"),
+        text("id DESC"),
+        postgresql_where=text("parent_execution_id IS NOT NULL"),
     ),
 )
 

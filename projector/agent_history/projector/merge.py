@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import fields
+from decimal import Decimal
 
 import orjson
 from sqlalchemy import text
@@ -90,13 +91,16 @@ def _from_ids_winner(col: str) -> str:
 _UPSERT_EXECUTIONS = text(f"""
 INSERT INTO agent_executions AS t (
     id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
-    error_message, timeout_ms, last_seen_at, input_rank, input_time, input_event_id,
+    error_message, timeout_ms, last_seen_at, model, tags, metadata, parent_execution_id,
+    input_tokens, output_tokens, cost, cost_currency, input_rank, input_time, input_event_id,
     terminal_event_id)
 SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(
     id uuid, agent_id uuid, user_id uuid, status text, execution_start timestamptz,
     execution_end timestamptz, input_data jsonb, output_data jsonb, error_message text,
-    timeout_ms bigint, last_seen_at timestamptz, input_rank smallint, input_time timestamptz,
-    input_event_id uuid, terminal_event_id uuid)
+    timeout_ms bigint, last_seen_at timestamptz, model text, tags text[], metadata jsonb,
+    parent_execution_id uuid, input_tokens bigint, output_tokens bigint, cost numeric,
+    cost_currency text, input_rank smallint, input_time timestamptz, input_event_id uuid,
+    terminal_event_id uuid)
 ON CONFLICT (id) DO UPDATE SET
     {_from_ids_winner("agent_id")},
     {_from_ids_winner("user_id")},
@@ -110,12 +114,20 @@ ON CONFLICT (id) DO UPDATE SET
                            ELSE EXCLUDED.execution_start END,
     {_from_input("input_data")},
     {_from_input("timeout_ms")},
+    {_from_input("model")},
+    {_from_input("tags")},
+    {_from_input("metadata")},
+    {_from_input("parent_execution_id")},
     {_from_input("input_rank")},
     {_from_input("input_time")},
     {_from_input("input_event_id")},
     {_from_terminal("execution_end")},
     {_from_terminal("output_data")},
     {_from_terminal("error_message")},
+    {_from_terminal("input_tokens")},
+    {_from_terminal("output_tokens")},
+    {_from_terminal("cost")},
+    {_from_terminal("cost_currency")},
     {_from_terminal("terminal_event_id")},
     last_seen_at = GREATEST(t.last_seen_at, EXCLUDED.last_seen_at),
     updated_at = now()
@@ -129,9 +141,16 @@ WHERE {_INPUT_NEW} OR {_TERMINAL_NEW}
 def _rows_json(rows: list[Execution]) -> str:
     """The rows as one JSON array of objects named like the columns (jsonb_to_recordset)."""
     try:
-        return orjson.dumps(rows).decode()
+        return orjson.dumps(rows, default=_decimal).decode()
     except TypeError:  # integers beyond 64 bits: valid JSON, and jsonb keeps them exactly
         return json.dumps([{f: getattr(r, f) for f in _FIELDS} for r in rows], default=str)
+
+
+def _decimal(value: object) -> str:
+    """A cost, as the string of its digits: numeric reads it exactly."""
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError
 
 
 _FIELDS = [f.name for f in fields(Execution)]

@@ -9,12 +9,13 @@ statement (projector/merge.py), which implements exactly this module.
 The parts and who wins them:
 - start: ``execution_start`` is the earliest Started time; before any Started is seen, the
   earliest time of any event but heartbeats; of heartbeats only when nothing else is seen.
-- input: ``input_data``, ``timeout_ms`` (and agent/user ids) from the earliest Started event,
-  else the earliest Queued one (earliest by time, then by event id).
+- input: ``input_data``, ``timeout_ms``, ``model``, ``tags``, ``metadata``,
+  ``parent_execution_id`` (and agent/user ids) from the earliest Started event, else the
+  earliest Queued one (earliest by time, then by event id).
 - terminal: a real end (Completed, Failed, Cancelled) beats a watchdog's verdict (TimedOut),
   whenever either arrives; between real ends, and between verdicts, the earliest (by time,
-  then id) wins. The winner gives status, ``execution_end``, ``output_data`` and
-  ``error_message`` (a verdict's reason).
+  then id) wins. The winner gives status, ``execution_end``, ``output_data``,
+  ``error_message`` (a verdict's reason) and the usage (tokens and cost).
 - ``last_seen_at``: the newest time of the execution's events but verdicts (a verdict is the
   watchdog's conclusion, not a sign of life); None when only verdicts are seen.
 - status never moves backwards: pending < running < the terminal status.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TypeAlias
 from uuid import UUID
 
@@ -40,6 +42,8 @@ from agent_history.contract.events import (
     ExecutionQueued,
     ExecutionStarted,
     ExecutionTimedOut,
+    MetadataValue,
+    TerminalEvent,
 )
 from agent_history.contract.statuses import STATUSES, TERMINAL_STATUSES, Status
 
@@ -81,6 +85,16 @@ class Execution:
     timeout_ms: int | None
     # The newest time of any event but verdicts; None while only verdicts are seen.
     last_seen_at: datetime | None
+    # From the input winner, as its event gave them (None when it gave none).
+    model: str | None
+    tags: list[str] | None
+    metadata: dict[str, MetadataValue] | None
+    parent_execution_id: UUID | None
+    # From the terminal winner's usage.
+    input_tokens: int | None
+    output_tokens: int | None
+    cost: Decimal | None
+    cost_currency: str | None
     # Which event won the input (source rank, time, event id); None when only terminals seen.
     input_rank: int | None
     input_time: datetime | None
@@ -112,6 +126,7 @@ def from_event(event: Event) -> Execution:
     match event:
         case ExecutionQueued() | ExecutionStarted():
             started = isinstance(event, ExecutionStarted)
+            request = event.data
             return Execution(
                 id=data.execution_id,
                 agent_id=data.agent_id,
@@ -119,11 +134,19 @@ def from_event(event: Event) -> Execution:
                 status="running" if started else "pending",
                 execution_start=event.time,
                 execution_end=None,
-                input_data=event.data.input_data,
+                input_data=request.input_data,
                 output_data=None,
                 error_message=None,
-                timeout_ms=event.data.timeout_ms,
+                timeout_ms=request.timeout_ms,
                 last_seen_at=event.time,
+                model=request.model,
+                tags=request.tags,
+                metadata=request.metadata,
+                parent_execution_id=request.parent_execution_id,
+                input_tokens=None,
+                output_tokens=None,
+                cost=None,
+                cost_currency=None,
                 input_rank=INPUT_FROM_STARTED if started else INPUT_FROM_QUEUED,
                 input_time=event.time,
                 input_event_id=event.id,
@@ -148,6 +171,14 @@ def from_event(event: Event) -> Execution:
                 error_message=None,
                 timeout_ms=None,
                 last_seen_at=event.time,
+                model=None,
+                tags=None,
+                metadata=None,
+                parent_execution_id=None,
+                input_tokens=None,
+                output_tokens=None,
+                cost=None,
+                cost_currency=None,
                 input_rank=None,
                 input_time=None,
                 input_event_id=None,
@@ -158,9 +189,16 @@ def from_event(event: Event) -> Execution:
 
 
 def _terminal(
-    event: Event, status: Status, output: JsonValue, error: str | None, *, seen: bool = True
+    event: TerminalEvent | ExecutionTimedOut,
+    status: Status,
+    output: JsonValue,
+    error: str | None,
+    *,
+    seen: bool = True,
 ) -> Execution:
     data = event.data
+    usage = data.usage
+    cost = usage.cost if usage is not None else None
     return Execution(
         id=data.execution_id,
         agent_id=data.agent_id,
@@ -173,6 +211,14 @@ def _terminal(
         error_message=error,
         timeout_ms=None,
         last_seen_at=event.time if seen else None,
+        model=None,
+        tags=None,
+        metadata=None,
+        parent_execution_id=None,
+        input_tokens=usage.input_tokens if usage is not None else None,
+        output_tokens=usage.output_tokens if usage is not None else None,
+        cost=cost.amount if cost is not None else None,
+        cost_currency=cost.currency if cost is not None else None,
         input_rank=None,
         input_time=None,
         input_event_id=None,
@@ -219,6 +265,14 @@ def merge(a: Execution, b: Execution) -> Execution:
         error_message=term.error_message,
         timeout_ms=inp.timeout_ms,
         last_seen_at=seen,
+        model=inp.model,
+        tags=inp.tags,
+        metadata=inp.metadata,
+        parent_execution_id=inp.parent_execution_id,
+        input_tokens=term.input_tokens,
+        output_tokens=term.output_tokens,
+        cost=term.cost,
+        cost_currency=term.cost_currency,
         input_rank=inp.input_rank,
         input_time=inp.input_time,
         input_event_id=inp.input_event_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, get_args
 from uuid import UUID, uuid4
 
@@ -113,6 +114,14 @@ class Row:
     error_message: str | None
     timeout_ms: int | None
     last_seen_at: datetime | None
+    model: str | None = None
+    tags: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    parent_execution_id: UUID | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost: Decimal | None = None
+    cost_currency: str | None = None
 
 
 def row_of(execution: Execution) -> Row:
@@ -128,6 +137,14 @@ def row_of(execution: Execution) -> Row:
         error_message=execution.error_message,
         timeout_ms=execution.timeout_ms,
         last_seen_at=execution.last_seen_at,
+        model=execution.model,
+        tags=execution.tags,
+        metadata=execution.metadata,
+        parent_execution_id=execution.parent_execution_id,
+        input_tokens=execution.input_tokens,
+        output_tokens=execution.output_tokens,
+        cost=execution.cost,
+        cost_currency=execution.cost_currency,
     )
 
 
@@ -559,6 +576,43 @@ def test_timeout_ms_comes_from_the_input_winner() -> None:
     assert fold_in_order([timed, started, queued]).timeout_ms is None
 
 
+def test_model_tags_metadata_and_parent_come_from_the_input_winner() -> None:
+    parent = uuid4()
+    queued = make(QUEUED, 0, model="small", tags=["q"], metadata={"env": "dev"})
+    started = make(
+        STARTED,
+        MS,
+        model="large",
+        tags=["a", "b"],
+        metadata={"env": "prod", "attempt": 2, "ok": True},
+        parent_execution_id=str(parent),
+    )
+    row = fold_in_order([started, queued])
+    assert (row.model, row.tags, row.metadata, row.parent_execution_id) == (
+        "large",
+        ["a", "b"],
+        {"env": "prod", "attempt": 2, "ok": True},
+        parent,
+    )
+    assert fold_in_order([queued]).model == "small"
+
+
+def test_usage_comes_from_the_terminal_winner_and_a_real_end_beats_a_verdict() -> None:
+    usage: JsonValue = {"input_tokens": 120, "output_tokens": 30, "cost": {"amount": "0.0042"}}
+    verdict_usage: JsonValue = {"input_tokens": 1, "cost": {"amount": "9", "currency": "EUR"}}
+    completed = make(COMPLETED, 90 * MS, usage=usage)
+    timed_out = make(TIMED_OUT, 60 * MS, usage=verdict_usage)
+    for events in ([completed, timed_out], [timed_out, completed]):
+        row = fold_in_order([make(STARTED, 0), *events])
+        assert (row.input_tokens, row.output_tokens, row.cost, row.cost_currency) == (
+            120,
+            30,
+            Decimal("0.0042"),
+            "USD",
+        )
+    assert fold_in_order([make(STARTED, 0), make(COMPLETED, MS)]).cost is None
+
+
 # --- Properties -----------------------------------------------------------------------------
 
 _TERMINAL_STATUS: dict[str, Status] = {
@@ -615,6 +669,8 @@ def reference(events: Sequence[Event]) -> Row:
             error = terminal.data.reason
         case ExecutionTimedOut():
             error = terminal.data.reason
+    usage = terminal.data.usage if terminal is not None else None
+    cost = usage.cost if usage is not None else None
     ids_from: Event | None = source if source is not None else terminal
     if ids_from is None:  # heartbeats alone: the smallest by time, agent id, user id
         ids_from = min(beats, key=lambda e: (e.time, e.data.agent_id, e.data.user_id))
@@ -630,6 +686,14 @@ def reference(events: Sequence[Event]) -> Row:
         error_message=error,
         timeout_ms=source.data.timeout_ms if source is not None else None,
         last_seen_at=max(seen, default=None),
+        model=source.data.model if source is not None else None,
+        tags=source.data.tags if source is not None else None,
+        metadata=source.data.metadata if source is not None else None,
+        parent_execution_id=source.data.parent_execution_id if source is not None else None,
+        input_tokens=usage.input_tokens if usage is not None else None,
+        output_tokens=usage.output_tokens if usage is not None else None,
+        cost=cost.amount if cost is not None else None,
+        cost_currency=cost.currency if cost is not None else None,
     )
 
 
@@ -648,6 +712,7 @@ def _drawn_event(
     with_reason: bool,
     timeout_ms: int | None,
     reason: str,
+    details: bool,
 ) -> Event:
     # Every part an event can contribute names its event, so the test sees which one won.
     tag = str(event_id)
@@ -660,6 +725,19 @@ def _drawn_event(
         data["input_data"] = {"from": tag}
         if timeout_ms is not None:
             data["timeout_ms"] = timeout_ms
+        if details:  # what a run carries, named after its event
+            data.update(
+                model=f"model of {tag}",
+                tags=[tag, "shared"],
+                metadata={"from": tag, "n": step, "ok": True},
+                parent_execution_id=tag,
+            )
+    if kind in (COMPLETED, FAILED, CANCELLED, TIMED_OUT) and details:
+        data["usage"] = {
+            "input_tokens": step,
+            "output_tokens": event_id.int % 1000,
+            "cost": {"amount": f"0.{event_id.int % 10**9:09d}", "currency": "EUR"},
+        }
     if kind == TIMED_OUT:
         seen = at(700 * (step - 2)).isoformat()
         data.update(reason=reason, last_seen_at=seen, since=seen, limit_ms=1)
@@ -695,6 +773,7 @@ def _events_of(kinds: Sequence[EventType]) -> st.SearchStrategy[list[Event]]:
             with_reason=st.booleans(),
             timeout_ms=st.none() | st.integers(1, 10**9),
             reason=st.sampled_from(get_args(TimeoutReason)),
+            details=st.booleans(),
         ),
         min_size=1,
         max_size=8,
