@@ -36,7 +36,7 @@ from tests.support import eventually
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("running_projector")]
 
 ROOT = Path(__file__).resolve().parents[2]
-OUTAGE_S = 15.0
+OUTAGE_S = 30.0
 FULL_WAIT_S = ProducerSettings().spool_full_wait_ms / 1000
 # A run waits for the spool only when it is full, up to FULL_WAIT_S per event; the rest is
 # the scheduler of a busy 2-core machine.

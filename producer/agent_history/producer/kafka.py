@@ -84,6 +84,9 @@ class KafkaProducer:
         if sender is not None and accumulator is not None:
             sender.cancel()
             accumulator.close = _nothing_to_flush
+            # Until it has finished: aiokafka's stop() awaits a sender still finishing, and its
+            # cancellation then propagates into whoever stops the producer.
+            await asyncio.wait([sender])
         await self._producer.stop()
 
     async def send(

@@ -27,6 +27,11 @@ MAX_IN_FLIGHT = 20_000  # records sent and not yet acknowledged
 # it does not, aiokafka retries its metadata in a tight loop (a core and a log line each time)
 # until the request timeout, so the producer is dropped and started again with backoff.
 STALL_S = 0.25
+# aiokafka can get stuck for good while a broker answers: its start() waits for a producer id
+# in an unbounded loop, and its sender can stop taking acknowledgements. Past these bounds the
+# producer is dropped and started again.
+START_TIMEOUT_S = 20.0
+ACK_TIMEOUT_S = 30.0
 ADOPT_EVERY_S = 10.0  # also finds the logs of processes that die while this one runs
 RETRY_FIRST_S, RETRY_MAX_S = 0.1, 5.0
 STOP_TIMEOUT_S = 5.0
@@ -77,7 +82,7 @@ class Shipper:
                 producer = self._make_producer()
                 self._delivered = False
                 try:
-                    await producer.start()
+                    await _start(producer)
                     await self._ship(producer)
                 except Exception as error:  # the broker, the network, anything of the client's
                     self._spool.note_error()
@@ -154,15 +159,20 @@ class Shipper:
         self, producer: Producer, in_flight: InFlight, sent: asyncio.Event, freed: asyncio.Event
     ) -> None:
         """Take the broker's acknowledgements in send order; raise the first failure."""
+        head, waiting_since = None, self._loop.time()
         while True:
             if not in_flight:
                 sent.clear()
                 await sent.wait()
                 continue
-            done, _ = await asyncio.wait([in_flight[0][3]], timeout=STALL_S)
+            if in_flight[0][3] is not head:
+                head, waiting_since = in_flight[0][3], self._loop.time()
+            done, _ = await asyncio.wait([head], timeout=STALL_S)
             if not done:
                 if not await producer.reachable():
                     raise BrokerGone("no broker answers")
+                if self._loop.time() - waiting_since > ACK_TIMEOUT_S:
+                    raise BrokerGone(f"no acknowledgement in {ACK_TIMEOUT_S:g} s")
                 continue
             acked: dict[SegmentLog, tuple[Position, int, int]] = {}
             failure = None
@@ -218,9 +228,23 @@ def _ignore_outcome(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+async def _start(producer: Producer) -> None:
+    try:
+        await asyncio.wait_for(producer.start(), START_TIMEOUT_S)
+    except TimeoutError:
+        raise BrokerGone(f"the Kafka producer did not start in {START_TIMEOUT_S:g} s") from None
+
+
 async def _stop(producer: Producer) -> None:
     try:
         await asyncio.wait_for(producer.stop(), STOP_TIMEOUT_S)
+    except asyncio.CancelledError:
+        # One of aiokafka's own tasks, cancelled as it closes, is no reason to stop shipping:
+        # only a cancellation of this task is (a shipper that dies ships nothing, ever).
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        _log.debug("stopping the Kafka producer: cancelled inside aiokafka")
     except Exception as error:  # stopping a broken producer may fail too; it is dropped anyway
         _log.debug("stopping the Kafka producer: %r", error)
 

@@ -24,6 +24,10 @@ class FakeBroker:
     up: bool = True
     acknowledging: bool = True  # else sends wait in ``pending`` for acknowledge() or fail()
     hanging: bool = False  # send() itself never returns, as aiokafka's with a full batch
+    stuck_starts: int = 0  # so many start() calls never return, as aiokafka's waiting for an id
+    # stop() raises the cancellation of a task of its own, as aiokafka's did when its sender
+    # was cancelled while busy
+    cancelled_stops: bool = False
     records: list[Record] = field(default_factory=list)
     pending: list[tuple[Record, asyncio.Future[Any]]] = field(default_factory=list)
     starts: int = 0
@@ -51,11 +55,17 @@ class FakeProducer:
 
     async def start(self) -> None:
         self._broker.starts += 1
+        if self._broker.stuck_starts:
+            self._broker.stuck_starts -= 1
+            await asyncio.Event().wait()
         if not self._broker.up:
             raise KafkaConnectionError("the fake broker is down")
 
     async def stop(self) -> None:
-        pass
+        if self._broker.cancelled_stops:
+            inner = asyncio.create_task(asyncio.sleep(3600))
+            inner.cancel()
+            await inner
 
     async def reachable(self) -> bool:
         return self._broker.up

@@ -21,7 +21,7 @@ from agent_history.contract.events import (
     parse_event,
     record_key,
 )
-from agent_history.producer import ProducerSettings, Publisher, track_execution
+from agent_history.producer import ProducerSettings, Publisher, shipper, track_execution
 from tests.support import eventually
 from tests.unit.producer.fake_broker import FakeBroker
 
@@ -120,6 +120,41 @@ async def test_a_broker_that_stops_answering_is_dropped_and_tried_again(tmp_path
         assert await p.flush(10)
 
     assert [parse_event(r.value) for r in broker.records] == [started]
+
+
+async def test_a_producer_stuck_while_its_broker_answers_is_dropped_and_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shipper, "START_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(shipper, "ACK_TIMEOUT_S", 0.5)
+    broker = FakeBroker(acknowledging=False, stuck_starts=1)
+    async with Publisher(settings(tmp_path), make_producer=broker.producer) as p:
+        started = await p.publish_started(request())
+        # The first start never returns; the second producer's send is never acknowledged,
+        # though the broker answers; the third one's is.
+        await eventually(lambda: _as_awaitable(len(broker.pending)), lambda n: n == 1, what="send")
+        await eventually(lambda: _as_awaitable(broker.starts), lambda n: n >= 3, what="restarts")
+        broker.acknowledging = True
+        assert await p.flush(10)
+
+    assert [parse_event(r.value) for r in broker.records] == [started]
+    assert p.spool_stats().errors >= 2
+
+
+async def test_a_cancellation_inside_the_client_as_it_stops_does_not_end_shipping(
+    tmp_path: Path,
+) -> None:
+    broker = FakeBroker(acknowledging=False, cancelled_stops=True)
+    async with Publisher(settings(tmp_path), make_producer=broker.producer) as p:
+        first = await p.publish_started(request())
+        await eventually(lambda: _as_awaitable(len(broker.pending)), lambda n: n == 1, what="send")
+        broker.fail(KafkaTimeoutError())  # the producer is dropped: its stop() is cancelled
+        broker.acknowledging = True
+        await eventually(lambda: _as_awaitable(broker.starts), lambda n: n == 2, what="restart")
+        second = await p.publish_started(request())
+        assert await p.flush(10)
+
+    assert [parse_event(r.value) for r in broker.records] == [first, second]
 
 
 @pytest.mark.parametrize("silent", [FakeBroker(acknowledging=False), FakeBroker(hanging=True)])
