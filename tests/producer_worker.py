@@ -2,7 +2,8 @@
 track_execution for a while and reports each one as a JSON line, flushed, so that a test can
 kill it at any moment and still know which runs it recorded.
 
-    python -m tests.producer_worker REPORT [--seconds S] [--pace S] [--thread-every N] [--agent ID]
+    python -m tests.producer_worker REPORT [--seconds S] [--pace S] [--busy S] [--thread-every N]
+                                           [--agent ID]
 
 Settings from the environment (AGENT_HISTORY_*). SIGTERM ends the recording early (then the
 flush and the last line as usual). Each line: the run's execution id, the status
@@ -32,12 +33,17 @@ FLUSH_S = 120.0
 AGENT = uuid.UUID("00000000-0000-4000-8000-00000000a9e7")
 
 
-def record_run(publisher: Publisher, agent: uuid.UUID, n: int, ending: str) -> dict[str, Any]:
-    """One run, entered and exited by hand so that only the recording is timed."""
+def record_run(
+    publisher: Publisher, n: int, ending: str, agent: uuid.UUID, busy: float
+) -> dict[str, Any]:
+    """One run, entered and exited by hand so that only the recording is timed; its body
+    takes ``busy`` seconds."""
     tracking = track_execution(agent, uuid.uuid4(), {"n": n}, publisher=publisher)
     began = time.perf_counter()
     run = tracking.__enter__()
     entered = time.perf_counter()
+    if busy:
+        time.sleep(busy)
     run.output = {"n": n}
     error = _error(ending)
     ending_at = time.perf_counter()
@@ -47,12 +53,14 @@ def record_run(publisher: Publisher, agent: uuid.UUID, n: int, ending: str) -> d
 
 
 async def record_run_async(
-    publisher: Publisher, agent: uuid.UUID, n: int, ending: str
+    publisher: Publisher, n: int, ending: str, agent: uuid.UUID, busy: float
 ) -> dict[str, Any]:
     tracking = track_execution(agent, uuid.uuid4(), {"n": n}, publisher=publisher)
     began = time.perf_counter()
     run = await tracking.__aenter__()
     entered = time.perf_counter()
+    if busy:
+        await asyncio.sleep(busy)
     run.output = {"n": n}
     error = _error(ending)
     ending_at = time.perf_counter()
@@ -76,7 +84,7 @@ def _write(out: IO[str], line: dict[str, Any]) -> None:
 
 async def work(args: argparse.Namespace) -> None:
     settings = ProducerSettings()
-    report, agent, thread_every = args.report, args.agent, args.thread_every
+    report, thread_every, run = args.report, args.thread_every, (args.agent, args.busy)
     stopping = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
     with report.open("a") as out:
@@ -86,9 +94,9 @@ async def work(args: argparse.Namespace) -> None:
                 ending = ENDINGS[n % len(ENDINGS)]
                 try:
                     if thread_every and n % thread_every == 0:
-                        line = await asyncio.to_thread(record_run, publisher, agent, n, ending)
+                        line = await asyncio.to_thread(record_run, publisher, n, ending, *run)
                     else:
-                        line = await record_run_async(publisher, agent, n, ending)
+                        line = await record_run_async(publisher, n, ending, *run)
                 except BaseException as error:  # recording must never raise into a run
                     line = {"raised": repr(error)}
                 _write(out, {**line, "spooled": publisher.spool_stats().events})
@@ -103,6 +111,7 @@ def main() -> None:
     parser.add_argument("report", type=Path)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--pace", type=float, default=0.02, help="seconds between runs")
+    parser.add_argument("--busy", type=float, default=0.0, help="seconds a run's body takes")
     parser.add_argument("--thread-every", type=int, default=7, help="every Nth run from a thread")
     parser.add_argument("--agent", type=uuid.UUID, default=AGENT, help="the runs' agent id")
     args = parser.parse_args()
