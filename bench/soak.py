@@ -71,7 +71,8 @@ async def soak(args: argparse.Namespace) -> tuple[Outcome, Tally]:
     try:
         async with environment.topics(bench, "soak"):
             # The workers' moments from a generator of their own: they run alongside.
-            await crew.start(random.Random(f"{args.seed}-workers"), args.worker_kills)
+            worker_rng = random.Random(f"{args.seed}-workers")
+            await crew.start(worker_rng, args.worker_kills, args.worker_kill_gap)
             try:
                 outcome = await run_scenario(
                     settings, local, engine, stream, faults, rng, log,
@@ -102,7 +103,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="worker processes at a time")
     parser.add_argument("--worker-kills", type=int, default=3)
     parser.add_argument(
-        "--worker-pace", type=float, default=0.05, help="a worker's seconds between runs"
+        "--worker-kill-gap", type=float, default=10.0, help="mean seconds between worker kills"
+    )
+    parser.add_argument(
+        "--worker-pace",
+        type=float,
+        default=0.05,
+        help="a worker's seconds between runs; a run's body takes as long",
     )
     parser.add_argument(
         "--outage-seconds", type=float, default=30.0, help="how long the broker is down"

@@ -25,7 +25,6 @@ from tests.producer_worker import FLUSH_S
 from tests.producer_workers import Worker
 from tests.support import eventually
 
-KILL_GAP_S = 10.0
 Seen = tuple[uuid.UUID, str]  # a row's agent and status
 
 
@@ -63,7 +62,7 @@ class Crew:
         self.stopped: list[Worker] = []
         self._kills: asyncio.Task[None] | None = None
 
-    async def start(self, rng: random.Random, kills: int, mean_gap_s: float = KILL_GAP_S) -> None:
+    async def start(self, rng: random.Random, kills: int, mean_gap_s: float) -> None:
         """Start the workers, and SIGKILL a random one ``kills`` times, ``mean_gap_s`` apart on
         average (a new one starting after each)."""
         for _ in range(self.size):
