@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -337,6 +337,7 @@ class Outcome:
     kills: int = 0
     kills_behind: int = 0  # kills that hit while records were still waiting to be applied
     kafka_restarts: int = 0
+    kafka_down_s: float = 0.0  # from the broker's stop until it serves again, all restarts
     postgres_restarts: int = 0
     rows_compared: int = 0
     dead_lettered: int = 0
@@ -348,6 +349,7 @@ class Outcome:
         return (
             f"events={self.events} executions={self.executions} kills={self.kills} "
             f"(behind: {self.kills_behind}) broker_restarts={self.kafka_restarts} "
+            f"(down {self.kafka_down_s:.1f}s) "
             f"db_restarts={self.postgres_restarts} wall={self.seconds:.1f}s "
             f"rows_compared={self.rows_compared} dead_lettered={self.dead_lettered} "
             f"dlq_records={self.dlq_records} mismatches={len(self.mismatches)}"
@@ -375,11 +377,15 @@ async def run_scenario(
     log: Path,
     *,
     drain_within: float = 60.0,
+    broker_down_s: float = 0.0,
+    before_drain: Callable[[], Awaitable[None]] | None = None,
     say: Callable[[str], None] = lambda line: None,
 ) -> Outcome:
     """Send the stream in phases with one fault after each but the last, against a projector
     process; wait until it has applied everything; compare the table with the fold. ``settings``
-    must point at the local ``services``: those are the ones restarted."""
+    must point at the local ``services``: those are the ones restarted. The broker stays down
+    for ``broker_down_s`` at least. ``before_drain``: what else must be on the topic first
+    (other producers finishing); the drain then waits for the whole topic."""
     started = time.monotonic()
     outcome = Outcome(events=len(stream.events), executions=len(expected_rows(stream.events)))
     projector = ProjectorProcess(settings, log)
@@ -408,17 +414,20 @@ async def run_scenario(
             elif fault == "kafka":
                 # Producing pauses while the broker is down; the projector has to cope alone.
                 await producer.stop()
-                await _restart(kafka, services)
+                outcome.kafka_down_s += await _restart(kafka, services, broker_down_s)
                 outcome.kafka_restarts += 1
                 producer = await start_producer(settings.kafka_bootstrap_servers)
             else:
                 await _restart(postgres, services)
                 outcome.postgres_restarts += 1
         wanted = wanted_offsets(sent)
+        if before_drain is not None:
+            await before_drain()
+            wanted = await end_offsets(settings.kafka_bootstrap_servers, settings.topic)
         await eventually(
             lambda: checkpoints(engine, settings),
             lambda seen: all(seen.get(p, 0) >= o for p, o in wanted.items()),
-            what=f"checkpoints to cover every record sent: {wanted}",
+            what=f"checkpoints to cover every record: {wanted}",
             within=drain_within,
         )
     finally:
@@ -429,12 +438,16 @@ async def run_scenario(
     return outcome
 
 
-async def _restart(service: Any, services: ServicesSettings) -> None:
-    """Stop one local service (kafka or postgres) and start it again, whatever happens."""
+async def _restart(service: Any, services: ServicesSettings, down_s: float = 0.0) -> float:
+    """Stop one local service (kafka or postgres), wait until it has been down ``down_s`` and
+    start it again, whatever happens; returns how long it did not serve."""
+    stopping = time.monotonic()
     try:
         await asyncio.to_thread(service.stop, services)
+        await asyncio.sleep(down_s - (time.monotonic() - stopping))
     finally:
         await asyncio.to_thread(service.start, services)
+    return time.monotonic() - stopping
 
 
 async def _progress_past(engine: AsyncEngine, settings: ProjectorSettings, total: int) -> None:

@@ -11,10 +11,7 @@ not resolved again).
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,17 +22,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.contract.settings import environment_of
 from agent_history.devservices import kafka
 from agent_history.devservices.processes import quiet_port
 from agent_history.devservices.settings import ServicesSettings
 from agent_history.producer import ProducerSettings
 from agent_history.read_model.tables import agent_executions
+from tests.producer_workers import Worker
 from tests.support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("running_projector")]
 
-ROOT = Path(__file__).resolve().parents[2]
 OUTAGE_S = 30.0
 FULL_WAIT_S = ProducerSettings().spool_full_wait_ms / 1000
 # A run waits for the spool only when it is full, up to FULL_WAIT_S per event; the rest is
@@ -69,39 +65,6 @@ def own_kafka(
 def kafka_bootstrap(own_kafka: ServicesSettings) -> str:
     """The topic, the projector and the workers of this module use its own broker."""
     return kafka.bootstrap_servers(own_kafka)
-
-
-class Worker:
-    """tests/producer_worker.py as a child process, and what it reported."""
-
-    def __init__(self, child: asyncio.subprocess.Process, report: Path) -> None:
-        self.child, self.report = child, report
-
-    @classmethod
-    async def start(cls, settings: ProducerSettings, report: Path, *args: str) -> Worker:
-        with report.with_suffix(".log").open("ab") as log:
-            child = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tests.producer_worker", str(report), *args,
-                env=environment_of(settings), cwd=ROOT, stdout=log, stderr=log,
-            )  # fmt: skip
-        return cls(child, report)
-
-    async def wait(self, within: float) -> int:
-        return await asyncio.wait_for(self.child.wait(), within)
-
-    def lines(self) -> list[dict[str, Any]]:
-        text = self.report.read_text() if self.report.exists() else ""
-        return [json.loads(line) for line in text.splitlines() if line]
-
-    def runs(self) -> list[dict[str, Any]]:
-        return [line for line in self.lines() if "id" in line]
-
-    async def count_runs(self) -> int:
-        return len(self.runs())
-
-    def flushed(self) -> dict[str, Any]:
-        """The last line: whether the broker had everything before close, and the stats."""
-        return self.lines()[-1]
 
 
 async def _history(engine: AsyncEngine, ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
@@ -167,8 +130,7 @@ async def test_a_worker_killed_with_events_spooled_loses_none_of_them(
     pace = ("--seconds", "60", "--pace", "0.005")
     first = await Worker.start(unreachable, tmp_path / "first.jsonl", *pace)
     await eventually(first.count_runs, lambda n: n >= 300, what="300 runs of the first worker")
-    os.kill(first.child.pid, signal.SIGKILL)
-    assert await first.wait(within=10) == -signal.SIGKILL
+    assert await first.kill() == -signal.SIGKILL
     spooled = first.runs()
 
     second = await Worker.start(producer_settings, tmp_path / "second.jsonl", "--seconds", "1")
