@@ -129,22 +129,22 @@ class Usage(_Frozen):
     cost: Cost | None = Added
 
 
-class EndData(ExecutionData):
+class RunEndData(ExecutionData):
     """What every end of a run may carry: its usage."""
 
     usage: Usage | None = Added
 
 
-class CompletedData(EndData):
+class CompletedData(RunEndData):
     output_data: JsonValue = None
 
 
-class FailedData(EndData):
+class FailedData(RunEndData):
     error_message: str
     output_data: JsonValue = None
 
 
-class CancelledData(EndData):
+class CancelledData(RunEndData):
     reason: str | None = None
 
 
@@ -154,7 +154,7 @@ class CancelledData(EndData):
 TimeoutReason: TypeAlias = Literal["worker_lost", "queued_too_long", "deadline_exceeded"]
 
 
-class TimedOutData(EndData):
+class TimedOutData(RunEndData):
     """A watchdog's verdict: the event's time is ``since + limit_ms``, which the data states,
     so that whoever reaches the same verdict writes the same event."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from decimal import Decimal
 from typing import cast
 from uuid import UUID, uuid4
 
@@ -14,13 +15,15 @@ from pydantic import ValidationError
 from agent_history.contract.events import (
     CancelledData,
     CompletedData,
+    Cost,
     ExecutionData,
     FailedData,
     RunRequestData,
+    Usage,
 )
 from agent_history.producer.heartbeats import Heartbeats
 from agent_history.producer.publisher import Publisher
-from agent_history.producer.tracking import track_execution
+from agent_history.producer.tracking import Run, track_execution
 
 AGENT = UUID("a0000000-0000-4000-8000-000000000001")
 USER = UUID("b0000000-0000-4000-8000-000000000001")
@@ -368,3 +371,149 @@ async def test_one_heartbeat_per_open_run_every_interval() -> None:
     assert set(seen[:2]) == {first.execution_id, second.execution_id}
     assert seen.count(first.execution_id) >= 5
     assert seen[3:].count(second.execution_id) <= 1, "a closed run stops beating"
+
+
+# --- What a run carries: model, tags, metadata, usage; and sub-runs ---------------------------
+
+
+def _started(fake: FakePublisher) -> list[RunRequestData]:
+    return [cast(RunRequestData, data) for kind, data in fake.published if kind == "started"]
+
+
+def _ended(fake: FakePublisher, run: Run) -> ExecutionData:
+    (data,) = [
+        d for kind, d in fake.published if kind != "started" and d.execution_id == run.execution_id
+    ]
+    return data
+
+
+async def test_model_tags_and_metadata_travel_in_the_started_event() -> None:
+    fake = FakePublisher()
+    async with track_execution(
+        AGENT,
+        USER,
+        publisher=fake.as_publisher(),
+        model="gpt-4o",
+        tags=("search", "eu"),
+        metadata={"env": "prod", "attempt": 2, "cached": False, "temperature": 0.2},
+    ):
+        pass
+    (started,) = _started(fake)
+    assert (started.model, started.tags, started.metadata, started.parent_execution_id) == (
+        "gpt-4o",
+        ["search", "eu"],
+        {"env": "prod", "attempt": 2, "cached": False, "temperature": 0.2},
+        None,
+    )
+
+
+def test_metadata_the_contract_cannot_take_fails_at_once_before_the_run() -> None:
+    fake = FakePublisher()
+    with pytest.raises(ValidationError):
+        track_execution(AGENT, USER, publisher=fake.as_publisher(), metadata={"n": [1]})  # type: ignore[dict-item]
+    assert fake.published == []
+
+
+async def test_a_run_entered_inside_another_is_its_child_in_the_same_task_and_in_child_tasks() -> (
+    None
+):
+    fake = FakePublisher()
+    publisher = fake.as_publisher()
+    async with track_execution(AGENT, USER, publisher=publisher) as root:
+        async with (
+            track_execution(AGENT, USER, publisher=publisher) as child,
+            track_execution(AGENT, USER, publisher=publisher) as grandchild,
+        ):
+            pass
+
+        async def tool() -> Run:
+            async with track_execution(AGENT, USER, publisher=publisher) as run:
+                return run
+
+        in_task = await asyncio.create_task(tool())
+        in_thread = await asyncio.to_thread(_sync_run, publisher)
+        explicit = uuid4()
+        async with track_execution(
+            AGENT, USER, publisher=publisher, parent_execution_id=explicit
+        ) as adopted:
+            pass
+    async with track_execution(AGENT, USER, publisher=publisher) as after:
+        pass
+
+    parents = {data.execution_id: data.parent_execution_id for data in _started(fake)}
+    assert parents == {
+        root.execution_id: None,
+        child.execution_id: root.execution_id,
+        grandchild.execution_id: child.execution_id,
+        in_task.execution_id: root.execution_id,
+        in_thread.execution_id: root.execution_id,
+        adopted.execution_id: explicit,
+        after.execution_id: None,
+    }
+
+
+def _sync_run(publisher: Publisher) -> Run:
+    with track_execution(AGENT, USER, publisher=publisher) as run:
+        return run
+
+
+async def test_concurrent_sibling_runs_each_have_the_same_parent() -> None:
+    fake = FakePublisher()
+    publisher = fake.as_publisher()
+
+    async def step() -> UUID:
+        async with track_execution(AGENT, USER, publisher=publisher) as run:
+            await asyncio.sleep(0.01)  # the siblings interleave
+            return run.execution_id
+
+    async with track_execution(AGENT, USER, publisher=publisher) as root:
+        siblings = await asyncio.gather(*(step() for _ in range(3)))
+    parents = {data.execution_id: data.parent_execution_id for data in _started(fake)}
+    assert [parents[s] for s in siblings] == [root.execution_id] * 3
+
+
+async def test_the_usage_a_run_sets_or_adds_up_travels_in_its_end_event() -> None:
+    fake = FakePublisher()
+    publisher = fake.as_publisher()
+    async with track_execution(AGENT, USER, publisher=publisher) as set_once:
+        set_once.usage = Usage(input_tokens=10, output_tokens=2, cost=Cost(amount=Decimal("0.5")))
+    async with track_execution(AGENT, USER, publisher=publisher) as added:
+        added.add_usage(input_tokens=100, output_tokens=20, cost="0.0012")
+        added.add_usage(input_tokens=50, cost=Decimal("0.0003"))
+        added.add_usage(output_tokens=-1)  # not a count: left out, logged
+        added.add_usage(cost="0.1", currency="EUR")  # another currency: left out, logged
+        added.add_usage(cost="a lot")  # not a decimal: left out, logged
+    async with track_execution(AGENT, USER, publisher=publisher) as without:
+        pass
+
+    assert cast(CompletedData, _ended(fake, set_once)).usage == Usage(
+        input_tokens=10, output_tokens=2, cost=Cost(amount=Decimal("0.5"), currency="USD")
+    )
+    assert cast(CompletedData, _ended(fake, added)).usage == Usage(
+        input_tokens=150, output_tokens=20, cost=Cost(amount=Decimal("0.0015"))
+    )
+    assert cast(CompletedData, _ended(fake, without)).usage is None
+
+
+async def test_a_usage_the_contract_cannot_take_is_left_out_and_the_run_still_ends() -> None:
+    fake = FakePublisher()
+    async with track_execution(AGENT, USER, publisher=fake.as_publisher()) as run:
+        run.output = "done"
+        run.usage = {"input_tokens": -5}  # type: ignore[assignment]
+    end = cast(CompletedData, _ended(fake, run))
+    assert (end.output_data, end.usage) == ("done", None)
+
+
+def test_as_a_decorator_each_call_carries_the_details_and_nests() -> None:
+    fake = FakePublisher()
+    publisher = fake.as_publisher()
+
+    @track_execution(AGENT, USER, publisher=publisher, model="m", tags=["t"])
+    def inner(x: int) -> int:
+        return x
+
+    with track_execution(AGENT, USER, publisher=publisher) as outer:
+        inner(1)
+    root, call = _started(fake)
+    assert (call.model, call.tags, call.parent_execution_id) == ("m", ["t"], outer.execution_id)
+    assert root.execution_id == outer.execution_id
