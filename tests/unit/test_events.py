@@ -23,6 +23,8 @@ from agent_history.contract.events import (
     ExecutionQueued,
     ExecutionStarted,
     ExecutionTimedOut,
+    InvalidEvent,
+    decode_record,
     encode_event,
     event_from_dict,
     parse_event,
@@ -46,16 +48,32 @@ FULL_DATA: dict[EventType, dict[str, Any]] = {
         "input_data": {"prompt": "hello"},
         "agent_name": "Researcher",
         "timeout_ms": 30_000,
+        "model": "gpt-4o",
+        "tags": ["search", "eu ✓"],
+        "metadata": {"env": "prod", "attempt": 2, "temperature": 0.2, "cached": False},
+        "parent_execution_id": "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
     },
-    "ExecutionCompleted": {"output_data": {"answer": 42, "sources": [None, 1.5, True]}},
-    "ExecutionFailed": {"error_message": "ValueError: boom", "output_data": "partial"},
-    "ExecutionCancelled": {"reason": "user pressed stop"},
+    "ExecutionCompleted": {
+        "output_data": {"answer": 42, "sources": [None, 1.5, True]},
+        "usage": {
+            "input_tokens": 812,
+            "output_tokens": 64,
+            "cost": {"amount": "0.000912", "currency": "USD"},
+        },
+    },
+    "ExecutionFailed": {
+        "error_message": "ValueError: boom",
+        "output_data": "partial",
+        "usage": {"input_tokens": 5},
+    },
+    "ExecutionCancelled": {"reason": "user pressed stop", "usage": {"output_tokens": 0}},
     "ExecutionHeartbeat": {},
     "ExecutionTimedOut": {
         "reason": "worker_lost",
         "last_seen_at": "2024-05-01T11:59:00.250000Z",
         "since": "2024-05-01T11:59:00.250000Z",
         "limit_ms": 60_000,
+        "usage": {"cost": {"amount": "1.5", "currency": "EUR"}},
     },
 }
 MODELS: dict[EventType, type[Event]] = {
@@ -227,6 +245,23 @@ def test_a_malformed_attribute_is_rejected(field: str, wrong: str) -> None:
         ("ExecutionTimedOut", "reason", ""),
         ("ExecutionTimedOut", "last_seen_at", "2024-05-01T11:59:00"),  # no offset
         ("ExecutionTimedOut", "limit_ms", -1),
+        ("ExecutionStarted", "model", ""),
+        ("ExecutionStarted", "tags", "one"),
+        ("ExecutionStarted", "tags", [""]),
+        ("ExecutionStarted", "tags", [f"t{i}" for i in range(65)]),
+        ("ExecutionStarted", "metadata", ["a"]),
+        ("ExecutionStarted", "metadata", {"k": {"nested": 1}}),
+        ("ExecutionStarted", "metadata", {"k": None}),
+        ("ExecutionStarted", "parent_execution_id", "not a uuid"),
+        ("ExecutionStarted", "parent_execution_id", EXECUTION),  # its own parent
+        ("ExecutionCompleted", "usage", {"input_tokens": -1}),
+        ("ExecutionFailed", "usage", {"output_tokens": 2.5}),
+        ("ExecutionCancelled", "usage", {"cost": {"amount": "ten"}}),
+        ("ExecutionCompleted", "usage", {"cost": {"amount": "-0.01"}}),
+        ("ExecutionCompleted", "usage", {"cost": {"amount": "NaN"}}),
+        ("ExecutionCompleted", "usage", {"cost": {"amount": "0.1234567890123"}}),  # 13 places
+        ("ExecutionCompleted", "usage", {"cost": {"amount": "1", "currency": "usd"}}),
+        ("ExecutionCompleted", "usage", "lots"),
     ],
 )
 def test_a_malformed_data_field_is_rejected(kind: EventType, field: str, wrong: object) -> None:
@@ -235,6 +270,86 @@ def test_a_malformed_data_field_is_rejected(kind: EventType, field: str, wrong: 
 
     with pytest.raises(ValidationError):
         parse(value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "wrong", "reason"),
+    [
+        (
+            "ExecutionCompleted",
+            "usage",
+            {"input_tokens": -1},
+            "invalid event: data.usage.input_tokens: Input should be greater than or equal to 0",
+        ),
+        (
+            "ExecutionStarted",
+            "metadata",
+            ["a"],
+            "invalid event: data.metadata: Input should be an object",
+        ),
+        (
+            "ExecutionStarted",
+            "metadata",
+            {"k": [1]},
+            "invalid event: data.metadata.k: Value error, a metadata value is a string, a "
+            "number or a boolean, not an array or an object",
+        ),
+        (
+            "ExecutionFailed",
+            "usage",
+            {"cost": {"amount": "ten"}},
+            "invalid event: data.usage.cost.amount: Input should be a valid decimal",
+        ),
+    ],
+)
+def test_a_bad_value_is_dead_lettered_with_a_reason_that_names_it(
+    kind: EventType, field: str, wrong: object, reason: str
+) -> None:
+    value = envelope(kind)
+    value["data"][field] = wrong
+    structured = json.dumps(value).encode()
+    headers, data = _binary_of(value)
+
+    with pytest.raises(InvalidEvent) as in_structured:
+        decode_record([("content-type", CLOUDEVENTS_JSON.encode())], structured)
+    with pytest.raises(InvalidEvent) as in_binary:
+        decode_record(headers, data)
+
+    assert str(in_structured.value) == reason.replace("data.", f"{kind}.data.", 1)
+    where = reason.split(": ")[1]  # binary mode validates the parsed data: its words may differ
+    assert str(in_binary.value).startswith(f"invalid event: {where}: ")
+
+
+def _binary_of(value: dict[str, Any]) -> tuple[list[tuple[str, bytes]], bytes]:
+    """The same event as a binary-mode record written by hand."""
+    headers = [(f"ce_{k}", str(v).encode()) for k, v in value.items() if k != "data"]
+    return [*headers, ("content-type", b"application/json")], json.dumps(value["data"]).encode()
+
+
+def test_a_cost_written_as_a_json_number_is_read_exactly_from_its_digits() -> None:
+    value = envelope("ExecutionCompleted")
+    value["data"]["usage"] = {"cost": {"amount": 0.1}}
+    text = json.dumps(value).replace("0.1", "0.100000000001")
+
+    event = parse_event(text)
+
+    assert isinstance(event, ExecutionCompleted)
+    assert event.data.usage is not None
+    assert event.data.usage.cost is not None
+    assert str(event.data.usage.cost.amount) == "0.100000000001"
+
+
+def test_added_fields_without_a_value_are_left_out_of_what_writers_encode() -> None:
+    """Events that carry none of them stay byte for byte what the first version wrote."""
+    value = envelope("ExecutionStarted")
+    for added in ("model", "tags", "metadata", "parent_execution_id"):
+        del value["data"][added]
+    completed = envelope("ExecutionCompleted")
+    del completed["data"]["usage"]
+
+    for event in (parse(value), parse(completed)):
+        data = json.loads(encode_event(event))["data"]
+        assert not {"model", "tags", "metadata", "parent_execution_id", "usage"} & set(data)
 
 
 def test_a_verdict_reason_this_version_does_not_write_is_still_read() -> None:

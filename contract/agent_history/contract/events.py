@@ -12,6 +12,7 @@ tests use it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -24,11 +25,10 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
-    StrictBool,
-    StrictInt,
-    StrictStr,
+    PlainValidator,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
 
@@ -82,11 +82,24 @@ MAX_LABEL_CHARS = 200  # a model, a tag, a metadata key
 MAX_LABELS = 64  # tags, metadata keys
 MAX_TOKENS = 10**15
 Label: TypeAlias = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS)]
-# A metadata value: a string, an integer, a finite number or a boolean; never null or nested,
-# so that `metadata.KEY=VALUE` means one thing.
-MetadataValue: TypeAlias = (
-    StrictStr | StrictBool | StrictInt | Annotated[float, Field(strict=True, allow_inf_nan=False)]
-)
+
+
+def _flat(value: object) -> object:
+    """A metadata value: a string, an integer, a finite number or a boolean, as given; never
+    null or nested, so that `metadata.KEY=VALUE` means one thing."""
+    if type(value) not in (str, int, float, bool):
+        kind = "null" if value is None else "an array or an object"
+        raise ValueError(f"a metadata value is a string, a number or a boolean, not {kind}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a metadata value must be a finite number")
+    return value
+
+
+MetadataValue: TypeAlias = Annotated[
+    str | bool | int | float,
+    PlainValidator(_flat),
+    WithJsonSchema({"type": ["string", "number", "boolean"]}),
+]
 
 
 class RunRequestData(ExecutionData):
