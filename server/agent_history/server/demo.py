@@ -7,13 +7,13 @@ through track_execution -> wait until projected -> one agent's history from the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import sys
 import time
 import uuid
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +24,17 @@ from rich.table import Table
 from agent_history import devservices as services
 from agent_history.api.auth import mint_token
 from agent_history.api.settings import ApiSettings
-from agent_history.contract.events import RunRequestData
 from agent_history.contract.settings import SettingsBase, environment_of
 from agent_history.devservices.processes import free_port, spawn_detached, stop_process
 from agent_history.devservices.settings import ServicesSettings
-from agent_history.producer import Publisher, track_execution
+from agent_history.producer import Publisher
 from agent_history.producer.settings import ProducerSettings
 from agent_history.projector.settings import ProjectorSettings, WatchdogSettings
 from agent_history.projector.topics import ensure_topics
 from agent_history.read_model.migrate import migrate
+from agent_history.server.samples import record_samples
 
 console = Console(width=max(100, Console().width))
-AGENTS = {"Research Assistant": 9, "Code Reviewer": 7, "Support Bot": 4}
-USERS = ["ada", "grace", "linus"]
-
-
-class ToolError(RuntimeError):
-    pass
 
 
 def _pid_file(state: Path, name: str) -> Path:
@@ -65,79 +59,6 @@ def stop_demo_processes(settings: ServicesSettings) -> None:
         if pid_file.exists():
             stop_process(int(pid_file.read_text()), timeout=15)
             pid_file.unlink()
-
-
-async def _sample_runs(
-    publisher: Publisher, rng: random.Random, still_running: asyncio.Event
-) -> tuple[uuid.UUID, asyncio.Task[None]]:
-    """About twenty runs: most complete, some fail, one is cancelled, one is still running
-    (heartbeating until ``still_running`` is set), and one's worker dies after starting it."""
-    # Ids of this demo run's own, so a second demo shows its own history, not both.
-    agents = {name: uuid.uuid4() for name in AGENTS}
-    users = {name: uuid.uuid4() for name in USERS}
-    jobs = []
-    for agent, count in AGENTS.items():
-        for n in range(count):
-            user = rng.choice(USERS)
-            ending = "fail" if n % 4 == 3 else "complete"
-            if agent == "Research Assistant" and n == 5:
-                ending = "cancel"
-            run = track_execution(
-                agents[agent],
-                users[user],
-                {"task": f"{agent.lower()} task #{n + 1}"},
-                publisher=publisher,
-                agent_name=agent,
-                user_name=user,
-            )
-            jobs.append(_one_run(run, ending, rng.uniform(0.0, 1.5), rng.uniform(0.05, 0.6)))
-    await asyncio.gather(*jobs)
-    # A long run, still going while the demo reads the history: its publisher heartbeats.
-    long_run = track_execution(
-        agents["Research Assistant"],
-        users["grace"],
-        {"task": "summarise the quarterly report"},
-        publisher=publisher,
-        agent_name="Research Assistant",
-        user_name="grace",
-    )
-    long_task = asyncio.create_task(_run_until(long_run, still_running))
-    # A worker that dies right after starting a run: Started, then silence. The watchdog
-    # times it out once no event came for lost_after.
-    await publisher.publish_started(
-        RunRequestData(
-            execution_id=uuid.uuid4(),
-            agent_id=agents["Research Assistant"],
-            user_id=users["ada"],
-            input_data={"task": "translate the release notes"},
-            agent_name="Research Assistant",
-            user_name="ada",
-        )
-    )
-    return agents["Research Assistant"], long_task
-
-
-async def _run_until(run: track_execution, done: asyncio.Event) -> None:
-    async with run as r:
-        await done.wait()
-        r.output = {"summary": "done"}
-
-
-async def _one_run(run: track_execution, ending: str, delay: float, seconds: float) -> None:
-    await asyncio.sleep(delay)  # runs start one after another, as a worker pool would
-
-    async def body() -> None:
-        async with run as r:
-            await asyncio.sleep(seconds)
-            if ending == "fail":
-                raise ToolError("web_search timed out after 30s")
-            if ending == "cancel":
-                raise asyncio.CancelledError("stopped by the user")
-            r.output = {"tokens": int(seconds * 4000), "summary": "done"}
-
-    # Recorded as Failed / Cancelled by track_execution; the demo carries on.
-    with contextlib.suppress(ToolError, asyncio.CancelledError):
-        await body()
 
 
 async def _wait_projected(client: httpx.AsyncClient, path: str, expected: int) -> dict[str, Any]:
@@ -167,7 +88,7 @@ def _print_history(page: dict[str, Any], agent: str) -> None:
     table = Table(
         title=f"{agent}: {page['total']} executions on {day} (newest first, from the API)"
     )
-    for column in ("status", "started", "duration", "user", "error"):
+    for column in ("status", "started", "duration", "user", "model", "tokens", "cost", "error"):
         table.add_column(column, no_wrap=column != "error")
     colours = {
         "completed": "green",
@@ -183,11 +104,27 @@ def _print_history(page: dict[str, Any], agent: str) -> None:
             e["execution_start"][11:23],
             "—" if ms is None else f"{ms / 1000:.3f} s",
             (e.get("user") or {}).get("name") or "",
+            e.get("model") or "",
+            _tokens(e.get("usage")),
+            _cost(e.get("usage")),
             e["error_message"] or "",
         )
     console.print(table)
     counts = Counter(e["status"] for e in executions)
     console.print(", ".join(f"{n} {status}" for status, n in counts.most_common()))
+
+
+def _tokens(usage: dict[str, Any] | None) -> str:
+    if not usage:
+        return ""
+    return f"{usage.get('input_tokens') or 0:,} / {usage.get('output_tokens') or 0:,}"
+
+
+def _cost(usage: dict[str, Any] | None) -> str:
+    cost = (usage or {}).get("cost")
+    if not cost:
+        return ""
+    return f"{Decimal(cost['amount']).quantize(Decimal('0.0001'))} {cost['currency']}"
 
 
 async def run_demo(*, keep: bool) -> int:
@@ -230,16 +167,17 @@ async def run_demo(*, keep: bool) -> int:
         operator = {"Authorization": f"Bearer {token}"}
         still_running = asyncio.Event()
         async with Publisher(producer) as publisher:
-            agent_id, long_run = await _sample_runs(publisher, random.Random(7), still_running)
+            samples = await record_samples(publisher, random.Random(7), still_running)
             console.print(
-                "published 22 agent runs through track_execution, one of them from a worker "
-                "that dies; waiting for the projection and the watchdog …"
+                f"published {samples.published} agent runs through track_execution, four of "
+                "them sub-runs of one, one from a worker that dies; waiting for the projection "
+                "and the watchdog …"
             )
             async with httpx.AsyncClient(base_url=base, timeout=5, headers=operator) as client:
-                path = f"/api/v1/agent-studio/agents/{agent_id}/executions"
-                page = await _wait_projected(client, path, AGENTS["Research Assistant"] + 2)
+                path = f"/api/v1/agent-studio/agents/{samples.agent_id}/executions"
+                page = await _wait_projected(client, path, samples.runs)
             still_running.set()
-            await long_run
+            await samples.still_running
         _print_history(page, "Research Assistant")
         console.print(f"GET {base}{path}", soft_wrap=True)
     finally:
