@@ -12,17 +12,19 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from agent_history.api.auth import ALL_SCOPE, TokenVerifier
+from agent_history.api.auth import ALL_SCOPE, ERASE_SCOPE, TokenVerifier
 from agent_history.api.cursor import CursorCodec, cursor_key
 from agent_history.api.engine import make_reader_engine
+from agent_history.api.erasure import erasure
 from agent_history.api.health import health
+from agent_history.api.ports import Eraser
 from agent_history.api.problems import install_problem_handlers, problem_media_types
 from agent_history.api.routes import history
 from agent_history.api.settings import ApiSettings
 from agent_history.contract.settings import environment_of
 
 DESCRIPTION = f"""\
-Read-only history of agent executions, as the projector folded them from the execution
+The history of agent executions, as the projector folded them from the execution
 events.
 
 **Authentication.** Every endpoint but the health probes and these docs needs
@@ -30,6 +32,9 @@ events.
 space-separated. You see only your own executions (another user's is a 404, as if it did not
 exist) unless your token has the scope `{ALL_SCOPE}`. A missing or invalid token is a 401 with
 a `WWW-Authenticate: Bearer` challenge.
+
+**Erasure.** The one endpoint that changes anything, `DELETE /users/{{id}}/executions`, needs
+the scope `{ERASE_SCOPE}` (else 403) and erases a user's executions, name and counts for good.
 
 **Lists** are newest first by default (`order=asc` for oldest first), by `execution_start`
 then id. Page by `limit`/`offset`, with `total` counting every match, or by cursor: each page
@@ -45,8 +50,11 @@ with `include=input_data,output_data`. One execution (`/executions/{{id}}`) alwa
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
-    """The API; its engine is built when the app starts and disposed when it stops."""
+def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
+    """The API; its engine is built when the app starts and disposed when it stops.
+
+    ``eraser`` serves DELETE /users/{id}/executions (without one, that answers 501).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -72,7 +80,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.state.verifier = TokenVerifier(settings)
     app.state.cursors = CursorCodec(cursor_key(settings))
+    app.state.eraser = eraser
     app.include_router(history)
+    app.include_router(erasure)
     app.include_router(health)
     install_problem_handlers(app)
 
@@ -97,16 +107,17 @@ def app_from_environment() -> FastAPI:
     return create_app(ApiSettings())
 
 
-def serve(settings: ApiSettings) -> None:
+def serve(settings: ApiSettings, factory: str | None = None) -> None:
     """Run the API with uvicorn on ``settings.host``:``settings.port`` until interrupted, in
-    ``settings.workers`` processes."""
+    ``settings.workers`` processes; each builds its app with ``factory`` ("module:function",
+    default ``app_from_environment``)."""
     # The workers are processes of their own: they read these settings from the environment,
     # which then holds exactly them (environment_of drops any other AGENT_HISTORY_* variable).
     environment = environment_of(settings)
     os.environ.clear()
     os.environ.update(environment)
     uvicorn.run(
-        f"{__name__}:{app_from_environment.__name__}",
+        factory or f"{__name__}:{app_from_environment.__name__}",
         factory=True,
         host=settings.host,
         port=settings.port,

@@ -3,7 +3,7 @@
 Tokens are HS256 with ``jwt_secret``, or RS256 when ``jwt_public_key`` is configured (then
 HS256 tokens are refused, so the public key can never be used as an HMAC secret). Claims:
 ``sub`` is the user id, ``exp`` is required, ``scope`` is space-separated; ``executions:read:all``
-lifts the restriction to the caller's own executions.
+lifts the restriction to the caller's own executions, ``executions:erase`` allows erasing a user.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from agent_history.api.problems import UNAUTHENTICATED, ProblemError
+from agent_history.api.problems import INSUFFICIENT_SCOPE, UNAUTHENTICATED, ProblemError
 from agent_history.api.settings import ApiSettings
 
 ALL_SCOPE = "executions:read:all"
+ERASE_SCOPE = "executions:erase"
 REALM = "agent-history"
 DEFAULT_TTL = timedelta(hours=1)
 # How many verified tokens a process remembers until they expire; beyond, it starts afresh.
@@ -31,10 +32,11 @@ _VERIFIED_TOKENS = 10_000
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking, and whether they may read every user's executions."""
+    """Who is asking, whether they may read every user's executions, and erase a user's."""
 
     user_id: UUID
     reads_all: bool
+    erases: bool = False
 
     @property
     def owner(self) -> UUID | None:
@@ -118,13 +120,21 @@ class TokenVerifier:
         scope = claims.get("scope", "")
         if not isinstance(scope, str):
             raise _invalid_token("the token's scope claim is not a string")
-        return Caller(user_id=user_id, reads_all=ALL_SCOPE in scope.split()), float(claims["exp"])
+        scopes = scope.split()
+        caller = Caller(user_id, reads_all=ALL_SCOPE in scopes, erases=ERASE_SCOPE in scopes)
+        return caller, float(claims["exp"])
 
 
 def mint_token(
-    settings: ApiSettings, user_id: UUID, *, all_scope: bool = False, ttl: timedelta = DEFAULT_TTL
+    settings: ApiSettings,
+    user_id: UUID,
+    *,
+    all_scope: bool = False,
+    erase_scope: bool = False,
+    ttl: timedelta = DEFAULT_TTL,
 ) -> str:
-    """An HS256 token for ``user_id`` signed with ``settings.jwt_secret``, valid for ``ttl``.
+    """An HS256 token for ``user_id`` signed with ``settings.jwt_secret``, valid for ``ttl``,
+    with the scopes asked for.
 
     For local use (tests, the demo, `agent-history token`); an RS256 deployment gets its
     tokens from the identity provider that holds the private key.
@@ -133,8 +143,9 @@ def mint_token(
         raise ValueError("the API expects RS256 tokens: mint them with the private key's holder")
     now = datetime.now(UTC)
     claims: dict[str, Any] = {"sub": str(user_id), "iat": now, "exp": now + ttl}
-    if all_scope:
-        claims["scope"] = ALL_SCOPE
+    scopes = [s for s, wanted in ((ALL_SCOPE, all_scope), (ERASE_SCOPE, erase_scope)) if wanted]
+    if scopes:
+        claims["scope"] = " ".join(scopes)
     return jwt.encode(claims, settings.jwt_secret.get_secret_value(), algorithm="HS256")
 
 
@@ -146,6 +157,18 @@ def missing_token() -> ProblemError:
         kind=UNAUTHENTICATED,
         title="Authentication required",
         headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
+    )
+
+
+def missing_scope(scope: str, action: str) -> ProblemError:
+    """The 403 for a valid token without the scope an action needs (RFC 6750 3.1)."""
+    challenge = f'Bearer realm="{REALM}", error="insufficient_scope", scope="{scope}"'
+    return ProblemError(
+        403,
+        f"{action} needs a token with the scope {scope}",
+        kind=INSUFFICIENT_SCOPE,
+        title="Insufficient scope",
+        headers={"WWW-Authenticate": challenge},
     )
 
 

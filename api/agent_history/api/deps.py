@@ -1,6 +1,7 @@
 """Every dependency of the API's routes, each named for what a route receives.
 
-``EngineDep``, ``CursorsDep`` and ``VerifierDep`` hand over the parts ``create_app`` built;
+``EngineDep``, ``CursorsDep``, ``VerifierDep`` and ``EraserDep`` hand over the parts
+``create_app`` was given or built;
 ``CurrentCaller`` is who is asking, from their bearer token. This is the one module that reads
 ``request.app.state``. Every dependency is async: FastAPI runs a plain function in its thread
 pool, a hand-off per request for nothing.
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api.auth import ALL_SCOPE, Caller, TokenVerifier, missing_token
 from agent_history.api.cursor import CursorCodec
+from agent_history.api.ports import Eraser
 
 # auto_error off: a request without a token gets this API's own 401 problem and challenge.
 bearer_scheme = HTTPBearer(
@@ -42,9 +44,16 @@ async def get_verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
+async def get_eraser(request: Request) -> Eraser | None:
+    """The erase the composition root handed to create_app, if any."""
+    eraser: Eraser | None = request.app.state.eraser
+    return eraser
+
+
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 CursorsDep = Annotated[CursorCodec, Depends(get_cursors)]
 VerifierDep = Annotated[TokenVerifier, Depends(get_verifier)]
+EraserDep = Annotated[Eraser | None, Depends(get_eraser)]
 TokenDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 

@@ -11,7 +11,7 @@ raise errors of their own.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_history.api.cursor import InvalidCursor
@@ -31,6 +32,7 @@ _TYPE = "urn:agent-history:problem:"
 INVALID_PARAMETERS = f"{_TYPE}invalid-parameters"
 INVALID_CURSOR = f"{_TYPE}invalid-cursor"
 UNAUTHENTICATED = f"{_TYPE}unauthenticated"
+INSUFFICIENT_SCOPE = f"{_TYPE}insufficient-scope"
 DATABASE_UNAVAILABLE = f"{_TYPE}database-unavailable"
 
 # Failures to reach the database (refused, dropped, shutting down, or no pooled connection free
@@ -93,11 +95,34 @@ async def _http_error(request: Request, exc: Exception) -> ProblemResponse:
     detail = str(exc.detail)
     if exc.status_code == 404 and detail == phrase:
         detail = f"nothing is served at {request.url.path}"
-    elif exc.status_code == 405 and detail == phrase:
-        allowed = (exc.headers or {}).get("Allow", "")
-        detail = f"{request.method} is not allowed here; allowed: {allowed}"
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route on the path only; a path can have
+        # several (GET and DELETE /users/{id}/executions are in different routers).
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        if detail == phrase:
+            detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
     problem = Problem(title=phrase, status=exc.status_code, detail=detail)
-    return problem_response(problem, request, exc.headers)
+    return problem_response(problem, request, headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method that some route serves on the request's path."""
+    methods: set[str] = set()
+    for route in _routes(request.app.router.routes):
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+def _routes(routes: Iterable[BaseRoute]) -> Iterator[Route]:
+    for route in routes:
+        if isinstance(route, Route):
+            yield route
+        # FastAPI keeps an included router as one route that holds the router's own routes.
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from _routes(included.routes)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> ProblemResponse:

@@ -166,3 +166,18 @@ class Health(_Response):
     """The service is alive, or ready to serve requests."""
 
     status: Literal["ok"]
+
+
+class Erasure(_Response):
+    """What erasing a user removed from the history, and where their erasure stands."""
+
+    user_id: UUID
+    erased_at: datetime = Field(description="When the user was first erased.")
+    first: bool = Field(description="False when the user had been erased before.")
+    executions: int = Field(description="Executions this request deleted.", examples=[42])
+    names: int = Field(description="The user's name (0 or 1 row) this request deleted.")
+    status_counts: int = Field(description="Per-status count rows of the user it deleted.")
+    executions_removed: int = Field(description="Executions deleted by every erasure so far.")
+    dropped_events: int = Field(
+        description="Events of the user that arrived after the erasure and were dropped."
+    )

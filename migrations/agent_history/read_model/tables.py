@@ -184,3 +184,18 @@ def _status_counts(name: str, key: str) -> Table:
 
 execution_counts_by_agent = _status_counts("execution_counts_by_agent", "agent_id")
 execution_counts_by_user = _status_counts("execution_counts_by_user", "user_id")
+
+
+# Users erased from the read model (`agent-history erase`): their late events are dropped, by
+# the live projector and by replay alike. Not part of what replay rebuilds, so it outlives it.
+erased_users = Table(
+    "erased_users",
+    metadata,
+    Column("user_id", UUID(as_uuid=True), primary_key=True),
+    Column("erased_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Executions the erasures of this user deleted (every run of the command adds its own).
+    Column("executions_removed", BigInteger, nullable=False, server_default=text("0")),
+    # Events of this user the live projector dropped after the erasure (replay counts its own).
+    Column("dropped_events", BigInteger, nullable=False, server_default=text("0")),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

@@ -131,12 +131,19 @@ class Projector:
             plan = plan_batch(records, stored, gone)
             if decoded is None or len(plan.fresh) != len(records):
                 decoded = changes_of(plan.fresh, s.max_event_bytes)
+            # After the checkpoint lock, so an erasure either committed before this lookup or
+            # waits for this batch's commit before it deletes (erasure.py).
+            erased = await batch.erased_among(decoded.users)
+            if erased:
+                decoded = changes_of(plan.fresh, s.max_event_bytes, erased)
             # Dead letters go out before the commit: at least once, never lost.
             poison = decoded.poison
             dead = await self._dead_letters.send(poison) if poison else {}
             agents = self._agents.unwritten(decoded.agents)
             users = self._users.unwritten(decoded.users)
             await batch.write(agents, users, decoded.rows.values(), writing)
+            if decoded.dropped:
+                await batch.count_dropped(decoded.dropped)
             await batch.save_checkpoints(plan.next_offsets, dead)
         self._agents.remember(agents)
         self._users.remember(users)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from functools import partial
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -43,12 +44,16 @@ class Loader:
         self.total = total
         self.events = 0
         self.invalid = 0
+        # Erased users, whose events are left out (replay reads them before loading, and
+        # again at the swap); how many events that left out.
+        self.erased: frozenset[UUID] = frozenset()
+        self.dropped = 0
 
     async def load(self, engine: AsyncEngine, until: dict[int, int]) -> None:
         """One transaction per batch, each written while the next batch is read and decoded."""
         pipeline = Pipeline[None]()
         while records := await self._read(until):
-            changes = changes_of(records, self._settings.max_event_bytes)
+            changes = changes_of(records, self._settings.max_event_bytes, self.erased)
             if pipeline.busy:
                 await pipeline.finish()
             await pipeline.start(partial(self._commit, engine, changes, len(records)))
@@ -58,7 +63,7 @@ class Loader:
     async def load_in(self, conn: AsyncConnection, until: dict[int, int]) -> None:
         """Within ``conn``'s transaction, whose search path is already the schema."""
         while records := await self._read(until):
-            changes = changes_of(records, self._settings.max_event_bytes)
+            changes = changes_of(records, self._settings.max_event_bytes, self.erased)
             await self._write(conn, changes, len(records), None)
 
     async def _read(self, until: dict[int, int]) -> list[Record]:
@@ -98,6 +103,7 @@ class Loader:
         await write_changes(conn, changes.agents, changes.users, changes.rows.values(), writing)
         # Invalid records were dead-lettered by the live projector; here they are only counted.
         self.invalid += len(changes.poison)
+        self.dropped += changes.dropped.total()
         self.events += records
         self.total = max(self.total, self.events)
         if self._progress is not None:

@@ -25,6 +25,14 @@ class Transaction(Protocol):
         """The stored next offset of each partition, held until the commit."""
         ...
 
+    async def erased_among(self, users: Iterable[UUID]) -> frozenset[UUID]:
+        """Which of ``users`` are erased (by an erasure that committed before this batch)."""
+        ...
+
+    async def count_dropped(self, dropped: Mapping[UUID, int]) -> None:
+        """Count the events of erased users this batch dropped."""
+        ...
+
     async def write(
         self,
         agents: Mapping[UUID, Name],

@@ -4,9 +4,10 @@ The rebuild goes into tables of the same names in a schema of its own (``replay`
 same statements as the live projector (they name tables unqualified; the search path picks
 the schema). The API and the live projector keep using the live tables meanwhile. The swap is
 one transaction: it takes the checkpoint table in EXCLUSIVE mode, which waits for the batch a
-live projector may be writing and holds off its next one; it catches the rebuild up to the
-live checkpoints, applies retention, and moves the tables between schemas. A crash before the
-commit leaves the live tables as they were; running replay again starts over.
+live projector may be writing and holds off its next one (and an erasure's record); it catches
+the rebuild up to the live checkpoints, applies retention and the erasures, and moves the
+tables between schemas. Events of erased users are left out throughout (erasure.py). A crash
+before the commit leaves the live tables as they were; running replay again starts over.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agent_history.projector.checkpoints import hold_off_projectors, read_checkpoints
+from agent_history.projector.erasure import all_erased, remove_erased
 from agent_history.projector.loader import Loader, Progress
 from agent_history.projector.pipeline import collecting_rarely
 from agent_history.projector.retention import delete_older_than
@@ -55,6 +57,8 @@ class ReplayResult:
     invalid: int
     executions: int
     pruned: int
+    # Events of erased users left out.
+    erased: int = 0
 
 
 async def replay(
@@ -80,6 +84,7 @@ async def replay(
             end = {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()}
             total = sum(end.values()) - sum(start.values())
             loader = Loader(settings, consumer, SHADOW, progress, total, batch_records)
+            loader.erased = await all_erased(lock)
             await _create_shadow(engine)
             with collecting_rarely():
                 await loader.load(engine, end)
@@ -143,8 +148,11 @@ async def _swap(
         applied = await read_checkpoints(conn, settings.consumer_group, settings.topic)
         # What the live projection has applied since the rebuild read its end offsets.
         until = {p: max(loaded.get(p, 0), o) for p, o in applied.items()}
+        # Erasures wait for this lock too: those recorded during the rebuild are applied here.
+        loader.erased = await all_erased(conn)
         await use_schema(conn, SHADOW)
         await loader.load_in(conn, {**loaded, **until})
+        await remove_erased(conn, loader.erased)
         pruned = 0
         if settings.retention_days is not None:
             cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
@@ -164,4 +172,4 @@ async def _swap(
         await conn.execute(text(f"DROP SCHEMA {_RETIRED} CASCADE"))
         await conn.execute(text(f"DROP SCHEMA {SHADOW} CASCADE"))
     log.info("replayed %d events into %d executions and swapped them in", loader.events, executions)
-    return ReplayResult(loader.events, loader.invalid, executions, pruned)
+    return ReplayResult(loader.events, loader.invalid, executions, pruned, loader.dropped)

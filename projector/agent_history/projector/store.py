@@ -17,6 +17,7 @@ from agent_history.projector.checkpoints import (
 )
 from agent_history.projector.core.fold import Execution
 from agent_history.projector.core.names import Name
+from agent_history.projector.erasure import count_dropped, erased_among
 from agent_history.projector.merge import upsert_executions
 
 
@@ -117,6 +118,12 @@ class PostgresTransaction:
 
     async def lock_checkpoints(self, partitions: Iterable[int]) -> dict[int, int]:
         return await lock_checkpoints(self._conn, self._group, self._topic, partitions)
+
+    async def erased_among(self, users: Iterable[UUID]) -> frozenset[UUID]:
+        return await erased_among(self._conn, users)
+
+    async def count_dropped(self, dropped: Mapping[UUID, int]) -> None:
+        await count_dropped(self._conn, dropped)
 
     async def write(
         self,

@@ -1,28 +1,31 @@
 """The composition root of the projector's commands: builds each part from settings and
 hands it its collaborators (cosmicpython's bootstrap.py does the same for its message bus).
 
-The live projector, replay and prune are wired here, from one ProjectorSettings, with one
+The live projector, replay, prune and erase are wired here, from one ProjectorSettings, with one
 engine each: the live projector gets a store over it and, for every attempt to start, fresh
 Kafka clients (a subscriber and a dead-letter producer); replay gets the engine and a consumer
 in no group. The watchdog, from WatchdogSettings, gets an engine and fresh Kafka clients
 (end offsets, verdict producer) each time it takes the lead. The parts build no engine,
-store or consumer of their own, so tests hand them fakes instead. Only entry points (the CLI,
-test fixtures, benchmarks) use this module.
+store or consumer of their own, so tests hand them fakes instead. The API's app is built here
+too, handed the erase (its one writing endpoint). Only entry points (the CLI, the API's worker
+processes, test fixtures, benchmarks) use this module.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer
 
 from agent_history.projector.app import Connection, run_projector
 from agent_history.projector.consumer import Projector
 from agent_history.projector.deadletter import DeadLetters
+from agent_history.projector.erasure import Erasure, erase_user
 from agent_history.projector.loader import Progress
 from agent_history.projector.replay import ReplayResult, replay
 from agent_history.projector.retention import prune
@@ -31,7 +34,12 @@ from agent_history.projector.store import PostgresStore
 from agent_history.projector.subscriber import subscribe
 from agent_history.projector.verdict_log import KafkaVerdictLog
 from agent_history.projector.watchdog import Watchdog
-from agent_history.read_model.db import make_engine
+from agent_history.read_model.db import DatabaseSettings, make_engine
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from agent_history.api.settings import ApiSettings
 
 
 class Project(Protocol):
@@ -111,3 +119,31 @@ async def build_watchdog(settings: WatchdogSettings) -> AsyncIterator[Watchdog]:
         yield Watchdog(settings, engine, lambda: KafkaVerdictLog(settings))
     finally:
         await engine.dispose()
+
+
+def build_eraser(settings: DatabaseSettings) -> Callable[[UUID], Coroutine[Any, Any, Erasure]]:
+    """Erase, ready to erase a user (as often as wanted); an engine of its own each time."""
+
+    async def erase(user_id: UUID) -> Erasure:
+        # Erasures are rare: an engine per erasure leaves nothing to dispose of at shutdown.
+        engine = make_engine(settings)
+        try:
+            return await erase_user(engine, user_id)
+        finally:
+            await engine.dispose()
+
+    return erase
+
+
+def build_api(settings: ApiSettings) -> FastAPI:
+    """The API's app, with the erase behind its erase endpoint."""
+    from agent_history.api.app import create_app
+
+    return create_app(settings, eraser=build_eraser(settings))
+
+
+def api_from_environment() -> FastAPI:
+    """The app of one `agent-history api` worker process, from its environment."""
+    from agent_history.api.settings import ApiSettings
+
+    return build_api(ApiSettings())

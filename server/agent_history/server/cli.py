@@ -8,6 +8,7 @@ import logging
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
+from uuid import UUID
 
 import typer
 
@@ -197,18 +198,52 @@ def prune(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
 
 
 @app.command()
+def erase(
+    user: Annotated[str, typer.Option(help="The user id (UUID) to erase.")],
+) -> None:
+    """Erase a user: delete their executions, name and counts, in short batches, and record
+    it, so that neither the projector nor a replay brings them back; safe to repeat."""
+    from agent_history.projector.erasure import Erasure
+    from agent_history.projector.settings import ProjectorSettings
+    from agent_history.server.bootstrap import build_eraser
+
+    user_id = _uuid(user, "--user")
+    erased: Erasure = asyncio.run(build_eraser(ProjectorSettings())(user_id))
+    again = "" if erased.first else f" (already erased at {erased.erased_at.isoformat()})"
+    typer.echo(
+        f"erased user {user_id}{again}: deleted {erased.executions} executions, "
+        f"{erased.names} name and {erased.status_counts} status counts; "
+        f"{erased.executions_removed} executions removed and {erased.dropped_events} later "
+        "events dropped in all"
+    )
+    typer.echo(
+        "the user's raw events stay in the Kafka topic until its retention removes them "
+        "(see the README, Erasing a user)"
+    )
+
+
+def _uuid(value: str, option: str) -> UUID:
+    try:
+        return UUID(value)
+    except ValueError:
+        raise typer.BadParameter("must be a UUID", param_hint=option) from None
+
+
+@app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Processes sharing the port.")] = None,
 ) -> None:
-    """Serve the read-only history API."""
+    """Serve the history API (read-only, but for the erase endpoint)."""
     from agent_history.api.app import serve
     from agent_history.api.settings import ApiSettings
+    from agent_history.server import bootstrap
 
     given = {"host": host, "port": port, "workers": workers}
     overrides = {k: v for k, v in given.items() if v is not None}
-    serve(ApiSettings().model_copy(update=overrides))
+    factory = f"{bootstrap.__name__}:{bootstrap.api_from_environment.__name__}"
+    serve(ApiSettings().model_copy(update=overrides), factory)
 
 
 @app.command()
@@ -217,22 +252,25 @@ def token(
     all_users: Annotated[
         bool, typer.Option("--all", help="Add the scope that reads every user's executions.")
     ] = False,
+    may_erase: Annotated[
+        bool, typer.Option("--erase", help="Add the scope that erases a user (executions:erase).")
+    ] = False,
     ttl_minutes: Annotated[int, typer.Option(min=1, help="Minutes until it expires.")] = 60,
 ) -> None:
     """Print a bearer token for the history API, signed with AGENT_HISTORY_JWT_SECRET."""
     from datetime import timedelta
-    from uuid import UUID
 
     from agent_history.api.auth import mint_token
     from agent_history.api.settings import ApiSettings
 
-    try:
-        user_id = UUID(user)
-    except ValueError:
-        raise typer.BadParameter("must be a UUID", param_hint="--user") from None
+    user_id = _uuid(user, "--user")
     try:
         minted = mint_token(
-            ApiSettings(), user_id, all_scope=all_users, ttl=timedelta(minutes=ttl_minutes)
+            ApiSettings(),
+            user_id,
+            all_scope=all_users,
+            erase_scope=may_erase,
+            ttl=timedelta(minutes=ttl_minutes),
         )
     except ValueError as error:  # RS256 is configured: the private key is not ours to hold
         typer.echo(f"error: {error}", err=True)

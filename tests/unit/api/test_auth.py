@@ -10,7 +10,7 @@ from uuid import uuid4
 import jwt
 import pytest
 
-from agent_history.api.auth import ALL_SCOPE, Caller, TokenVerifier, mint_token
+from agent_history.api.auth import ALL_SCOPE, ERASE_SCOPE, Caller, TokenVerifier, mint_token
 from agent_history.api.problems import ProblemError
 from agent_history.api.settings import ApiSettings
 
@@ -97,6 +97,20 @@ def test_the_scope_is_space_separated() -> None:
     ]:
         token = jwt.encode({"sub": str(user), "exp": exp, "scope": scope}, secret)
         assert VERIFIER.verify(token).reads_all is reads_all, scope
+
+
+def test_the_erase_scope_is_its_own() -> None:
+    user = uuid4()
+    erases = VERIFIER.verify(mint_token(SETTINGS, user, erase_scope=True))
+    both = VERIFIER.verify(mint_token(SETTINGS, user, all_scope=True, erase_scope=True))
+
+    assert erases == Caller(user, reads_all=False, erases=True)
+    assert both == Caller(user, reads_all=True, erases=True)
+    assert not VERIFIER.verify(mint_token(SETTINGS, user, all_scope=True)).erases
+    exp = datetime.now(UTC) + timedelta(minutes=1)
+    secret = SETTINGS.jwt_secret.get_secret_value()
+    token = jwt.encode({"sub": str(user), "exp": exp, "scope": f"{ERASE_SCOPE}:x"}, secret)
+    assert not VERIFIER.verify(token).erases
 
 
 def test_a_token_of_another_secret_is_refused() -> None:

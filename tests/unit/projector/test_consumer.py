@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import TopicPartition
@@ -31,7 +31,7 @@ class FakeRecord:
     headers: Sequence[tuple[str, bytes]] = ()
 
 
-def started(partition: int, offset: int) -> FakeRecord:
+def started(partition: int, offset: int, user: UUID | None = None) -> FakeRecord:
     execution = str(uuid4())
     event = {
         "specversion": "1.0",
@@ -43,7 +43,7 @@ def started(partition: int, offset: int) -> FakeRecord:
         "data": {
             "execution_id": execution,
             "agent_id": str(uuid4()),
-            "user_id": str(uuid4()),
+            "user_id": str(user or uuid4()),
             "input_data": {},
         },
     }
@@ -64,6 +64,8 @@ class FakeStore:
     committed: list[set[int]] = field(default_factory=list)  # partitions of each commit
     hold: asyncio.Event | None = None
     fail_next: bool = False
+    erased: frozenset[UUID] = frozenset()
+    dropped: Counter[UUID] = field(default_factory=Counter)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[FakeTransaction]:
@@ -86,6 +88,12 @@ class FakeTransaction:
     async def lock_checkpoints(self, partitions: Iterable[int]) -> dict[int, int]:
         stored = self.store.checkpoints
         return {p: stored[p] for p in partitions if p in stored}
+
+    async def erased_among(self, users: Iterable[UUID]) -> frozenset[UUID]:
+        return self.store.erased & frozenset(users)
+
+    async def count_dropped(self, dropped: Mapping[UUID, int]) -> None:
+        self.store.dropped.update(dropped)
 
     async def write(self, agents: Any, users: Any, rows: Any, writing: asyncio.Event) -> None:
         writing.set()
@@ -214,3 +222,17 @@ async def test_a_commit_hint_that_never_returns_does_not_hold_up_settle(db: Fake
     await asyncio.wait_for(p.settle(), timeout=5)
 
     assert db.checkpoints == {0: 2}, "the batch committed; only the hint was given up"
+
+
+async def test_events_of_an_erased_user_are_dropped_counted_and_passed(db: FakeStore) -> None:
+    p, kafka = projector(db), FakeConsumer([0])
+    erased, kept = uuid4(), uuid4()
+    db.erased = frozenset({erased})
+
+    records = [started(0, 0, erased), started(0, 1, kept), started(0, 2, erased)]
+    await p.handle(records, kafka)
+    await p.settle()
+
+    assert db.log == ["begin", "write 1", "commit"], "only the other user's row is written"
+    assert db.dropped == {erased: 2}
+    assert db.checkpoints == {0: 3}, "the dropped events are applied: the projection moves on"

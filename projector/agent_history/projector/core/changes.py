@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Set
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -14,16 +15,25 @@ from agent_history.projector.core.names import NO_NAME, Name, note_name
 
 @dataclass(slots=True)
 class Changes:
-    """A decoded batch, folded: the rows and names to write, and the poison to dead-letter."""
+    """A decoded batch, folded: the rows and names to write, the poison to dead-letter, and
+    how many events of each erased user were dropped."""
 
     rows: dict[UUID, Execution] = field(default_factory=dict)
     agents: dict[UUID, Name] = field(default_factory=dict)
     users: dict[UUID, Name] = field(default_factory=dict)
     poison: list[Poison] = field(default_factory=list)
+    dropped: Counter[UUID] = field(default_factory=Counter)
 
 
-def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
-    """Decode and fold a batch: one row per execution, the newest name per agent and user."""
+def changes_of(
+    records: Iterable[Record], max_bytes: int, erased: Set[UUID] = frozenset()
+) -> Changes:
+    """Decode and fold a batch: one row per execution, the newest name per agent and user.
+
+    An event whose ``user_id`` is in ``erased`` is dropped before it is folded or names anyone
+    (counted in ``dropped``): an erased user's events leave no trace, even in an execution
+    whose other events name another user.
+    """
     changes = Changes()
     rows, agents, users = changes.rows, changes.agents, changes.users
     # A record identical to one already decoded (a redelivered duplicate) decodes to the same
@@ -50,6 +60,9 @@ def changes_of(records: Iterable[Record], max_bytes: int) -> Changes:
             continue
         event = decoded
         data = event.data
+        if erased and data.user_id in erased:
+            changes.dropped[data.user_id] += 1
+            continue
         rows[data.execution_id] = fold(rows.get(data.execution_id), event)
         if isinstance(data, RunRequestData):
             note_name(agents, data.agent_id, data.agent_name, event)

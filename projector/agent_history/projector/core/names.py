@@ -49,10 +49,11 @@ class StoredNames:
 
     Lets a batch skip the upsert of references that could not change anything: the row exists
     and its name is at least as new. That stays true whoever else writes (the upsert only ever
-    moves a name forward, and nothing deletes agents or users, replay included), except when a
-    commit is lost: with synchronous_commit off (the projector's default) a database crash
-    can lose the last commits. Callers therefore remember names only after the commit and
-    forget everything on any failure or rewind.
+    moves a name forward, and nothing deletes agents or users, replay included, but an
+    erasure, after which no batch names that user again), except when a commit is lost: with
+    synchronous_commit off (the projector's default) a database crash can lose the last
+    commits. Callers therefore remember names only after the commit and forget everything on
+    any failure or rewind.
     """
 
     def __init__(self, limit: int = 200_000) -> None:

@@ -395,3 +395,22 @@ def test_names_of_poison_records_are_not_taken() -> None:
 
     assert changes.agents == {AGENT: Name("Genuine", T0 + timedelta(seconds=1))}
     assert len(changes.poison) == 1
+
+
+def test_events_of_an_erased_user_are_dropped_before_folding_and_counted() -> None:
+    execution, erased = uuid4(), uuid4()
+    # One execution whose events name two users: the erased user's event wins nothing.
+    records = [
+        record(wire("ExecutionStarted", execution_id=execution, user_id=erased, user_name="Eve")),
+        record(wire("ExecutionQueued", execution_id=execution, seconds=1, user_name="Ada")),
+        record(wire("ExecutionCompleted", execution_id=execution, seconds=2, user_id=erased)),
+        record(wire("ExecutionStarted", user_id=erased)),
+    ]
+
+    kept = changes_of(records, MAX_BYTES, frozenset({erased}))
+    unerased = changes_of(records[1:2], MAX_BYTES)
+
+    assert kept.rows == unerased.rows, "as if the erased user's events were not there"
+    assert kept.users == unerased.users == {USER: Name("Ada", T0 + timedelta(seconds=1))}
+    assert kept.dropped == {erased: 3}
+    assert changes_of(records, MAX_BYTES).dropped == {}, "nobody erased, nothing dropped"
