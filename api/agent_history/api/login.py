@@ -80,9 +80,9 @@ def mint_login_code(
     return jwt.encode(claims, _key(settings), algorithm=_ALGORITHM)
 
 
-def login_url(base_url: str, code: str) -> str:
-    """The page's address with the code in its fragment."""
-    return f"{base_url.rstrip('/')}/ui/#code={code}"
+def login_url(base_url: str, code: str, path: str = "/ui/") -> str:
+    """The page's address (``path`` under it) with the code in its fragment."""
+    return f"{base_url.rstrip('/')}{path}#code={code}"
 
 
 class LoginCodes:

@@ -54,6 +54,7 @@ async def the_page(path: str) -> FileResponse:
     summary="Trade a login link's one-time code for a bearer token",
     responses={
         400: {**_PROBLEM, "description": "The code has expired, was used, or is not a code."},
+        422: {**_PROBLEM, "description": "No code in the body."},
         501: {**_PROBLEM, "description": "This deployment takes RS256 tokens from its issuer."},
     },
 )

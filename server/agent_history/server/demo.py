@@ -192,9 +192,10 @@ async def run_demo(*, keep: bool) -> int:
         console.print(
             f"an operator token (valid 1 h): {operator['Authorization'][7:]}", soft_wrap=True
         )
-        link = login_url(base, mint_login_code(api, operator_id, all_scope=True))
-        console.print(f"the page: {base}/ui/agents/{samples.agent_id}", soft_wrap=True)
-        console.print(f"sign in with this one-time link (5 min): {link}", soft_wrap=True)
+        code = mint_login_code(api, operator_id, all_scope=True)
+        link = login_url(base, code, f"/ui/agents/{samples.agent_id}")
+        console.print(f"the page: {base}/ui/; sign in with this one-time link (5 min):")
+        console.print(link, soft_wrap=True)
         console.print("stop everything with: agent-history services down")
     console.print(f"done in {time.monotonic() - began:.1f} s")
     return 0

@@ -26,7 +26,7 @@ export async function detailPage(main, signal, executionId) {
     ["Recorded", when(run.created_at)], ["Updated", when(run.updated_at)],
   ];
   const metadata = Object.entries(run.metadata || {});
-  main.replaceChildren(
+  main.replaceChildren(...[
     h("p", {}, link(`/ui/agents/${run.agent_id}`, `← ${nameOf(run.agent)}`)),
     h("h1", {}, `Run ${run.id.slice(0, 8)}`),
     run.error_message ? h("div", { class: "panel" }, h("h2", {}, "Error"), h("p", { class: "error", id: "error" }, run.error_message)) : null,
@@ -36,7 +36,8 @@ export async function detailPage(main, signal, executionId) {
         metadata.length ? [h("h2", {}, "Metadata"), kv(metadata.map(([k, v]) => [k, String(v)]))] : null)),
     h("section", {}, h("h2", {}, "Input"), h("div", { class: "panel", id: "input" }, jsonView(run.input_data))),
     h("section", {}, h("h2", {}, "Output"), h("div", { class: "panel", id: "output" }, jsonView(run.output_data))),
-    tree ? treeView(tree, run.id) : null);
+    tree ? treeView(tree, run.id) : null,
+  ].filter(Boolean));
 }
 
 function kv(pairs) {

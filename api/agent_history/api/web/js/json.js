@@ -20,6 +20,7 @@ function node(key, value, open) {
   const list = h("ul", { hidden: true });
   const toggle = h("button", { class: "toggle", type: "button", "aria-expanded": "false" }, "▸");
   const hint = h("span", { class: "muted" }, ` ${summary} ${r}`);
+  const close = h("div", { hidden: true }, r);
   let shown = 0;
   const more = () => {
     const next = entries.slice(shown, shown + STEP);
@@ -37,11 +38,12 @@ function node(key, value, open) {
     if (opening && shown === 0) more();
     list.hidden = !opening;
     hint.hidden = opening;
+    close.hidden = !opening;
     toggle.textContent = opening ? "▾" : "▸";
     toggle.setAttribute("aria-expanded", String(opening));
   };
   toggle.addEventListener("click", flip);
-  const el = h("div", {}, toggle, ...label, l, hint, list, h("span", { class: "close" }, ""));
+  const el = h("div", {}, toggle, ...label, l, hint, list, close);
   if (open > 0) flip();
   return el;
 }

@@ -92,5 +92,10 @@ async function route() {
   }
 }
 
-const failed = await redeemFragment();
-if (failed) signIn(failed); else route();
+// A login link opened on the page it points to changes only the fragment: no new load.
+async function start() {
+  const failed = await redeemFragment();
+  if (failed) signIn(failed); else route();
+}
+window.addEventListener("hashchange", () => { if (location.hash.includes("code=")) start(); });
+start();
