@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from pydantic import JsonValue, ValidationError
 from pydantic_core import to_jsonable_python
 
 from agent_history.contract.events import CancelledData, CompletedData, FailedData, RunRequestData
-from agent_history.producer.envelope import EndData
+from agent_history.producer.envelope import EndData, new_id
 from agent_history.producer.publisher import Publisher
 
 P = ParamSpec("P")
@@ -69,7 +69,7 @@ class track_execution:
         self._timeout = timeout
         self._input = input_data
         self._request = RunRequestData(
-            execution_id=execution_id or uuid4(),
+            execution_id=execution_id or new_id(),
             agent_id=agent_id,
             user_id=user_id,
             input_data=input_data or {},
