@@ -7,6 +7,7 @@ through track_execution -> wait until projected -> one agent's history from the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sys
@@ -35,7 +36,7 @@ from agent_history.projector.topics import ensure_topics
 from agent_history.read_model.migrate import migrate
 from agent_history.server.samples import record_samples
 
-console = Console(width=max(100, Console().width))
+console = Console(width=max(120, Console().width))
 
 
 def _pid_file(state: Path, name: str) -> Path:
@@ -89,8 +90,10 @@ def _print_history(page: dict[str, Any], agent: str) -> None:
     table = Table(
         title=f"{agent}: {page['total']} executions on {day} (newest first, from the API)"
     )
-    for column in ("status", "started", "duration", "user", "model", "tokens", "cost", "error"):
-        table.add_column(column, no_wrap=column != "error")
+    widths = {"status": 9, "started": 8, "duration": 8, "user": 5, "model": 15, "tokens": 11}
+    for column, width in {**widths, "cost": 10}.items():
+        table.add_column(column, no_wrap=True, min_width=width)
+    table.add_column("error", no_wrap=True, overflow="ellipsis")
     colours = {
         "completed": "green",
         "failed": "red",
@@ -102,7 +105,7 @@ def _print_history(page: dict[str, Any], agent: str) -> None:
         ms = e["execution_time_ms"]
         table.add_row(
             f"[{colours.get(e['status'], 'white')}]{e['status']}[/]",
-            e["execution_start"][11:23],
+            e["execution_start"][11:19],
             "—" if ms is None else f"{ms / 1000:.3f} s",
             (e.get("user") or {}).get("name") or "",
             e.get("model") or "",
@@ -113,6 +116,32 @@ def _print_history(page: dict[str, Any], agent: str) -> None:
     console.print(table)
     counts = Counter(e["status"] for e in executions)
     console.print(", ".join(f"{n} {status}" for status, n in counts.most_common()))
+
+
+async def _wait_tree(client: httpx.AsyncClient, path: str, size: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            response = await client.get(path)
+            if response.status_code == 200 and len(response.json()["executions"]) == size:
+                return dict(response.json())
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the API did not show the tree of {size} runs within 30s")
+        await asyncio.sleep(0.1)
+
+
+def _print_tree(tree: dict[str, Any]) -> None:
+    """The sub-agent tree, a run per line, indented by its depth."""
+    console.print("[bold]A run and its sub-runs[/] (from the API's tree):")
+    for node in tree["executions"]:
+        ms = node["execution_time_ms"]
+        console.print(
+            f"{'   ' * node['depth']}{'└─ ' if node['depth'] else ''}"
+            f"{(node.get('agent') or {}).get('name') or node['agent_id']}: {node['status']}, "
+            f"{'—' if ms is None else f'{ms / 1000:.3f} s'}, {node.get('model') or ''}, "
+            f"tokens {_tokens(node.get('usage')) or '—'}, cost {_cost(node.get('usage')) or '—'}",
+            highlight=False,
+        )
 
 
 def _tokens(usage: dict[str, Any] | None) -> str:
@@ -178,10 +207,14 @@ async def run_demo(*, keep: bool) -> int:
             async with httpx.AsyncClient(base_url=base, timeout=5, headers=operator) as client:
                 path = f"/api/v1/agent-studio/agents/{samples.agent_id}/executions"
                 page = await _wait_projected(client, path, samples.runs)
+                tree_path = f"/api/v1/agent-studio/executions/{samples.tree_root}/tree"
+                tree = await _wait_tree(client, tree_path, samples.tree_size)
             still_running.set()
             await samples.still_running
         _print_history(page, "Research Assistant")
         console.print(f"GET {base}{path}", soft_wrap=True)
+        _print_tree(tree)
+        console.print(f"GET {base}{tree_path}", soft_wrap=True)
     finally:
         if not keep:
             stop_demo_processes(settings)

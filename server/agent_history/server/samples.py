@@ -44,6 +44,7 @@ class Samples:
     runs: int  # of the Research Assistant, the tree's root and the dead worker's run included
     published: int  # runs of every agent
     tree_root: uuid.UUID
+    tree_size: int
     still_running: asyncio.Task[None]
 
 
@@ -102,6 +103,7 @@ async def record_samples(publisher: Publisher, rng: random.Random, done: asyncio
         runs=AGENTS["Research Assistant"] + 3,
         published=sum(AGENTS.values()) + sum(TREE.values()) + 3,  # + root, long, dead
         tree_root=root.run.run.execution_id,
+        tree_size=1 + sum(TREE.values()),
         still_running=still_running,
     )
 
