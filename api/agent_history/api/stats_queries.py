@@ -66,14 +66,18 @@ def rollup_statement(
     spans: tuple[SpanShape, ...], group_by: GroupBy | None, interval: Interval | None
 ) -> TextClause:
     """Stats of one agent over spans (api.spans), grouped by model or status or not at all."""
-    edges = [i for i, (period, _, _) in enumerate(spans) if period is None]
-    wheres = [_bounds(i, lo, hi, "execution_start") for i in edges for _, lo, hi in [spans[i]]]
-    edge = (
+    # Each edge on its own, so each is one range of the agent history index.
+    columns = (
         "SELECT COALESCE(model, '') AS model, status, execution_start, "
         "COALESCE(cost_currency, '') AS cost_currency, execution_time_ms AS ms, "
-        "input_tokens, output_tokens, cost FROM agent_executions "
-        f"WHERE agent_id = :agent_id AND ({' OR '.join(f'({w})' for w in wheres) or 'false'})"
+        "input_tokens, output_tokens, cost FROM agent_executions WHERE agent_id = :agent_id AND "
     )
+    edges = [
+        columns + _bounds(i, lo, hi, "execution_start")
+        for i, (period, lo, hi) in enumerate(spans)
+        if period is None
+    ]
+    edge = " UNION ALL ".join(edges) if edges else columns + "false"
     levels = [("all", "''")] + ([("group", group_by)] if group_by else [])
     ctes = [f"edge AS MATERIALIZED ({edge})"]
     outputs = []

@@ -47,29 +47,34 @@ _ROW = (
     "COALESCE(cost_currency, '') AS cost_currency, input_tokens, output_tokens, cost, "
     "execution_time_ms AS ms"
 )
+# First summed per hour (an UPDATE's unchanged rows cancel out there), then each hour's sums
+# added to its hour, day and month: the expansion costs hour groups, not rows.
 _ADD = f"""
+    , hourly AS (
+        SELECT agent_id, date_trunc('hour', execution_start, 'UTC') AS hour, model, status,
+            cost_currency, sum(d) AS n, COALESCE(sum(d) FILTER (WHERE ms IS NOT NULL), 0) AS timed,
+            COALESCE(sum(d * input_tokens), 0) AS input_tokens,
+            COALESCE(sum(d) FILTER (WHERE input_tokens IS NOT NULL), 0) AS input_tokens_n,
+            COALESCE(sum(d * output_tokens), 0) AS output_tokens,
+            COALESCE(sum(d) FILTER (WHERE output_tokens IS NOT NULL), 0) AS output_tokens_n,
+            COALESCE(sum(d * cost), 0) AS cost
+        FROM changes GROUP BY 1, 2, 3, 4, 5)
+    , hourly_durations AS (
+        SELECT agent_id, date_trunc('hour', execution_start, 'UTC') AS hour, model, status,
+            {_BUCKET.format(ms="ms")} AS bucket, sum(d) AS n
+        FROM changes WHERE ms IS NOT NULL GROUP BY 1, 2, 3, 4, 5 HAVING sum(d) <> 0)
     , periods AS (SELECT unnest(ARRAY['hour', 'day', 'month']) AS period)
-    , keyed AS (
-        SELECT c.*, p.period, date_trunc(p.period, c.execution_start, 'UTC') AS bucket_start
-        FROM changes c CROSS JOIN periods p)
     , sums AS (
         INSERT INTO execution_rollups AS r (
             agent_id, period, bucket_start, model, status, cost_currency, n, timed,
             input_tokens, input_tokens_n, output_tokens, output_tokens_n, cost)
-        SELECT agent_id, period, bucket_start, model, status, cost_currency, sum(d),
-            COALESCE(sum(d) FILTER (WHERE ms IS NOT NULL), 0),
-            COALESCE(sum(d * input_tokens), 0),
-            COALESCE(sum(d) FILTER (WHERE input_tokens IS NOT NULL), 0),
-            COALESCE(sum(d * output_tokens), 0),
-            COALESCE(sum(d) FILTER (WHERE output_tokens IS NOT NULL), 0),
-            COALESCE(sum(d * cost), 0)
-        FROM keyed GROUP BY 1, 2, 3, 4, 5, 6
-        HAVING sum(d) <> 0 OR COALESCE(sum(d) FILTER (WHERE ms IS NOT NULL), 0) <> 0
-            OR COALESCE(sum(d) FILTER (WHERE input_tokens IS NOT NULL), 0) <> 0
-            OR COALESCE(sum(d) FILTER (WHERE output_tokens IS NOT NULL), 0) <> 0
-            OR COALESCE(sum(d * input_tokens), 0) <> 0
-            OR COALESCE(sum(d * output_tokens), 0) <> 0 OR COALESCE(sum(d * cost), 0) <> 0
-        ORDER BY 1, 2, 3, 4, 5, 6
+        SELECT agent_id, period, date_trunc(period, hour, 'UTC'), model, status, cost_currency,
+            sum(n), sum(timed), sum(input_tokens), sum(input_tokens_n), sum(output_tokens),
+            sum(output_tokens_n), sum(cost)
+        FROM hourly CROSS JOIN periods
+        WHERE n <> 0 OR timed <> 0 OR input_tokens_n <> 0 OR output_tokens_n <> 0
+            OR input_tokens <> 0 OR output_tokens <> 0 OR cost <> 0
+        GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
         ON CONFLICT (agent_id, period, bucket_start, model, status, cost_currency) DO UPDATE SET
             n = r.n + EXCLUDED.n, timed = r.timed + EXCLUDED.timed,
             input_tokens = r.input_tokens + EXCLUDED.input_tokens,
@@ -79,9 +84,8 @@ _ADD = f"""
             cost = r.cost + EXCLUDED.cost)
     INSERT INTO execution_duration_sketches AS s (
         agent_id, period, bucket_start, model, status, bucket, n)
-    SELECT agent_id, period, bucket_start, model, status, {_BUCKET.format(ms="ms")}, sum(d)
-    FROM keyed WHERE ms IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6 HAVING sum(d) <> 0
-    ORDER BY 1, 2, 3, 4, 5, 6
+    SELECT agent_id, period, date_trunc(period, hour, 'UTC'), model, status, bucket, sum(n)
+    FROM hourly_durations CROSS JOIN periods GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (agent_id, period, bucket_start, model, status, bucket) DO UPDATE SET
         n = s.n + EXCLUDED.n;
 """
