@@ -25,8 +25,10 @@ _ENDED = ", ".join(f"'{status}'" for status in TERMINAL_STATUSES)
 
 _ALL = text(f"""
 WITH page AS (
-    SELECT agent_id, sum(n) AS total, sum(n) FILTER (WHERE status = 'completed') AS completed,
-        sum(n) FILTER (WHERE status IN ({_ENDED})) AS ended, count(*) OVER () AS agents
+    SELECT agent_id, sum(n) AS total,
+        COALESCE(sum(n) FILTER (WHERE status = 'completed'), 0) AS completed,
+        COALESCE(sum(n) FILTER (WHERE status IN ({_ENDED})), 0) AS ended,
+        count(*) OVER () AS agents
     FROM execution_counts_by_agent GROUP BY agent_id HAVING sum(n) > 0
     ORDER BY agent_id LIMIT :limit OFFSET :offset)
 SELECT p.agent_id, a.name, p.total, p.completed, p.ended, p.agents, k.p95, last.at AS last_run_at
