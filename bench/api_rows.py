@@ -4,6 +4,8 @@ Rows come in execution_start order over a year, as the projector would have writ
 (so the heap is in time order), one agent holding an exact share of them spread evenly, users
 and the other agents drawn uniformly. 92 % completed, 6 % failed, 2 % cancelled; the newest
 0.1 % mostly still running or queued. Durations are log-normal (median ~3 s); payloads small.
+Each run names one of three models (9 : 5 : 2); an ended one used 100-4,195 input and 10-2,057
+output tokens and cost 3 and 15 USD per million of them.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ COLUMNS = [
     *("id", "agent_id", "user_id", "status", "execution_start", "execution_end"),
     *("input_data", "output_data", "error_message"),
     *("input_rank", "input_time", "input_event_id", "terminal_event_id"),
+    *("model", "input_tokens", "output_tokens", "cost", "cost_currency"),
 ]
 _RECENT = 0.001  # the newest rows: partly still running or queued, as in production
 _TERMINAL = (("completed", 92), ("failed", 6), ("cancelled", 2))
 _LIVE = (("running", 60), ("pending", 10), *_TERMINAL[:1])
 _ERRORS = ("ValueError: quota exceeded", "TimeoutError: tool call took too long")
+_MODELS = ("gpt-large",) * 9 + ("gpt-small",) * 5 + ("claude-x",) * 2
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,8 @@ class Shape:
     agents: int
     users: int
     seed: int = 20251124
+    # Runs carry a model, and ended ones tokens and a cost (in USD); older kept data did not.
+    usage: bool = True
 
 
 def _uuid_hex(rng: random.Random) -> str:
@@ -131,8 +137,13 @@ def copy_text(shape: Shape, first_us: int, start: int, stop: int) -> bytes:
         elif status == "cancelled":
             error = "cancelled by the user"
         rank = 1 if status == "pending" else 0
+        usage = "\\N\t\\N\t\\N\t\\N"
+        if end != "\\N":
+            tokens_in, tokens_out = 100 + bits(12), 10 + bits(11)
+            usage = f"{tokens_in}\t{tokens_out}\t0.{tokens_in * 3 + tokens_out * 15:06d}\tUSD"
         out.append(
             f"{_uuid_hex(rng)}\t{agent}\t{user}\t{status}\t{at}\t{end}\t{t.prompts[bits(6)]}\t"
-            f"{output}\t{error}\t{rank}\t{at}\t{_uuid_hex(rng)}\t{terminal}\n"
+            f"{output}\t{error}\t{rank}\t{at}\t{_uuid_hex(rng)}\t{terminal}\t"
+            f"{_MODELS[bits(4)]}\t{usage}\n"
         )
     return "".join(out).encode()

@@ -95,3 +95,45 @@ async def replay(settings: ProjectorSettings) -> ReplayResult:
     """`agent-history replay`, wired as the command wires it."""
     async with build_replay(settings) as run:
         return await run()
+
+
+_ROLLED = """
+SELECT agent_id, p.period, date_trunc(p.period, execution_start, 'UTC'), COALESCE(model, ''),
+    status, COALESCE(cost_currency, ''), count(*), count(execution_time_ms),
+    COALESCE(sum(input_tokens), 0), count(input_tokens), COALESCE(sum(output_tokens), 0),
+    count(output_tokens), COALESCE(sum(cost), 0)
+FROM agent_executions CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS p(period)
+WHERE {where} GROUP BY 1, 2, 3, 4, 5, 6
+"""
+_KEPT = """
+SELECT agent_id, period, bucket_start, model, status, cost_currency, n, timed, input_tokens,
+    input_tokens_n, output_tokens, output_tokens_n, cost
+FROM execution_rollups WHERE ({where}) AND n <> 0
+"""
+_SKETCHED = """
+SELECT agent_id, p.period, date_trunc(p.period, execution_start, 'UTC'), COALESCE(model, ''),
+    status, execution_duration_bucket(execution_time_ms), count(*)
+FROM agent_executions CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS p(period)
+WHERE ({where}) AND execution_time_ms IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6
+"""
+_KEPT_SKETCH = """
+SELECT agent_id, period, bucket_start, model, status, bucket, n
+FROM execution_duration_sketches WHERE ({where}) AND n <> 0
+"""
+
+
+async def assert_rollups_match_rows(
+    engine: AsyncEngine, agent_ids: Iterable[UUID] | None = None
+) -> None:
+    """The rollups and duration sketches kept by the triggers equal a recomputation from the
+    rows (of these agents, or of all)."""
+    ids = [str(a) for a in agent_ids] if agent_ids is not None else None
+    where = "true" if ids is None else "agent_id = ANY(CAST(:ids AS uuid[]))"
+    values = {} if ids is None else {"ids": ids}
+    async with engine.connect() as conn:
+        for kept, counted in ((_KEPT, _ROLLED), (_KEPT_SKETCH, _SKETCHED)):
+            have = {tuple(r) for r in await conn.execute(text(kept.format(where=where)), values)}
+            want = {tuple(r) for r in await conn.execute(text(counted.format(where=where)), values)}
+            assert have == want, (
+                f"rollups drifted: kept-only {have - want}, rows-only {want - have}"
+            )

@@ -106,7 +106,9 @@ async def test_erase_then_late_events_are_dropped_counted_and_replay_agrees(
     erased = await erase_user(engine, ada, batch_size=7)
 
     assert (erased.first, erased.executions, erased.names) == (True, 25, 1)
-    assert erased.status_counts == 1, "her one status (completed), brought to zero and deleted"
+    # Her completed count, brought to zero and deleted; and a running (or pending) one already at
+    # zero when a batch held a run's start without its end: the counts keep zero rows.
+    assert 1 <= erased.status_counts <= 3, "her counts, brought to zero and deleted"
     assert await traces(engine, ada) == NOTHING
     assert await table(engine) == reference(others)
     await assert_counts_match_rows(engine)

@@ -31,7 +31,14 @@ from agent_history.contract.events import (
 from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.read_model.migrate import alembic_config
-from tests.support import assert_counts_match_rows, caught_up, reference, replay, table
+from tests.support import (
+    assert_counts_match_rows,
+    assert_rollups_match_rows,
+    caught_up,
+    reference,
+    replay,
+    table,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -55,10 +62,14 @@ def history(rng: random.Random, executions: int, start: datetime) -> list[Event]
             if kind in ("ExecutionQueued", "ExecutionStarted"):
                 data["input_data"] = {"n": n, "kind": kind}
                 data["timeout_ms"] = rng.choice((None, 1000))
+                data["model"] = rng.choice(("model-a", "model-b"))
             elif kind == "ExecutionFailed":
                 data["error_message"] = f"error {n}"
             elif kind == "ExecutionCompleted":
                 data["output_data"] = [n]
+            if kind in ("ExecutionFailed", "ExecutionCompleted"):
+                cost = {"amount": f"0.{n:04d}", "currency": rng.choice(("USD", "EUR"))}
+                data["usage"] = {"input_tokens": n, "output_tokens": 2 * n, "cost": cost}
             elif kind == "ExecutionTimedOut":
                 seen = (time - timedelta(seconds=60)).isoformat()
                 data.update(reason="worker_lost", last_seen_at=seen, since=seen, limit_ms=60_000)
@@ -102,6 +113,7 @@ async def test_replay_equals_live_projection_and_api_answers_throughout(
     live = await table(engine)
     assert live == reference(first)
     await assert_counts_match_rows(engine)
+    await assert_rollups_match_rows(engine)
 
     some = rng.sample(sorted(live), k=5)
     api = ApiSettings(database_url=settings.database_url)
@@ -143,6 +155,7 @@ async def test_replay_equals_live_projection_and_api_answers_throughout(
     assert result.invalid == 0
     assert await table(engine) == reference(first + second)
     await assert_counts_match_rows(engine)
+    await assert_rollups_match_rows(engine)
     # The swapped-in tables carry the migration's names: the schema still matches the models.
     await asyncio.to_thread(command.check, alembic_config(api))
 
@@ -167,8 +180,10 @@ async def test_replay_applies_retention_like_prune(
     assert deleted == 50
     assert pruned == reference(recent)
     await assert_counts_match_rows(engine)
+    await assert_rollups_match_rows(engine)
 
     result = await replay(settings.model_copy(update={"retention_days": 90}))
     assert result.pruned == 50
     assert await table(engine) == pruned
     await assert_counts_match_rows(engine)
+    await assert_rollups_match_rows(engine)

@@ -16,7 +16,7 @@ from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.fold import Execution, fold_all
 from agent_history.projector.store import write_changes
 from agent_history.read_model.tables import agent_executions, agents
-from tests.support import assert_counts_match_rows
+from tests.support import assert_counts_match_rows, assert_rollups_match_rows
 
 pytestmark = pytest.mark.integration
 
@@ -254,3 +254,4 @@ async def test_sql_merge_equals_fold(db_engine: AsyncEngine, seed: int) -> None:
     row = await stored(db_engine, eid)
     assert {k: getattr(row, k) for k in as_row(expected)} == as_row(expected)
     await assert_counts_match_rows(db_engine)
+    await assert_rollups_match_rows(db_engine)

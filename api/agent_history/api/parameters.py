@@ -32,6 +32,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agent_history.api.queries import PAYLOADS, Order, Payload
 from agent_history.api.schemas import ExecutionStatus
+from agent_history.api.stats_queries import GroupBy, Interval
 from agent_history.contract.events import MAX_LABEL_CHARS, MAX_LABELS
 
 # PostgreSQL's OFFSET is a bigint; a larger value is a client error, not a server one.
@@ -161,6 +162,21 @@ class ExecutionQuery(OperationQuery):
 class StatsQuery(OperationQuery):
     started_after: StartedAfter = None
     started_before: StartedBefore = None
+    group_by: GroupBy | None = Field(
+        default=None,
+        description="Also the same stats per model, user, status or tag (a run with several "
+        "tags counts in each of them). model and status come from the rollups; user and tag "
+        "from the rows.",
+    )
+    interval: Interval | None = Field(
+        default=None,
+        description="Also a time series: the same stats per hour or day (UTC) of the range.",
+    )
+
+
+class AgentsQuery(OperationQuery):
+    limit: int = Field(default=50, ge=1, le=100, description="Page size.")
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="Agents to skip.")
 
 
 class ListQuery(OperationQuery):

@@ -13,11 +13,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query
 
 from agent_history.api import queries, render, trees
+from agent_history.api.agents import AgentPage, list_agents
 from agent_history.api.deps import CurrentCaller, CursorsDep, EngineDep, get_current_caller
 from agent_history.api.filters import ExecutionFilter
 from agent_history.api.paging import list_filter, list_page
 from agent_history.api.parameters import (
     AgentListQuery,
+    AgentsQuery,
     ExecutionQuery,
     StatsQuery,
     TreeQuery,
@@ -174,7 +176,9 @@ async def get_execution_tree(
 @history.get(
     "/agents/{agent_id}/executions/stats",
     summary="An agent's execution statistics",
-    response_description="Counts by status, success rate and execution_time_ms percentiles.",
+    response_description="Counts by status, success rate, execution_time_ms percentiles, "
+    "tokens and cost; per group and per time bucket when asked.",
+    response_model_exclude_none=False,
 )
 async def get_agent_stats(
     engine: EngineDep,
@@ -186,11 +190,26 @@ async def get_agent_stats(
     params: Annotated[StatsQuery, Query()],
 ) -> ExecutionStats:
     """Over the executions that started in [started_after, started_before); without the
-    all-executions scope, over the caller's own."""
+    all-executions scope, over the caller's own. Counts, sums and success rates are exact;
+    `percentiles` says whether the durations are (from rows) or are within 1 % (from the
+    rollups' sketch)."""
     where = ExecutionFilter(
         agent_id=agent_id,
         owner_id=caller.owner,
         started_after=params.started_after,
         started_before=params.started_before,
     )
-    return await execution_stats(engine, where)
+    return await execution_stats(engine, where, params.group_by, params.interval)
+
+
+@history.get(
+    "/agents",
+    summary="The agents you may see, with run count, success rate, p95 and last run",
+    response_description="One page of agents by id, and how many there are.",
+)
+async def get_agents(
+    engine: EngineDep, caller: CurrentCaller, params: Annotated[AgentsQuery, Query()]
+) -> AgentPage:
+    """With the all-executions scope every agent with runs (from the kept counts and rollups,
+    p95 within 1 %); without it, the agents you have runs of, over your own runs (p95 exact)."""
+    return await list_agents(engine, caller.owner, params.limit, params.offset)

@@ -1,32 +1,44 @@
-"""An agent's execution statistics: counts by status, success rate and duration percentiles.
+"""An agent's execution statistics: counts by status, success rate, durations, tokens and cost,
+optionally grouped (model, user, status, tag) and as a time series (hour, day).
 
-Everything comes from ONE statement over agent_executions: a count per status
-(``count(*) FILTER (WHERE ...)``), and ``percentile_disc(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP
-(ORDER BY execution_time_ms)`` with ``max`` beside it, so the durations are sorted once.
-percentile_disc rather than percentile_cont: it returns a duration that some execution really
-had (nearest rank, whole milliseconds like the column) instead of interpolating between two,
-which with few executions would report a time no run took.
+One statement per request (api.stats_queries). Over every user's runs and grouped by nothing,
+model or status, it merges the rollups the triggers keep (migration 0006): the cost grows with
+the number of buckets in the range, never with runs; counts and sums are exact (the partial
+hours at the range's edges are counted from the rows), percentiles come from the duration
+sketch, within 1 % of the nearest-rank value. Narrowed to one caller's own runs, or grouped by
+user or tag, it reads the rows: exact percentiles (percentile_disc), a cost that grows with
+the runs.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Float, func, select
-from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.api.filters import ExecutionFilter, conditions
+from agent_history.api.filters import ExecutionFilter
 from agent_history.api.queries import fetch
+from agent_history.api.spans import spans
+from agent_history.api.stats_queries import (
+    GroupBy,
+    Interval,
+    rollup_statement,
+    row_statement,
+    shape,
+    span_values,
+)
 from agent_history.contract.statuses import STATUSES, TERMINAL_STATUSES
-from agent_history.read_model.tables import agent_executions
+from agent_history.read_model.tables import SKETCH_ERROR, bucket_value
 
 PERCENTILES = (0.5, 0.95, 0.99)
-
-_e = agent_executions
+APPROXIMATE = f"approximate, {SKETCH_ERROR:.0%} relative error"
+EXACT = "exact"
 
 
 class _Stats(BaseModel):
@@ -47,52 +59,35 @@ class StatusCounts(_Stats):
 class Durations(_Stats):
     """execution_time_ms over the executions whose duration is known (ended after starting).
 
-    Percentiles are nearest-rank (percentile_disc): each is a duration some execution had.
-    All are null when no execution has a known duration.
+    Exact (`percentiles: exact`): nearest rank (percentile_disc), each a duration some execution
+    had. Approximate: within 1 % of that value (the max too). Null when no duration is known.
     """
 
-    count: int = Field(description="Executions with a known execution_time_ms.")
-    p50: int | None
-    p95: int | None
-    p99: int | None
-    max: int | None
+    count: int = Field(description="Executions with a known execution_time_ms (exact).")
+    p50: int | float | None
+    p95: int | float | None
+    p99: int | float | None
+    max: int | float | None
 
 
-class ExecutionStats(_Stats):
-    """Statistics over an agent's executions that started in [started_after, started_before)."""
+class TokenSum(_Stats):
+    sum: int = Field(description="Exact sum over the runs that reported this count.")
+    count: int = Field(description="Runs that reported it.")
+    average: float | None = Field(description="sum / count; null when count is 0.")
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "agent_id": "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b",
-                    "started_after": "2025-01-01T00:00:00Z",
-                    "started_before": None,
-                    "total": 10,
-                    "counts": {
-                        "pending": 0,
-                        "running": 1,
-                        "completed": 6,
-                        "failed": 2,
-                        "cancelled": 1,
-                        "timed_out": 0,
-                    },
-                    "success_rate": 0.6667,
-                    "execution_time_ms": {
-                        "count": 9,
-                        "p50": 1800,
-                        "p95": 9100,
-                        "p99": 9100,
-                        "max": 9100,
-                    },
-                }
-            ]
-        }
-    )
 
-    agent_id: UUID
-    started_after: datetime | None
-    started_before: datetime | None
+class Tokens(_Stats):
+    input: TokenSum
+    output: TokenSum
+
+
+class CostSum(_Stats):
+    sum: Decimal = Field(description="Exact, as a decimal string.")
+    count: int = Field(description="Runs that reported a cost in this currency.")
+    average: Decimal | None = Field(description="sum / count, as a decimal string.")
+
+
+class Summary(_Stats):
     total: int = Field(description="Executions counted, of any status.")
     counts: StatusCounts
     success_rate: float | None = Field(
@@ -100,29 +95,154 @@ class ExecutionStats(_Stats):
         "watchdog gave up on counts as not successful; null when none has ended."
     )
     execution_time_ms: Durations
+    tokens: Tokens
+    cost: dict[str, CostSum] = Field(description="Per ISO 4217 currency; runs with a cost only.")
 
 
-async def execution_stats(engine: AsyncEngine, where: ExecutionFilter) -> ExecutionStats:
+class SeriesPoint(Summary):
+    start: datetime = Field(description="The bucket's start (UTC); it covers one interval.")
+
+
+class Group(Summary):
+    key: str | None = Field(description="The model, user id, status or tag; null: none.")
+    series: list[SeriesPoint] | None = None
+
+
+class ExecutionStats(Summary):
+    """Statistics over an agent's executions that started in [started_after, started_before)."""
+
+    agent_id: UUID
+    started_after: datetime | None
+    started_before: datetime | None
+    percentiles: str = Field(
+        description=f"'{EXACT}' or '{APPROXIMATE}' (from the rollups' duration sketch)."
+    )
+    source: Literal["rollups", "rows"] = Field(
+        description="rollups: merged per-period buckets, edge hours counted from rows; "
+        "rows: the executions themselves (one caller's own, or grouped by user or tag)."
+    )
+    group_by: GroupBy | None = None
+    interval: Interval | None = None
+    groups: list[Group] | None = None
+    series: list[SeriesPoint] | None = None
+
+
+@dataclass
+class _Tally:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
+    timed: int = 0
+    sums: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    cost: dict[str, list[Decimal]] = field(default_factory=dict)
+    pct: tuple[Any, ...] = (None, None, None, None)
+
+    def add(self, row: Any) -> None:
+        self.counts[row["status"]] += int(row["n"])
+        self.timed += int(row["timed"])
+        for name in ("input_tokens", "input_tokens_n", "output_tokens", "output_tokens_n"):
+            self.sums[name] += row[name]
+        if row["cost_currency"]:
+            spent = self.cost.setdefault(row["cost_currency"], [Decimal(0), Decimal(0)])
+            spent[0] += row["cost"]
+            spent[1] += row["n"]
+
+    def summary(self) -> dict[str, Any]:
+        ended = sum(self.counts[status] for status in TERMINAL_STATUSES)
+
+        def tokens(kind: str) -> TokenSum:
+            total, n = int(self.sums[kind]), int(self.sums[f"{kind}_n"])
+            return TokenSum(sum=total, count=n, average=total / n if n else None)
+
+        p50, p95, p99, top = self.pct
+        return {
+            "total": sum(self.counts.values()),
+            "counts": StatusCounts.model_validate(self.counts),
+            "success_rate": self.counts["completed"] / ended if ended else None,
+            "execution_time_ms": Durations(count=self.timed, p50=p50, p95=p95, p99=p99, max=top),
+            "tokens": Tokens(input=tokens("input_tokens"), output=tokens("output_tokens")),
+            "cost": {
+                currency: CostSum(sum=s, count=int(n), average=s / n if n else None)
+                for currency, (s, n) in sorted(self.cost.items())
+                if n
+            },
+        }
+
+
+async def execution_stats(
+    engine: AsyncEngine,
+    where: ExecutionFilter,
+    group_by: GroupBy | None = None,
+    interval: Interval | None = None,
+) -> ExecutionStats:
     """The statistics of the executions ``where`` selects, which must name an agent."""
     assert where.agent_id is not None
-    values = where.bound()
-    ms = _e.c.execution_time_ms
-    statement = select(
-        *(func.count().filter(_e.c.status == status).label(status) for status in STATUSES),
-        func.count(ms).label("timed"),
-        func.percentile_disc(array(PERCENTILES, type_=Float)).within_group(ms).label("pcts"),
-        func.max(ms).label("max"),
-    ).where(*conditions(values))
-    (row,) = await fetch(engine, statement, values)
-    counts: dict[str, Any] = {status: row[status] for status in STATUSES}
-    ended = sum(counts[status] for status in TERMINAL_STATUSES)
-    p50, p95, p99 = row["pcts"] or (None, None, None)
+    from_rows = where.owner_id is not None or group_by in ("user", "tag")
+    values: dict[str, Any] = {"agent_id": where.agent_id}
+    if from_rows:
+        conditions = ["e.agent_id = :agent_id"]
+        for name, sql in (
+            ("owner_id", "e.user_id = :owner_id"),
+            ("started_after", "e.execution_start >= :started_after"),
+            ("started_before", "e.execution_start < :started_before"),
+        ):
+            if getattr(where, name) is not None:
+                conditions.append(sql)
+                values[name] = getattr(where, name)
+        statement = row_statement(tuple(conditions), group_by, interval)
+    else:
+        cut = spans(where.started_after, where.started_before, interval or "month")
+        statement = rollup_statement(shape(cut), group_by, interval)
+        values.update(span_values(cut))
+    tallies: dict[tuple[str, str, datetime | None], _Tally] = defaultdict(_Tally)
+    for row in await fetch(engine, statement, values):
+        tally = tallies[(row["level"], row["g"], row["s"])]
+        if row["kind"] == "sums":
+            tally.add(row)
+        else:
+            found = (row["p50"], row["p95"], row["p99"], row["mx"])
+            tally.pct = found if from_rows else tuple(_ms(b) for b in found)
+    return _assemble(where, from_rows, group_by, interval, tallies)
+
+
+def _ms(bucket: int | None) -> float | None:
+    return None if bucket is None else bucket_value(bucket)
+
+
+def _series(
+    tallies: dict[tuple[str, str, datetime | None], _Tally], level: str, g: str
+) -> list[SeriesPoint]:
+    points = {s: t for (lv, key, s), t in tallies.items() if (lv, key) == (level, g) and s}
+    return [SeriesPoint(start=s, **points[s].summary()) for s in sorted(points)]
+
+
+def _assemble(
+    where: ExecutionFilter,
+    from_rows: bool,
+    group_by: GroupBy | None,
+    interval: Interval | None,
+    tallies: dict[tuple[str, str, datetime | None], _Tally],
+) -> ExecutionStats:
+    groups = None
+    if group_by is not None:
+        keys = sorted({g for (level, g, s) in tallies if level == "group" and s is None})
+        groups = [
+            Group(
+                key=g or None,
+                series=_series(tallies, "group", g) if interval else None,
+                **tallies[("group", g, None)].summary(),
+            )
+            for g in keys
+        ]
+        groups.sort(key=lambda group: -group.total)
+    assert where.agent_id is not None
     return ExecutionStats(
         agent_id=where.agent_id,
         started_after=where.started_after,
         started_before=where.started_before,
-        total=sum(counts.values()),
-        counts=StatusCounts.model_validate(counts),
-        success_rate=counts["completed"] / ended if ended else None,
-        execution_time_ms=Durations(count=row["timed"], p50=p50, p95=p95, p99=p99, max=row["max"]),
+        percentiles=EXACT if from_rows else APPROXIMATE,
+        source="rows" if from_rows else "rollups",
+        group_by=group_by,
+        interval=interval,
+        groups=groups,
+        series=_series(tallies, "all", "") if interval else None,
+        **tallies[("all", "", None)].summary(),
     )

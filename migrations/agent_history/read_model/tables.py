@@ -199,3 +199,54 @@ erased_users = Table(
     Column("dropped_events", BigInteger, nullable=False, server_default=text("0")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+
+def _rollup_key() -> list[Column[object]]:
+    return [
+        Column("agent_id", UUID(as_uuid=True), nullable=False),
+        Column("period", Text, nullable=False),  # 'hour', 'day' or 'month', in UTC
+        Column("bucket_start", DateTime(timezone=True), nullable=False),
+        Column("model", Text, nullable=False),  # '' for runs without a model
+        Column("status", Text, nullable=False),
+    ]
+
+
+# An agent's runs summed per period (migration 0006), kept by statement-level triggers on
+# agent_executions in the same transaction as the rows; replay fills them with
+# fill_execution_rollups(). Sums are exact (numeric); cost per currency ('' for no cost).
+execution_rollups = Table(
+    "execution_rollups",
+    metadata,
+    *_rollup_key(),
+    Column("cost_currency", Text, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    Column("timed", BigInteger, nullable=False),  # runs with a known execution_time_ms
+    Column("input_tokens", Numeric, nullable=False),
+    Column("input_tokens_n", BigInteger, nullable=False),
+    Column("output_tokens", Numeric, nullable=False),
+    Column("output_tokens_n", BigInteger, nullable=False),
+    Column("cost", Numeric, nullable=False),
+    PrimaryKeyConstraint("agent_id", "period", "bucket_start", "model", "status", "cost_currency"),
+)
+
+# The durations of the same runs as a log-bucket histogram: bucket i >= 0 counts durations in
+# (GAMMA^(i-1), GAMMA^i] ms, bucket -1 those of 0 ms (execution_duration_bucket() in SQL).
+execution_duration_sketches = Table(
+    "execution_duration_sketches",
+    metadata,
+    *_rollup_key(),
+    Column("bucket", SmallInteger, nullable=False),
+    Column("n", BigInteger, nullable=False),
+    PrimaryKeyConstraint("agent_id", "period", "bucket_start", "model", "status", "bucket"),
+)
+
+# The sketch's relative error and bucket growth factor.
+SKETCH_ERROR = 0.01
+GAMMA = (1 + SKETCH_ERROR) / (1 - SKETCH_ERROR)
+
+
+def bucket_value(bucket: int) -> float:
+    """The value a sketch reports for a bucket: within SKETCH_ERROR of every duration in it."""
+    if bucket < 0:
+        return 0.0
+    return 2 * GAMMA**bucket / (GAMMA + 1)

@@ -33,6 +33,8 @@ from agent_history.read_model.tables import (
     agents,
     execution_counts_by_agent,
     execution_counts_by_user,
+    execution_duration_sketches,
+    execution_rollups,
     metadata,
     users,
 )
@@ -42,7 +44,9 @@ log = logging.getLogger(__name__)
 SHADOW = "replay"
 _RETIRED = "replay_retired"
 _COUNTS = {execution_counts_by_agent: "agent_id", execution_counts_by_user: "user_id"}
-_READ_MODEL = (agents, users, agent_executions, *_COUNTS)
+_ROLLUPS = (execution_rollups, execution_duration_sketches)
+_KEPT = (*_COUNTS, *_ROLLUPS)
+_READ_MODEL = (agents, users, agent_executions, *_KEPT)
 # One replay at a time per database (an arbitrary constant key for pg_advisory_lock).
 _LOCK_KEY = 0x61676E74
 
@@ -116,8 +120,10 @@ async def _create_shadow(engine: AsyncEngine) -> None:
 
 
 async def _count_and_keep_counting(conn: AsyncConnection, live: str) -> None:
-    """Fill the shadow's status counts in one pass, then give its agent_executions the live
-    table's triggers that keep them (their one definition is the migration's)."""
+    """Fill the shadow's status counts and rollups in one pass each, then give its
+    agent_executions the live table's triggers that keep them (their one definition is the
+    migrations': the rollups are filled by migration 0006's fill_execution_rollups(), which
+    reads the shadow's agent_executions through the search path)."""
     for table, key in _COUNTS.items():
         await conn.execute(
             text(
@@ -125,6 +131,8 @@ async def _count_and_keep_counting(conn: AsyncConnection, live: str) -> None:
                 f"SELECT {key}, status, count(*) FROM {SHADOW}.agent_executions GROUP BY 1, 2"
             )
         )
+    await use_schema(conn, SHADOW)
+    await conn.execute(text(f"SELECT {live}.fill_execution_rollups()"))
     triggers = await conn.scalars(
         text(
             "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
@@ -162,7 +170,7 @@ async def _swap(
         await use_schema(conn, live)
         # In the order readers take them (FROM agent_executions JOIN agents JOIN users), so a
         # reader and the swap never wait for each other in a circle.
-        names = ", ".join(f"{live}.{t.name}" for t in (agent_executions, agents, users, *_COUNTS))
+        names = ", ".join(f"{live}.{t.name}" for t in (agent_executions, agents, users, *_KEPT))
         await conn.execute(text(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))
         await conn.execute(text(f"DROP SCHEMA IF EXISTS {_RETIRED} CASCADE"))
         await conn.execute(text(f"CREATE SCHEMA {_RETIRED}"))

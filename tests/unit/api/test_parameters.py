@@ -58,7 +58,8 @@ def test_unknown_names_are_refused_alone_naming_those_the_operation_takes() -> N
     errors = refused.value.errors()
     assert [error["loc"] for error in errors] == [("aa",), ("zz",)]
     assert {error["msg"] for error in errors} == {
-        "unknown parameter; this operation's query parameters: started_after, started_before"
+        "unknown parameter; this operation's query parameters: group_by, interval, "
+        "started_after, started_before"
     }
     with pytest.raises(ValidationError, match="query parameters: none"):
         ExecutionQuery.model_validate({"limit": "1"})
