@@ -199,3 +199,16 @@ erased_users = Table(
     Column("dropped_events", BigInteger, nullable=False, server_default=text("0")),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
+
+
+# Dead letters that `agent-history dlq redrive` put back on the event topic, by their place in
+# the dead-letter topic: each is redriven once. Not part of what replay rebuilds.
+dlq_redriven = Table(
+    "dlq_redriven",
+    metadata,
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("redriven_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("topic", "partition", "offset"),
+)

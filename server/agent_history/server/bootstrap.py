@@ -20,11 +20,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agent_history.projector.app import Connection, run_projector
 from agent_history.projector.consumer import Projector
 from agent_history.projector.deadletter import DeadLetters
+from agent_history.projector.dlq import DeadLetterQueue
 from agent_history.projector.erasure import Erasure, erase_user
 from agent_history.projector.loader import Progress
 from agent_history.projector.replay import ReplayResult, replay
@@ -117,6 +118,30 @@ async def build_watchdog(settings: WatchdogSettings) -> AsyncIterator[Watchdog]:
     engine = make_engine(settings)
     try:
         yield Watchdog(settings, engine, lambda: KafkaVerdictLog(settings))
+    finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def build_dead_letter_queue(settings: ProjectorSettings) -> AsyncIterator[DeadLetterQueue]:
+    """The dead-letter topic for `agent-history dlq`: fresh Kafka clients for every call."""
+    engine = make_engine(settings)
+
+    def consumer() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+
+    def producer() -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
+        )
+
+    try:
+        yield DeadLetterQueue(settings, engine, consumer, producer)
     finally:
         await engine.dispose()
 

@@ -12,9 +12,12 @@ from uuid import UUID
 
 import typer
 
+from agent_history.server.dlq import dlq_app
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 services_app = typer.Typer(no_args_is_help=True, help="Local Kafka broker and PostgreSQL.")
 app.add_typer(services_app, name="services")
+app.add_typer(dlq_app, name="dlq")
 
 
 def _logging(level: str = "INFO") -> None:
