@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,3 +44,10 @@ class KafkaSettings(SettingsBase):
     dlq_topic: str = f"{DEFAULT_TOPIC}{DLQ_SUFFIX}"
     # Used when the project creates its topics (`agent-history topics`).
     topic_partitions: int = 6
+
+
+class LogSettings(SettingsBase):
+    """How a service logs (every service's settings include these)."""
+
+    # text: readable lines; json: one JSON object per line, for a log collector.
+    log_format: Literal["text", "json"] = "text"

@@ -41,7 +41,10 @@ class DeadLetters:
         await asyncio.gather(*sent)
         for p in poison:
             r = p.record
-            log.warning("dead-lettered %s[%d]@%d: %s", r.topic, r.partition, r.offset, p.reason)
+            where = {"topic": r.topic, "partition": r.partition, "offset": r.offset}
+            log.warning(
+                "dead-lettered %s[%d]@%d: %s", r.topic, r.partition, r.offset, p.reason, extra=where
+            )
         return Counter(p.record.partition for p in poison)
 
     def _record(self, poison: Poison) -> dict[str, object]:

@@ -70,6 +70,11 @@ class DeadLetter:
         dropped = {*DLQ_HEADERS, DLQ_REDRIVEN_FROM}
         return [(k, v) for k, v in self.headers if k not in dropped]
 
+    @property
+    def redriven_from(self) -> str | None:
+        """The dead letter this one was redriven from, when it failed again after a redrive."""
+        return self.header(DLQ_REDRIVEN_FROM)
+
     def preview(self, width: int = 60) -> str:
         """The start of the value on one line, control characters shown as a space."""
         if self.value is None:
@@ -103,6 +108,18 @@ def matching(
         if (reason is None or reason.lower() in letter.reason.lower())
         and (not wanted or (letter.partition, letter.offset) in wanted)
     ]
+
+
+def to_redrive(
+    letters: Iterable[DeadLetter], reason: str | None, positions: Iterable[Position]
+) -> tuple[list[DeadLetter], list[DeadLetter]]:
+    """The letters a redrive selects, and those it leaves out: the named ones, or else those
+    whose reason matches but for letters that failed again after a redrive (a repeated redrive
+    by reason would otherwise send them round for ever; naming one redrives it again)."""
+    chosen = matching(letters, reason, positions)
+    if positions:
+        return chosen, []
+    return [d for d in chosen if d.redriven_from is None], [d for d in chosen if d.redriven_from]
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,5 +170,9 @@ def build_api(settings: ApiSettings) -> FastAPI:
 def api_from_environment() -> FastAPI:
     """The app of one `agent-history api` worker process, from its environment."""
     from agent_history.api.settings import ApiSettings
+    from agent_history.server.logs import configure_logging
 
-    return build_api(ApiSettings())
+    settings = ApiSettings()
+    # After uvicorn set up its own loggers in this process: ours replace them.
+    configure_logging(settings.log_format)
+    return build_api(settings)

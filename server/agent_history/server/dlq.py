@@ -73,7 +73,11 @@ def _run(work: Callable[[DeadLetterQueue], Awaitable[T]]) -> T:
 def line(letter: DeadLetter) -> str:
     """One dead letter on one line: where, when, why, from where, and the start of it."""
     when = letter.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"{letter.position:>9}  {when}  {letter.origin}  {letter.reason}  | {letter.preview()}"
+    again = f" (again, redriven from {letter.redriven_from})" if letter.redriven_from else ""
+    return (
+        f"{letter.position:>9}  {when}  {letter.origin}  {letter.reason}{again}"
+        f"  | {letter.preview()}"
+    )
 
 
 def describe(letter: DeadLetter) -> str:
@@ -90,6 +94,7 @@ def describe(letter: DeadLetter) -> str:
     lines = [
         f"dead letter {letter.position}, written {letter.timestamp.isoformat()}",
         f"reason: {letter.reason}",
+        *([f"redriven from dead letter {letter.redriven_from}"] if letter.redriven_from else []),
         f"from:   {letter.origin}",
         f"key:    {text(letter.key)}",
         "headers:",
@@ -147,21 +152,29 @@ def redrive(
 ) -> None:
     """Put dead letters back on the event topic, as they came, each once (e.g. after an
     upgrade of the projector); a second redrive skips what the first sent."""
-    from agent_history.projector.dlq import matching
+    from agent_history.projector.dlq import to_redrive
 
     if not offsets and reason is None and since is None:
         raise typer.BadParameter("name the records (OFFSETS), or select by --reason or --since")
     positions = _positions(offsets or [])
 
-    async def work(queue: DeadLetterQueue) -> Redrive:
-        chosen = matching(await queue.read(parse_since(since)), reason, positions)
+    async def work(queue: DeadLetterQueue) -> tuple[Redrive, list[DeadLetter]]:
+        chosen, again = to_redrive(await queue.read(parse_since(since)), reason, positions)
         missing = set(positions) - {(d.partition, d.offset) for d in chosen}
         if missing:
             where = ", ".join(f"{p}:{o}" for p, o in sorted(missing))
             raise LookupError(f"no dead letter at {where} (that matches); nothing redriven")
-        return await queue.redrive(chosen)
+        return await queue.redrive(chosen), again
 
-    done = _run(work)
+    done, again = _run(work)
     for letter in done.sent:
         typer.echo(f"redriven {letter.position}  {letter.reason}")
-    typer.echo(f"{len(done.sent)} redriven, {len(done.skipped)} skipped (redriven before)")
+    left_out = (
+        f", {len(again)} left out (dead-lettered again after a redrive: name them to redrive "
+        "them again)"
+        if again
+        else ""
+    )
+    typer.echo(
+        f"{len(done.sent)} redriven, {len(done.skipped)} skipped (redriven before){left_out}"
+    )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agent_history.projector.dlq import DeadLetter, matching, parse_position
+from agent_history.projector.dlq import DeadLetter, matching, parse_position, to_redrive
 
 
 def letter(offset: int, reason: str, value: bytes | None = b"{}") -> DeadLetter:
@@ -44,3 +44,13 @@ def test_the_preview_is_one_short_line_and_the_original_headers_leave_out_the_dl
     assert d.original_headers == [("content-type", b"application/json")]
     assert d.reason == "r"
     assert d.origin == "?[?]@?"
+
+
+def test_a_redrive_by_reason_leaves_out_letters_that_failed_again_but_not_named_ones() -> None:
+    first = letter(1, "unknown type: X")
+    again = DeadLetter(
+        0, 2, first.timestamp, b"k", b"{}", (*first.headers, ("dlq-redriven-from", b"0:1"))
+    )
+    assert again.redriven_from == "0:1"
+    assert to_redrive([first, again], "unknown", []) == ([first], [again])
+    assert to_redrive([first, again], None, [(0, 2)]) == ([again], [])
