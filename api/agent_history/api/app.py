@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from agent_history.api.asyncapi import asyncapi
 from agent_history.api.auth import ALL_SCOPE, ERASE_SCOPE, TokenVerifier
 from agent_history.api.cursor import CursorCodec, cursor_key
 from agent_history.api.engine import make_reader_engine
@@ -29,7 +30,8 @@ DESCRIPTION = f"""\
 The history of agent executions, as the projector folded them from the execution
 events.
 
-**Authentication.** Every endpoint but the health probes and these docs needs
+**Authentication.** Every endpoint but the health probes, these docs and the event
+contract (`/asyncapi.json`, as a page at `/asyncapi`) needs
 `Authorization: Bearer <JWT>`: `sub` is your user id (a UUID), `exp` is required, `scope` is
 space-separated. You see only your own executions (another user's is a 404, as if it did not
 exist) unless your token has the scope `{ALL_SCOPE}`. A missing or invalid token is a 401 with
@@ -87,6 +89,7 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
     app.include_router(history)
     app.include_router(erasure)
     app.include_router(health)
+    app.include_router(asyncapi)
     install_page(app)
     install_problem_handlers(app)
 

@@ -19,6 +19,7 @@ def make_reader_engine(settings: DatabaseSettings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.database_pool_size,
         max_overflow=0,
+        hide_parameters=True,  # no run data quoted in the logs of a failed query
         isolation_level="AUTOCOMMIT",
         connect_args={
             "server_settings": {

@@ -6,6 +6,7 @@ from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from agent_history.contract.settings import LogSettings
 from agent_history.read_model.db import DatabaseSettings
 
 # Signs and verifies tokens when nothing else is configured: in development the API warns
@@ -13,7 +14,7 @@ from agent_history.read_model.db import DatabaseSettings
 DEVELOPMENT_JWT_SECRET = "agent-history-development-secret-never-use-in-production"
 
 
-class ApiSettings(DatabaseSettings):
+class ApiSettings(DatabaseSettings, LogSettings):
     env: Literal["development", "production"] = Field(
         default="development",
         description="Where the API runs: outside development it refuses the public "

@@ -39,6 +39,25 @@ ATTRIBUTE_PREFIX = "ce_"  # binary mode: the header of attribute "id" is "ce_id"
 SPEC_VERSION = "1.0"
 _STRUCTURED = b"application/cloudevents"  # a content-type that marks structured mode
 
+# The dead-letter topic (the event topic's name plus DLQ_SUFFIX) keeps each poison record whole:
+# its key, value and headers, and these headers after them, which say why and where from.
+DLQ_SUFFIX = ".dlq"
+DLQ_REASON = "dlq-reason"
+DLQ_ORIGIN_TOPIC = "dlq-original-topic"
+DLQ_ORIGIN_PARTITION = "dlq-original-partition"
+DLQ_ORIGIN_OFFSET = "dlq-original-offset"
+DLQ_CONSUMER_GROUP = "dlq-consumer-group"
+DLQ_HEADERS = (
+    DLQ_REASON,
+    DLQ_ORIGIN_TOPIC,
+    DLQ_ORIGIN_PARTITION,
+    DLQ_ORIGIN_OFFSET,
+    DLQ_CONSUMER_GROUP,
+)
+# On a record that `agent-history dlq redrive` put back on the event topic: the dead letter it
+# came from, "PARTITION:OFFSET" of the dead-letter topic.
+DLQ_REDRIVEN_FROM = "dlq-redriven-from"
+
 EventType: TypeAlias = Literal[
     "ExecutionQueued",
     "ExecutionStarted",
@@ -201,26 +220,36 @@ class _Envelope(_Frozen):
 
 
 class ExecutionQueued(_Envelope):
+    """A run was asked for and waits for a worker."""
+
     type: Literal["ExecutionQueued"] = "ExecutionQueued"
     data: RunRequestData
 
 
 class ExecutionStarted(_Envelope):
+    """A worker started the run (with its input; the run's details win from here)."""
+
     type: Literal["ExecutionStarted"] = "ExecutionStarted"
     data: RunRequestData
 
 
 class ExecutionCompleted(_Envelope):
+    """The run ended well, with its output."""
+
     type: Literal["ExecutionCompleted"] = "ExecutionCompleted"
     data: CompletedData
 
 
 class ExecutionFailed(_Envelope):
+    """The run ended with an error (``"ValueError: …"``)."""
+
     type: Literal["ExecutionFailed"] = "ExecutionFailed"
     data: FailedData
 
 
 class ExecutionCancelled(_Envelope):
+    """The run was stopped before it ended by itself."""
+
     type: Literal["ExecutionCancelled"] = "ExecutionCancelled"
     data: CancelledData
 

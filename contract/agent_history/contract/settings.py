@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agent_history.contract.events import DEFAULT_TOPIC
+from agent_history.contract.events import DEFAULT_TOPIC, DLQ_SUFFIX
 
 ENV_PREFIX = "AGENT_HISTORY_"
 LOCAL_KAFKA = "127.0.0.1:19092"
@@ -40,6 +41,13 @@ def environment_of(settings: BaseSettings, base: Mapping[str, str] = os.environ)
 class KafkaSettings(SettingsBase):
     kafka_bootstrap_servers: str = LOCAL_KAFKA
     topic: str = DEFAULT_TOPIC
-    dlq_topic: str = f"{DEFAULT_TOPIC}.dlq"
+    dlq_topic: str = f"{DEFAULT_TOPIC}{DLQ_SUFFIX}"
     # Used when the project creates its topics (`agent-history topics`).
     topic_partitions: int = 6
+
+
+class LogSettings(SettingsBase):
+    """How a service logs (every service's settings include these)."""
+
+    # text: readable lines; json: one JSON object per line, for a log collector.
+    log_format: Literal["text", "json"] = "text"

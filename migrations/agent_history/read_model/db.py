@@ -23,4 +23,7 @@ def make_engine(settings: DatabaseSettings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.database_pool_size,
         pool_pre_ping=True,
+        # A failed statement's error would otherwise quote its parameters (the runs' input and
+        # output) into the logs.
+        hide_parameters=True,
     )

@@ -250,3 +250,16 @@ def bucket_value(bucket: int) -> float:
     if bucket < 0:
         return 0.0
     return 2 * GAMMA**bucket / (GAMMA + 1)
+
+
+# Dead letters that `agent-history dlq redrive` put back on the event topic, by their place in
+# the dead-letter topic: each is redriven once. Not part of what replay rebuilds.
+dlq_redriven = Table(
+    "dlq_redriven",
+    metadata,
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("redriven_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("topic", "partition", "offset"),
+)

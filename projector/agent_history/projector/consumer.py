@@ -107,7 +107,12 @@ class Projector:
             self._users.forget()
             self._failures += 1
             delay = retry_delay(self._failures, self._settings.retry_max_seconds)
-            log.exception("batch failed (attempt %d); retrying in %.1fs", self._failures, delay)
+            log.exception(
+                "batch failed (attempt %d); retrying in %.1fs",
+                self._failures,
+                delay,
+                extra={"batch": _batch_name(records)},
+            )
             self._seek(consumer, _first_offsets(records))
             await asyncio.sleep(delay)
             return None
@@ -192,3 +197,12 @@ def _first_offsets(records: Sequence[Record]) -> dict[int, int]:
     for r in records:
         first[r.partition] = min(r.offset, first.get(r.partition, r.offset))
     return first
+
+
+def _batch_name(records: Sequence[Record]) -> str:
+    """Which records a batch holds, for its log lines: ``partition:first-last`` each."""
+    spans: dict[int, tuple[int, int]] = {}
+    for r in records:
+        first, last = spans.get(r.partition, (r.offset, r.offset))
+        spans[r.partition] = (min(first, r.offset), max(last, r.offset))
+    return " ".join(f"{p}:{first}-{last}" for p, (first, last) in sorted(spans.items()))

@@ -8,16 +8,17 @@ from collections import Counter
 
 from aiokafka import AIOKafkaProducer
 
+from agent_history.contract.events import (
+    DLQ_CONSUMER_GROUP,
+    DLQ_ORIGIN_OFFSET,
+    DLQ_ORIGIN_PARTITION,
+    DLQ_ORIGIN_TOPIC,
+    DLQ_REASON,
+)
 from agent_history.contract.settings import KafkaSettings
 from agent_history.projector.core.decode import Poison
 
 log = logging.getLogger(__name__)
-
-REASON = "dlq-reason"
-ORIGIN_TOPIC = "dlq-original-topic"
-ORIGIN_PARTITION = "dlq-original-partition"
-ORIGIN_OFFSET = "dlq-original-offset"
-CONSUMER_GROUP = "dlq-consumer-group"
 
 
 class DeadLetters:
@@ -40,17 +41,20 @@ class DeadLetters:
         await asyncio.gather(*sent)
         for p in poison:
             r = p.record
-            log.warning("dead-lettered %s[%d]@%d: %s", r.topic, r.partition, r.offset, p.reason)
+            where = {"topic": r.topic, "partition": r.partition, "offset": r.offset}
+            log.warning(
+                "dead-lettered %s[%d]@%d: %s", r.topic, r.partition, r.offset, p.reason, extra=where
+            )
         return Counter(p.record.partition for p in poison)
 
     def _record(self, poison: Poison) -> dict[str, object]:
         r = poison.record
         headers = [
             *r.headers,
-            (REASON, poison.reason.encode()),
-            (ORIGIN_TOPIC, r.topic.encode()),
-            (ORIGIN_PARTITION, str(r.partition).encode()),
-            (ORIGIN_OFFSET, str(r.offset).encode()),
-            (CONSUMER_GROUP, self._group.encode()),
+            (DLQ_REASON, poison.reason.encode()),
+            (DLQ_ORIGIN_TOPIC, r.topic.encode()),
+            (DLQ_ORIGIN_PARTITION, str(r.partition).encode()),
+            (DLQ_ORIGIN_OFFSET, str(r.offset).encode()),
+            (DLQ_CONSUMER_GROUP, self._group.encode()),
         ]
         return {"key": r.key, "value": r.value, "headers": headers}

@@ -7,13 +7,13 @@ from datetime import timedelta
 from pydantic import Field
 
 from agent_history.contract.events import HEARTBEAT_INTERVAL
-from agent_history.contract.settings import KafkaSettings
+from agent_history.contract.settings import KafkaSettings, LogSettings
 from agent_history.read_model.db import DatabaseSettings
 
 DEFAULT_CONSUMER_GROUP = "agent-history-projector"
 
 
-class ProjectorSettings(KafkaSettings, DatabaseSettings):
+class ProjectorSettings(KafkaSettings, DatabaseSettings, LogSettings):
     consumer_group: str = DEFAULT_CONSUMER_GROUP
     # Executions whose execution_start is older are pruned (`prune`), and left out by `replay`.
     retention_days: float | None = None
@@ -32,7 +32,7 @@ class ProjectorSettings(KafkaSettings, DatabaseSettings):
     retry_max_seconds: float = 5.0
 
 
-class WatchdogSettings(KafkaSettings, DatabaseSettings):
+class WatchdogSettings(KafkaSettings, DatabaseSettings, LogSettings):
     """`agent-history watchdog`."""
 
     # The projector whose checkpoints say how current the table is.

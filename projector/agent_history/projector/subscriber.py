@@ -6,6 +6,7 @@ partition starts at its checkpoint, and on revocation the batch in flight commit
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,12 @@ async def _undecoded(message: KafkaMessage) -> None:
 
 def subscribe(settings: ProjectorSettings, projector: Projector) -> KafkaBroker:
     """A broker with ``projector`` subscribed to the topic; start it with ``broker.start()``."""
-    broker = KafkaBroker(settings.kafka_bootstrap_servers, allow_auto_create_topics=False)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        allow_auto_create_topics=False,
+        # The service's logging (server/logs.py) rather than FastStream's own coloured handler.
+        logger=logging.getLogger(__name__),
+    )
     listener = _SeekOnAssign(projector, lambda: subscriber.consumer)
     subscriber = broker.subscriber(
         settings.topic,

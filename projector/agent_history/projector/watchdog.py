@@ -171,6 +171,7 @@ class Watchdog:
                 v.data.since.isoformat(),
                 v.data.limit_ms,
                 v.time.isoformat(),
+                extra={"execution_id": str(v.execution_id)},
             )
 
     async def _open_runs(self, conn: AsyncConnection, as_of: datetime) -> list[OpenRun]:

@@ -20,11 +20,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from agent_history.projector.app import Connection, run_projector
 from agent_history.projector.consumer import Projector
 from agent_history.projector.deadletter import DeadLetters
+from agent_history.projector.dlq import DeadLetterQueue
 from agent_history.projector.erasure import Erasure, erase_user
 from agent_history.projector.loader import Progress
 from agent_history.projector.replay import ReplayResult, replay
@@ -121,6 +122,30 @@ async def build_watchdog(settings: WatchdogSettings) -> AsyncIterator[Watchdog]:
         await engine.dispose()
 
 
+@asynccontextmanager
+async def build_dead_letter_queue(settings: ProjectorSettings) -> AsyncIterator[DeadLetterQueue]:
+    """The dead-letter topic for `agent-history dlq`: fresh Kafka clients for every call."""
+    engine = make_engine(settings)
+
+    def consumer() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+
+    def producer() -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, enable_idempotence=True
+        )
+
+    try:
+        yield DeadLetterQueue(settings, engine, consumer, producer)
+    finally:
+        await engine.dispose()
+
+
 def build_eraser(settings: DatabaseSettings) -> Callable[[UUID], Coroutine[Any, Any, Erasure]]:
     """Erase, ready to erase a user (as often as wanted); an engine of its own each time."""
 
@@ -145,5 +170,9 @@ def build_api(settings: ApiSettings) -> FastAPI:
 def api_from_environment() -> FastAPI:
     """The app of one `agent-history api` worker process, from its environment."""
     from agent_history.api.settings import ApiSettings
+    from agent_history.server.logs import configure_logging
 
-    return build_api(ApiSettings())
+    settings = ApiSettings()
+    # After uvicorn set up its own loggers in this process: ours replace them.
+    configure_logging(settings.log_format)
+    return build_api(settings)

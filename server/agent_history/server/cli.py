@@ -4,7 +4,6 @@ so a producer-only install still answers `--help`."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
@@ -12,13 +11,19 @@ from uuid import UUID
 
 import typer
 
+from agent_history.server.dlq import dlq_app
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 services_app = typer.Typer(no_args_is_help=True, help="Local Kafka broker and PostgreSQL.")
 app.add_typer(services_app, name="services")
+app.add_typer(dlq_app, name="dlq")
 
 
 def _logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from agent_history.contract.settings import LogSettings
+    from agent_history.server.logs import configure_logging
+
+    configure_logging(LogSettings().log_format, level)
 
 
 def _until_signal(main: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
