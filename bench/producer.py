@@ -108,6 +108,11 @@ async def measure(args: argparse.Namespace, folder: Path) -> list[Row]:
             durations = await added_by_aiokafka(producer, topic, args.runs)
             how = f"{runs}: build and encode the event, `await producer.send(...)`, twice"
             rows.append(_latency_row("reference: aiokafka send, no wait", durations, how, False))
+            # The same after a sleep, as the paced runs: what this machine's caches cost a bare
+            # send, against which the paced rows above are to be read.
+            paced = await added_by_aiokafka(producer, topic, args.runs // 4, pace=0.002)
+            what = "reference: aiokafka send, no wait, one run every 2 ms"
+            rows.append(_latency_row(what, paced, f"{args.runs // 4:,} runs, paced", False))
             raw = await record_with_aiokafka(producer, topic, args.events)
         finally:
             await producer.stop()

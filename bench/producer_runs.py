@@ -90,7 +90,9 @@ async def _send(producer: AIOKafkaProducer, topic: str, value: bytes, key: bytes
     return await producer.send(topic, value, key=key, headers=HEADERS)
 
 
-async def added_by_aiokafka(producer: AIOKafkaProducer, topic: str, runs: int) -> list[float]:
+async def added_by_aiokafka(
+    producer: AIOKafkaProducer, topic: str, runs: int, pace: float = 0.0
+) -> list[float]:
     """What publishing Started and Completed straight to aiokafka adds, without waiting."""
     added = []
     for n in range(runs + runs // 10):
@@ -105,7 +107,7 @@ async def added_by_aiokafka(producer: AIOKafkaProducer, topic: str, runs: int) -
         )
         await _send(producer, topic, encode_event(ended), record_key(ended.execution_id))
         added.append(entered - began + time.perf_counter() - entered)
-        await asyncio.sleep(0)
+        await asyncio.sleep(pace)
     return added[runs // 10 :]
 
 
