@@ -37,6 +37,10 @@ from agent_history.read_model.migrate import migrate
 from agent_history.server.bootstrap import build_projector
 from tests.service_choice import Choice, choose_services
 
+# No metrics port for the projectors and watchdogs of tests (many run at once, here and in
+# other sessions on the machine); the tests of the port pick a free one.
+os.environ.setdefault("AGENT_HISTORY_METRICS_PORT", "0")
+
 _CHOICE = pytest.StashKey[Choice]()
 _log = logging.getLogger("tests.services")
 _log.setLevel(logging.INFO)  # pytest keeps the choice with a failing test's captured log

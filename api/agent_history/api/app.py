@@ -19,6 +19,7 @@ from agent_history.api.engine import make_reader_engine
 from agent_history.api.erasure import erasure
 from agent_history.api.health import health
 from agent_history.api.login import LoginCodes
+from agent_history.api.metrics import install_metrics
 from agent_history.api.page import install_page
 from agent_history.api.ports import Eraser
 from agent_history.api.problems import install_problem_handlers, problem_media_types
@@ -71,9 +72,11 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
                 "AGENT_HISTORY_ENV=production, which refuses to start without them. !!!"
             )
         engine = app.state.engine = make_reader_engine(settings)
+        metrics.watch_pool(engine)
         try:
             yield
         finally:
+            metrics.watch_pool(None)
             await engine.dispose()
 
     app = FastAPI(
@@ -92,6 +95,7 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
     app.include_router(asyncapi)
     install_page(app)
     install_problem_handlers(app)
+    metrics = install_metrics(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from functools import partial
 
@@ -24,7 +25,7 @@ from agent_history.projector.core.decode import Record
 from agent_history.projector.core.names import StoredNames
 from agent_history.projector.core.plan import Plan, plan_batch
 from agent_history.projector.pipeline import Pipeline
-from agent_history.projector.ports import Consumer, DeadLetterSink, Store
+from agent_history.projector.ports import BatchObserver, Consumer, DeadLetterSink, Store
 from agent_history.projector.settings import ProjectorSettings
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,10 @@ class Projector:
         store: Store,
         dead_letters: DeadLetterSink,
         commit_hint_timeout: float = 5.0,
+        metrics: BatchObserver | None = None,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._commit_hint_timeout = commit_hint_timeout
         self._store = store
         self._dead_letters = dead_letters
@@ -101,8 +104,10 @@ class Projector:
     ) -> Plan | None:
         """Write one batch and commit; the plan, or None when it failed (and was rewound)."""
         try:
-            plan = await self._write(records, decoded, writing)
+            plan = await self._write(records, decoded, consumer, writing)
         except Exception:
+            if self._metrics is not None:
+                self._metrics.failed()
             self._agents.forget()
             self._users.forget()
             self._failures += 1
@@ -126,9 +131,14 @@ class Projector:
         return plan
 
     async def _write(
-        self, records: Sequence[Record], decoded: Changes | None, writing: asyncio.Event
+        self,
+        records: Sequence[Record],
+        decoded: Changes | None,
+        consumer: Consumer,
+        writing: asyncio.Event,
     ) -> Plan:
         s = self._settings
+        began = time.perf_counter()
         partitions = {r.partition for r in records}
         async with self._store.transaction() as batch:
             stored = await batch.lock_checkpoints(partitions)
@@ -159,6 +169,10 @@ class Projector:
             log.warning("partition %d starts past checkpoint %d; rewinding", partition, position)
             self._rewound[partition] = position
         self.dead_lettered += len(poison)
+        if self._metrics is not None:
+            seconds, dropped = time.perf_counter() - began, decoded.dropped.total()
+            fresh, rows, offsets = len(plan.fresh), decoded.rows.values(), plan.next_offsets
+            self._metrics.applied(consumer, fresh, poison, dropped, rows, seconds, offsets)
         return plan
 
     def _seek(self, consumer: Consumer, positions: dict[int, int]) -> None:
@@ -186,6 +200,8 @@ class Projector:
         except Exception as e:
             log.warning("could not read checkpoints on assignment (%s); batches will check", e)
             return
+        if self._metrics is not None:
+            self._metrics.assigned(consumer, stored)
         topic = self._settings.topic
         for tp in assigned:
             if tp.topic == topic and tp.partition in stored:

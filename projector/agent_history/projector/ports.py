@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 from uuid import UUID
@@ -70,6 +70,31 @@ class Consumer(Protocol):
     def seek(self, partition: TopicPartition, offset: int) -> None: ...
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None: ...
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        """The partition's end offset as the last fetch saw it; None before one."""
+        ...
+
+
+class BatchObserver(Protocol):
+    """Told what each batch did, for metrics (metrics.ProjectorMetrics)."""
+
+    def assigned(self, consumer: Consumer, stored: Mapping[int, int]) -> None: ...
+
+    def applied(
+        self,
+        consumer: Consumer,
+        records: int,
+        poison: Sequence[Poison],
+        dropped: int,
+        rows: Iterable[Execution],
+        seconds: float,
+        next_offsets: Mapping[int, int],
+    ) -> None:
+        """A batch of ``records`` fresh records committed, in ``seconds``."""
+        ...
+
+    def failed(self) -> None: ...
 
 
 class VerdictLog(Protocol):

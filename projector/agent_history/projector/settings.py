@@ -7,13 +7,31 @@ from datetime import timedelta
 from pydantic import Field
 
 from agent_history.contract.events import HEARTBEAT_INTERVAL
-from agent_history.contract.settings import KafkaSettings, LogSettings
+from agent_history.contract.settings import KafkaSettings, LogSettings, SettingsBase
 from agent_history.read_model.db import DatabaseSettings
 
 DEFAULT_CONSUMER_GROUP = "agent-history-projector"
+# The default metrics and health ports (probes.py), one per service so they share a host.
+PROJECTOR_METRICS_PORT = 9181
+WATCHDOG_METRICS_PORT = 9182
+REPLAY_METRICS_PORT = 9183
 
 
-class ProjectorSettings(KafkaSettings, DatabaseSettings, LogSettings):
+class ProbeSettings(SettingsBase):
+    """The service's HTTP port for /metrics, /healthz and /readyz (probes.py)."""
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="0: no port.")
+    ready_stall_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="/readyz fails once the service has been stuck this long (failing or "
+        "making no progress while it has work).",
+    )
+
+
+class ProjectorSettings(KafkaSettings, DatabaseSettings, ProbeSettings, LogSettings):
+    metrics_port: int = Field(default=PROJECTOR_METRICS_PORT, ge=0, le=65535)
     consumer_group: str = DEFAULT_CONSUMER_GROUP
     # Executions whose execution_start is older are pruned (`prune`), and left out by `replay`.
     retention_days: float | None = None
@@ -32,8 +50,10 @@ class ProjectorSettings(KafkaSettings, DatabaseSettings, LogSettings):
     retry_max_seconds: float = 5.0
 
 
-class WatchdogSettings(KafkaSettings, DatabaseSettings, LogSettings):
+class WatchdogSettings(KafkaSettings, DatabaseSettings, ProbeSettings, LogSettings):
     """`agent-history watchdog`."""
+
+    metrics_port: int = Field(default=WATCHDOG_METRICS_PORT, ge=0, le=65535)
 
     # The projector whose checkpoints say how current the table is.
     consumer_group: str = DEFAULT_CONSUMER_GROUP

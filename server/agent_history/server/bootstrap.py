@@ -21,13 +21,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CollectorRegistry
 
 from agent_history.projector.app import Connection, run_projector
 from agent_history.projector.consumer import Projector
 from agent_history.projector.deadletter import DeadLetters
 from agent_history.projector.dlq import DeadLetterQueue
 from agent_history.projector.erasure import Erasure, erase_user
+from agent_history.projector.job_metrics import ReplayMetrics, WatchdogMetrics, watchdog_registry
 from agent_history.projector.loader import Progress
+from agent_history.projector.metrics import ProjectorMetrics
+from agent_history.projector.probes import serving_probes
 from agent_history.projector.replay import ReplayResult, replay
 from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings, WatchdogSettings
@@ -50,9 +54,15 @@ class Project(Protocol):
 
 
 @asynccontextmanager
-async def build_projector(settings: ProjectorSettings) -> AsyncIterator[Project]:
-    """The live projector, ready to run until ``stop``; its engine is disposed on the way out."""
+async def build_projector(
+    settings: ProjectorSettings, metrics: ProjectorMetrics | None = None
+) -> AsyncIterator[Project]:
+    """The live projector, ready to run until ``stop``, its probe port served meanwhile; its
+    engine is disposed on the way out."""
     engine = make_engine(settings)
+    if metrics is None:
+        registry = CollectorRegistry()
+        metrics = ProjectorMetrics(registry, settings.topic, settings.ready_stall_seconds)
     store = PostgresStore(
         engine,
         settings.consumer_group,
@@ -62,24 +72,34 @@ async def build_projector(settings: ProjectorSettings) -> AsyncIterator[Project]
 
     def connect() -> Connection:
         dead_letters = DeadLetters(settings, settings.consumer_group)
-        projector = Projector(settings, store, dead_letters)
+        projector = Projector(settings, store, dead_letters, metrics=metrics)
         return Connection(subscribe(settings, projector), projector, dead_letters)
 
     async def project(stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
+        metrics.started = started = started or asyncio.Event()
         await run_projector(settings, connect, stop, started)
 
+    host, port = settings.metrics_host, settings.metrics_port
     try:
-        yield project
+        async with serving_probes(host, port, metrics.registry, metrics.unready):
+            yield project
     finally:
         await engine.dispose()
 
 
 @asynccontextmanager
 async def build_replay(
-    settings: ProjectorSettings, progress: Progress | None = None
+    settings: ProjectorSettings, progress: Progress | None = None, metrics_port: int = 0
 ) -> AsyncIterator[Callable[[], Awaitable[ReplayResult]]]:
-    """Replay, ready to run (as often as wanted); its engine is disposed on the way out."""
+    """Replay, ready to run (as often as wanted), its progress served as metrics on
+    ``metrics_port`` (0: not served); its engine is disposed on the way out."""
     engine = make_engine(settings)
+    metrics = ReplayMetrics(CollectorRegistry())
+
+    def report(done: int, total: int) -> None:
+        metrics.progress(done, total)
+        if progress is not None:
+            progress(done, total)
 
     async def run() -> ReplayResult:
         consumer = AIOKafkaConsumer(
@@ -88,10 +108,11 @@ async def build_replay(
             enable_auto_commit=False,
             max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
         )
-        return await replay(settings, engine, consumer, progress)
+        return await replay(settings, engine, consumer, report)
 
     try:
-        yield run
+        async with serving_probes(settings.metrics_host, metrics_port, metrics.registry, list):
+            yield run
     finally:
         await engine.dispose()
 
@@ -114,10 +135,17 @@ async def build_pruner(
 
 @asynccontextmanager
 async def build_watchdog(settings: WatchdogSettings) -> AsyncIterator[Watchdog]:
-    """The watchdog, ready to run until stopped; fresh Kafka clients each time it leads."""
+    """The watchdog, ready to run until stopped, its probe port served meanwhile; fresh Kafka
+    clients each time it leads."""
     engine = make_engine(settings)
     try:
-        yield Watchdog(settings, engine, lambda: KafkaVerdictLog(settings))
+        watchdog = Watchdog(settings, engine, lambda: KafkaVerdictLog(settings))
+        metrics = WatchdogMetrics(watchdog, settings.ready_stall_seconds)
+        registry = watchdog_registry(metrics)
+        async with serving_probes(
+            settings.metrics_host, settings.metrics_port, registry, metrics.unready
+        ):
+            yield watchdog
     finally:
         await engine.dispose()
 

@@ -147,7 +147,12 @@ def _retention(older_than: str | None, retention_days: float | None) -> float | 
 
 
 @app.command()
-def replay(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
+def replay(
+    older_than: Annotated[str | None, _OLDER_THAN] = None,
+    metrics_port: Annotated[
+        int, typer.Option(min=0, help="Serve progress metrics on this port; 0: off.")
+    ] = 9183,
+) -> None:
     """Rebuild the read model from the start of the topic and swap it in atomically."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -168,7 +173,7 @@ def replay(older_than: Annotated[str | None, _OLDER_THAN] = None) -> None:
             bar.update(task, completed=done, total=total)
 
         async def main() -> ReplayResult:
-            async with build_replay(settings, progress) as run_replay:
+            async with build_replay(settings, progress, metrics_port) as run_replay:
                 return await run_replay()
 
         result = asyncio.run(main())

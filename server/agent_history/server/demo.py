@@ -215,6 +215,12 @@ async def run_demo(*, keep: bool) -> int:
         console.print(f"GET {base}{path}", soft_wrap=True)
         _print_tree(tree)
         console.print(f"GET {base}{tree_path}", soft_wrap=True)
+        console.print(
+            f"metrics: {base}/metrics (API), http://{projector.metrics_host}:"
+            f"{projector.metrics_port}/metrics (projector), port {watchdog.metrics_port} "
+            "(watchdog); health on /healthz and /readyz of each",
+            soft_wrap=True,
+        )
     finally:
         if not keep:
             stop_demo_processes(settings)

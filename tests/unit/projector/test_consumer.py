@@ -122,6 +122,9 @@ class FakeConsumer:
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         return None
 
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return None
+
 
 class NoDeadLetters:
     async def send(self, poison: list[Any]) -> Counter[int]:
