@@ -26,6 +26,7 @@ from agent_history.projector.core.plan import Plan, plan_batch
 from agent_history.projector.pipeline import Pipeline
 from agent_history.projector.ports import Consumer, DeadLetterSink, Store
 from agent_history.projector.settings import ProjectorSettings
+from agent_history.projector.tracing import BatchSpan, BatchTracing
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,10 @@ class Projector:
         store: Store,
         dead_letters: DeadLetterSink,
         commit_hint_timeout: float = 5.0,
+        tracing: BatchTracing | None = None,
     ) -> None:
         self._settings = settings
+        self._tracing = tracing or BatchTracing(settings)
         self._commit_hint_timeout = commit_hint_timeout
         self._store = store
         self._dead_letters = dead_letters
@@ -101,7 +104,8 @@ class Projector:
     ) -> Plan | None:
         """Write one batch and commit; the plan, or None when it failed (and was rewound)."""
         try:
-            plan = await self._write(records, decoded, writing)
+            with self._tracing.batch(len(records)) as span:
+                plan = await self._write(records, decoded, writing, span)
         except Exception:
             self._agents.forget()
             self._users.forget()
@@ -121,7 +125,11 @@ class Projector:
         return plan
 
     async def _write(
-        self, records: Sequence[Record], decoded: Changes | None, writing: asyncio.Event
+        self,
+        records: Sequence[Record],
+        decoded: Changes | None,
+        writing: asyncio.Event,
+        span: BatchSpan,
     ) -> Plan:
         s = self._settings
         partitions = {r.partition for r in records}
@@ -136,8 +144,9 @@ class Projector:
             erased = await batch.erased_among(decoded.users)
             if erased:
                 decoded = changes_of(plan.fresh, s.max_event_bytes, erased)
-            # Dead letters go out before the commit: at least once, never lost.
             poison = decoded.poison
+            span.decoded(decoded.traces, len(decoded.rows), len(poison))
+            # Dead letters go out before the commit: at least once, never lost.
             dead = await self._dead_letters.send(poison) if poison else {}
             agents = self._agents.unwritten(decoded.agents)
             users = self._users.unwritten(decoded.users)
