@@ -17,6 +17,8 @@ from agent_history.api.cursor import CursorCodec, cursor_key
 from agent_history.api.engine import make_reader_engine
 from agent_history.api.erasure import erasure
 from agent_history.api.health import health
+from agent_history.api.login import LoginCodes
+from agent_history.api.page import install_page
 from agent_history.api.ports import Eraser
 from agent_history.api.problems import install_problem_handlers, problem_media_types
 from agent_history.api.routes import history
@@ -81,9 +83,11 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
     app.state.verifier = TokenVerifier(settings)
     app.state.cursors = CursorCodec(cursor_key(settings))
     app.state.eraser = eraser
+    app.state.login_codes = LoginCodes(settings)
     app.include_router(history)
     app.include_router(erasure)
     app.include_router(health)
+    install_page(app)
     install_problem_handlers(app)
 
     def openapi() -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Every dependency of the API's routes, each named for what a route receives.
 
-``EngineDep``, ``CursorsDep``, ``VerifierDep`` and ``EraserDep`` hand over the parts
-``create_app`` was given or built;
+``EngineDep``, ``CursorsDep``, ``VerifierDep``, ``EraserDep`` and ``LoginCodesDep`` hand over
+the parts ``create_app`` was given or built;
 ``CurrentCaller`` is who is asking, from their bearer token. This is the one module that reads
 ``request.app.state``. Every dependency is async: FastAPI runs a plain function in its thread
 pool, a hand-off per request for nothing.
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api.auth import ALL_SCOPE, Caller, TokenVerifier, missing_token
 from agent_history.api.cursor import CursorCodec
+from agent_history.api.login import LoginCodes
 from agent_history.api.ports import Eraser
 
 # auto_error off: a request without a token gets this API's own 401 problem and challenge.
@@ -50,10 +51,16 @@ async def get_eraser(request: Request) -> Eraser | None:
     return eraser
 
 
+async def get_login_codes(request: Request) -> LoginCodes:
+    codes: LoginCodes = request.app.state.login_codes
+    return codes
+
+
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 CursorsDep = Annotated[CursorCodec, Depends(get_cursors)]
 VerifierDep = Annotated[TokenVerifier, Depends(get_verifier)]
 EraserDep = Annotated[Eraser | None, Depends(get_eraser)]
+LoginCodesDep = Annotated[LoginCodes, Depends(get_login_codes)]
 TokenDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
 

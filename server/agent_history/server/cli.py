@@ -257,22 +257,46 @@ def token(
     may_erase: Annotated[
         bool, typer.Option("--erase", help="Add the scope that erases a user (executions:erase).")
     ] = False,
-    ttl_minutes: Annotated[int, typer.Option(min=1, help="Minutes until it expires.")] = 60,
+    ttl_minutes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Minutes until it expires: 60, or 480 for a login link's."),
+    ] = None,
+    login_link: Annotated[
+        bool,
+        typer.Option(
+            "--login-url",
+            help="Print a one-time sign-in link for the page instead (usable once, within 5 "
+            "minutes) that opens a session of --ttl-minutes.",
+        ),
+    ] = False,
+    base_url: Annotated[
+        str | None, typer.Option(help="The API's address in links; default http://HOST:PORT.")
+    ] = None,
 ) -> None:
-    """Print a bearer token for the history API, signed with AGENT_HISTORY_JWT_SECRET."""
+    """Print a bearer token for the history API, signed with AGENT_HISTORY_JWT_SECRET, or a
+    one-time login link for the page."""
     from datetime import timedelta
 
     from agent_history.api.auth import mint_token
+    from agent_history.api.login import SESSION_TTL, login_url, mint_login_code
     from agent_history.api.settings import ApiSettings
 
     user_id = _uuid(user, "--user")
+    settings = ApiSettings()
     try:
+        if login_link:
+            ttl = SESSION_TTL if ttl_minutes is None else timedelta(minutes=ttl_minutes)
+            code = mint_login_code(
+                settings, user_id, all_scope=all_users, erase_scope=may_erase, session=ttl
+            )
+            typer.echo(login_url(base_url or f"http://{settings.host}:{settings.port}", code))
+            return
         minted = mint_token(
-            ApiSettings(),
+            settings,
             user_id,
             all_scope=all_users,
             erase_scope=may_erase,
-            ttl=timedelta(minutes=ttl_minutes),
+            ttl=timedelta(minutes=ttl_minutes or 60),
         )
     except ValueError as error:  # RS256 is configured: the private key is not ours to hold
         typer.echo(f"error: {error}", err=True)

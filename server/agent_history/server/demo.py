@@ -24,6 +24,7 @@ from rich.table import Table
 
 from agent_history import devservices as services
 from agent_history.api.auth import mint_token
+from agent_history.api.login import login_url, mint_login_code
 from agent_history.api.settings import ApiSettings
 from agent_history.contract.settings import SettingsBase, environment_of
 from agent_history.devservices.processes import free_port, spawn_detached, stop_process
@@ -192,7 +193,8 @@ async def run_demo(*, keep: bool) -> int:
     base = f"http://{api.host}:{api.port}"
     try:
         # The demo reads as an operator: a token with the scope that sees every user's runs.
-        token = mint_token(api, uuid.uuid4(), all_scope=True)
+        operator_id = uuid.uuid4()
+        token = mint_token(api, operator_id, all_scope=True)
         operator = {"Authorization": f"Bearer {token}"}
         still_running = asyncio.Event()
         async with Publisher(producer) as publisher:
@@ -223,6 +225,10 @@ async def run_demo(*, keep: bool) -> int:
         console.print(
             f"an operator token (valid 1 h): {operator['Authorization'][7:]}", soft_wrap=True
         )
+        code = mint_login_code(api, operator_id, all_scope=True)
+        link = login_url(base, code, f"/ui/agents/{samples.agent_id}")
+        console.print(f"the page: {base}/ui/; sign in with this one-time link (5 min):")
+        console.print(link, soft_wrap=True)
         console.print("stop everything with: agent-history services down")
     console.print(f"done in {time.monotonic() - began:.1f} s")
     return 0
