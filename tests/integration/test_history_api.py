@@ -53,6 +53,7 @@ SUMMARY_FIELDS = {
     "tags",
     "metadata",
     "parent_execution_id",
+    "trace_id",
     "usage",
 }
 PUBLIC_FIELDS = SUMMARY_FIELDS | {"input_data", "output_data"}

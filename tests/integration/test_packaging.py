@@ -32,9 +32,18 @@ PACKAGE_OF = {
     "agent-history-devservices": "devservices",
 }
 PRODUCER_INSTALL = ("agent-history", "agent-history-contract")
-SERVER_SIDE = {"fastapi", "starlette", "sqlalchemy", "asyncpg", "alembic", "uvicorn"} | {
-    name for name in PACKAGE_OF if name not in PRODUCER_INSTALL
+# The OpenTelemetry API is the worker's one tracing dependency: its SDK and exporters are the
+# worker's own choice, and the services'.
+TRACING_SIDE = {
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-http",
+    "opentelemetry-instrumentation-fastapi",
 }
+SERVER_SIDE = (
+    {"fastapi", "starlette", "sqlalchemy", "asyncpg", "alembic", "uvicorn"}
+    | TRACING_SIDE
+    | {name for name in PACKAGE_OF if name not in PRODUCER_INSTALL}
+)
 
 # Runs in the fresh environment: the worker's import, then what got installed and where.
 _INSPECT = """
@@ -52,7 +61,8 @@ print(json.dumps({
     },
     "importable": [name for name in ("agent_history.read_model", "agent_history.projector",
                                      "agent_history.api", "agent_history.server",
-                                     "agent_history.devservices", "sqlalchemy", "fastapi")
+                                     "agent_history.devservices", "sqlalchemy", "fastapi",
+                                     "opentelemetry.sdk")
                    if importlib.util.find_spec(name) is not None],
 }))
 """
@@ -127,7 +137,7 @@ def test_the_producer_install_holds_python_code_only(wheels: dict[str, Path]) ->
 def test_the_producer_locks_no_server_side_dependency() -> None:
     lines = _producer_lock("--no-header", "--no-annotate").splitlines()
     locked = {line.split("==")[0].lower() for line in lines if "==" in line}
-    assert {"aiokafka", "pydantic"} <= locked, lines
+    assert {"aiokafka", "pydantic", "opentelemetry-api"} <= locked, lines
     assert locked & SERVER_SIDE == set()
 
 
@@ -148,7 +158,9 @@ def test_the_producer_wheels_install_and_run_alone(wheels: dict[str, Path], tmp_
 
     assert run.returncode == 0, run.stderr
     seen = json.loads(run.stdout)
-    assert {"agent-history", "agent-history-contract", "aiokafka"} <= set(seen["installed"])
+    assert {"agent-history", "agent-history-contract", "aiokafka", "opentelemetry-api"} <= set(
+        seen["installed"]
+    )
     assert "faststream" not in seen["installed"], "the producer drives aiokafka itself"
     assert set(seen["installed"]) & SERVER_SIDE == set()
     assert seen["top_level"] == {name: ["agent_history"] for name in PRODUCER_INSTALL}

@@ -47,6 +47,8 @@ def make_event(kind: str, execution_id: uuid.UUID, at: datetime, **data: Any) ->
     if kind == "ExecutionTimedOut":
         seen = (at - timedelta(seconds=60)).isoformat()
         data.update(reason="worker_lost", last_seen_at=seen, since=seen, limit_ms=60_000)
+    # An envelope attribute, not data.
+    trace = {"traceparent": data.pop("traceparent")} if "traceparent" in data else {}
     return event_from_dict(
         {
             "specversion": "1.0",
@@ -56,6 +58,7 @@ def make_event(kind: str, execution_id: uuid.UUID, at: datetime, **data: Any) ->
             "subject": str(execution_id),
             "time": at.isoformat(),
             "data": {**ids, **data},
+            **trace,
         }
     )
 
@@ -92,6 +95,7 @@ def as_row(e: Execution) -> dict[str, Any]:
         "tags": e.tags,
         "metadata": e.metadata,
         "parent_execution_id": e.parent_execution_id,
+        "trace_id": e.trace_id,
         "input_tokens": e.input_tokens,
         "output_tokens": e.output_tokens,
         "cost": e.cost,
@@ -217,6 +221,10 @@ def _details(rng: random.Random, kind: str) -> dict[str, Any]:
     }
 
 
+def _traceparent(rng: random.Random) -> str:
+    return f"00-{rng.getrandbits(128) | 1:032x}-{rng.getrandbits(64) | 1:016x}-01"
+
+
 @pytest.mark.parametrize("seed", range(120))
 async def test_sql_merge_equals_fold(db_engine: AsyncEngine, seed: int) -> None:
     """Random events, duplicated and shuffled, applied in random batches == the pure fold."""
@@ -239,6 +247,7 @@ async def test_sql_merge_equals_fold(db_engine: AsyncEngine, seed: int) -> None:
             user_id=rng.choice(agents_),
             **({"timeout_ms": rng.randint(1, 10**6)} if rng.random() < 0.5 else {}),
             **(_details(rng, kind) if rng.random() < 0.6 else {}),
+            **({"traceparent": _traceparent(rng)} if rng.random() < 0.6 else {}),
         )
         for kind in (rng.choice(kinds) for _ in range(rng.randint(1, 6)))
     ]

@@ -36,6 +36,7 @@ def execution(row: Mapping[Any, Any], payloads: Sequence[str] = PAYLOADS) -> dic
     metadata = row["metadata"]
     shaped["metadata"] = _NO_METADATA if metadata is None else orjson.Fragment(metadata)
     shaped["parent_execution_id"] = row["parent_execution_id"]
+    shaped["trace_id"] = row["trace_id"]
     shaped["usage"] = _usage(row)
     for name in payloads:
         text = row[name]

@@ -38,6 +38,7 @@ _EXECUTION_EXAMPLE: dict[str, Any] = {
     "tags": ["reports", "nightly"],
     "metadata": {"team": "finance", "priority": 2, "beta": True},
     "parent_execution_id": EXAMPLE_PARENT_ID,
+    "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
     "usage": {
         "input_tokens": 1250,
         "output_tokens": 310,
@@ -122,6 +123,12 @@ class _ExecutionFields(_Response):
     parent_execution_id: UUID | None = Field(
         description="The run that started this one (a sub-agent or tool run); null for a "
         "top-level run."
+    )
+    trace_id: str | None = Field(
+        description="The W3C trace id (32 lowercase hex digits) of the run's span, from the "
+        "traceparent its Started (else Queued) event carried: look the run's trace up by it in "
+        "your tracing backend. Null when the run was not traced.",
+        pattern="^[0-9a-f]{32}$",
     )
     usage: Usage | None = Field(
         description="Tokens and cost as the run's end reported them; null when it reported "

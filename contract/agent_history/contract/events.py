@@ -13,6 +13,7 @@ tests use it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from decimal import Decimal
@@ -22,6 +23,7 @@ from uuid import UUID
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -199,6 +201,38 @@ class TimedOutData(RunEndData):
     limit_ms: Annotated[int, Field(ge=0)]
 
 
+# A W3C traceparent (version, trace id, parent id, flags), lowercase hex, as
+# https://www.w3.org/TR/trace-context/ defines it; a version beyond 00 may append fields.
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[!-~]*)?")
+MAX_TRACESTATE_CHARS = 512  # what W3C asks a vendor to propagate at least
+
+
+def _traceparent(value: object) -> str | None:
+    """A valid traceparent as given; anything else reads as absent: tracing data never makes
+    an event invalid (it is not worth a dead letter)."""
+    if not isinstance(value, str) or _TRACEPARENT.fullmatch(value) is None:
+        return None
+    version, trace_id, parent_id = value[:2], value[3:35], value[36:52]
+    if version == "ff" or (version == "00" and len(value) != 55):
+        return None
+    if trace_id == "0" * 32 or parent_id == "0" * 16:
+        return None
+    return value
+
+
+def _tracestate(value: object) -> str | None:
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TRACESTATE_CHARS:
+        return None
+    if not value.isascii() or not value.isprintable():
+        return None
+    return value
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id (32 lowercase hex digits) of a traceparent that the contract accepted."""
+    return None if traceparent is None else traceparent[3:35]
+
+
 class _Envelope(_Frozen):
     specversion: Literal["1.0"]
     id: UUID
@@ -207,11 +241,18 @@ class _Envelope(_Frozen):
     time: AwareDatetime
     datacontenttype: Literal["application/json"] = "application/json"
     data: ExecutionData
+    # The CloudEvents distributed-tracing extension: the W3C trace context of the operation
+    # that produced the event (a tracked run's span). Invalid values read as absent.
+    traceparent: Annotated[str | None, BeforeValidator(_traceparent)] = Added
+    tracestate: Annotated[str | None, BeforeValidator(_tracestate)] = Added
 
     @model_validator(mode="after")
     def _subject_names_the_execution(self) -> _Envelope:
         if self.subject != self.data.execution_id:
             raise ValueError("subject must equal data.execution_id")
+        if self.tracestate is not None and self.traceparent is None:
+            # W3C: a tracestate means nothing without its (valid) traceparent.
+            object.__setattr__(self, "tracestate", None)
         return self
 
     @property

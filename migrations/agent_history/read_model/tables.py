@@ -88,6 +88,8 @@ agent_executions = Table(
     Column("tags", ARRAY(Text), nullable=True),
     Column("metadata", JSONB(none_as_null=True), nullable=True),
     Column("parent_execution_id", UUID(as_uuid=True), nullable=True),
+    # The trace id (32 lowercase hex digits) of the run's span (migration 0008).
+    Column("trace_id", Text, nullable=True),
     # ... and from its terminal winner's usage.
     Column("input_tokens", BigInteger, nullable=True),
     Column("output_tokens", BigInteger, nullable=True),

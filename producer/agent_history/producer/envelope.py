@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TypeAlias, TypeVar, cast
 from uuid import UUID, SafeUUID
@@ -50,9 +51,12 @@ def new_id() -> UUID:
     return uuid
 
 
-def stamp(kind: type[E], data: ExecutionData, source: str) -> E:
-    """A new event of ``kind`` about ``data``, validated by the contract like any other."""
-    envelope = {
+def stamp(
+    kind: type[E], data: ExecutionData, source: str, trace: Mapping[str, str] | None = None
+) -> E:
+    """A new event of ``kind`` about ``data``, validated by the contract like any other;
+    ``trace``: the envelope's trace context attributes (traceparent, tracestate), if any."""
+    envelope: dict[str, object] = {
         "specversion": SPEC_VERSION,
         "id": new_id(),
         "source": source,
@@ -60,6 +64,8 @@ def stamp(kind: type[E], data: ExecutionData, source: str) -> E:
         "time": datetime.now(UTC),
         "data": data,
     }
+    if trace is not None:
+        envelope.update(trace)
     # model_validate without its Python wrapper: the same validation, on the hot path.
     return cast(E, kind.__pydantic_validator__.validate_python(envelope))
 

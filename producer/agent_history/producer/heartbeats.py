@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from agent_history.contract.events import ExecutionData
+from agent_history.producer.tracing import TraceContext
 
 _log = logging.getLogger("agent_history.producer")
 
@@ -21,34 +22,38 @@ _log = logging.getLogger("agent_history.producer")
 class Heartbeats:
     def __init__(self, interval_s: float) -> None:
         self._interval_s = interval_s
-        self._open: dict[UUID, ExecutionData] = {}
+        self._open: dict[UUID, tuple[ExecutionData, TraceContext]] = {}
         self._lock = threading.Lock()
 
-    def opened(self, data: ExecutionData) -> None:
-        """A run's Started event is recorded: beat for it until ``closed``."""
+    def opened(self, data: ExecutionData, trace: TraceContext = None) -> None:
+        """A run's Started event is recorded: beat for it (with its ``trace`` context) until
+        ``closed``."""
         # Kept as given (a RunRequestData, say): the heartbeat's data is made when a beat is
         # due, not on every run's way in.
         with self._lock:
-            self._open[data.execution_id] = data
+            self._open[data.execution_id] = (data, trace)
 
     def closed(self, execution_id: UUID) -> None:
         with self._lock:
             self._open.pop(execution_id, None)
 
     def open_runs(self) -> list[ExecutionData]:
+        return [run for run, _ in self._beats()]
+
+    def _beats(self) -> list[tuple[ExecutionData, TraceContext]]:
         with self._lock:
             runs = list(self._open.values())
         return [
-            ExecutionData(execution_id=r.execution_id, agent_id=r.agent_id, user_id=r.user_id)
-            for r in runs
+            (ExecutionData(execution_id=r.execution_id, agent_id=r.agent_id, user_id=r.user_id), t)
+            for r, t in runs
         ]
 
-    async def beat(self, emit: Callable[[ExecutionData], Awaitable[object]]) -> None:
-        """Every interval, one heartbeat per open run, until cancelled."""
+    async def beat(self, emit: Callable[[ExecutionData, TraceContext], Awaitable[object]]) -> None:
+        """Every interval, one heartbeat per open run, with its trace context, until cancelled."""
         while True:
             await asyncio.sleep(self._interval_s)
-            for run in self.open_runs():
+            for run, trace in self._beats():
                 try:
-                    await emit(run)
+                    await emit(run, trace)
                 except Exception:  # a heartbeat must never stop the next ones
                     _log.exception("heartbeat of execution %s not recorded", run.execution_id)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
+from opentelemetry.trace import TracerProvider
+
 from agent_history.contract.events import (
     CancelledData,
     CompletedData,
@@ -33,6 +35,7 @@ from agent_history.producer.kafka import Producer, kafka_producer
 from agent_history.producer.settings import ProducerSettings, spool_directory
 from agent_history.producer.shipper import Shipper
 from agent_history.producer.spool import Spool, SpoolStats
+from agent_history.producer.tracing import RunTracing, TraceContext
 
 _log = logging.getLogger("agent_history.producer")
 
@@ -42,12 +45,20 @@ class Publisher:
     ``with Publisher(settings) as p:`` ships from a thread of its own, for synchronous code.
 
     ``publish_*`` are awaitable, ``record_*`` their synchronous twins; both return the event.
+    ``trace``: the W3C trace context to put on the event (``traceparent``, ``tracestate``);
+    track_execution passes its run span's. Runs' spans go to ``tracer_provider``, by default
+    OpenTelemetry's global one (nothing is traced until an SDK sets it).
     """
 
     def __init__(
-        self, settings: ProducerSettings, *, make_producer: Callable[[], Producer] | None = None
+        self,
+        settings: ProducerSettings,
+        *,
+        make_producer: Callable[[], Producer] | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self._settings = settings
+        self.tracing = RunTracing(tracer_provider)
         self._spool = Spool(
             spool_directory(settings),
             max_bytes=settings.spool_max_bytes,
@@ -172,57 +183,78 @@ class Publisher:
             )
         return frame_of(event)
 
-    async def _emit(self, kind: type[E], data: ExecutionData) -> E:
-        event = stamp(kind, data, self._settings.source)
+    async def _emit(self, kind: type[E], data: ExecutionData, trace: TraceContext = None) -> E:
+        event = stamp(kind, data, self._settings.source, trace)
         frame = self._frame(event)  # as publish() does, one coroutine less on the hot path
         if self._spool.offer(frame) == "full":
             await self._wait_for_room(frame)
         return event
 
-    def _write(self, kind: type[E], data: ExecutionData) -> E:
-        event = stamp(kind, data, self._settings.source)
+    def _write(self, kind: type[E], data: ExecutionData, trace: TraceContext = None) -> E:
+        event = stamp(kind, data, self._settings.source, trace)
         self.record(event)
         return event
 
-    async def publish_queued(self, data: RunRequestData) -> ExecutionQueued:
-        return await self._emit(ExecutionQueued, data)
+    async def publish_queued(
+        self, data: RunRequestData, *, trace: TraceContext = None
+    ) -> ExecutionQueued:
+        return await self._emit(ExecutionQueued, data, trace)
 
-    async def publish_started(self, data: RunRequestData) -> ExecutionStarted:
-        return await self._emit(ExecutionStarted, data)
+    async def publish_started(
+        self, data: RunRequestData, *, trace: TraceContext = None
+    ) -> ExecutionStarted:
+        return await self._emit(ExecutionStarted, data, trace)
 
-    async def publish_completed(self, data: CompletedData) -> ExecutionCompleted:
-        return await self._emit(ExecutionCompleted, data)
+    async def publish_completed(
+        self, data: CompletedData, *, trace: TraceContext = None
+    ) -> ExecutionCompleted:
+        return await self._emit(ExecutionCompleted, data, trace)
 
-    async def publish_failed(self, data: FailedData) -> ExecutionFailed:
-        return await self._emit(ExecutionFailed, data)
+    async def publish_failed(
+        self, data: FailedData, *, trace: TraceContext = None
+    ) -> ExecutionFailed:
+        return await self._emit(ExecutionFailed, data, trace)
 
-    async def publish_cancelled(self, data: CancelledData) -> ExecutionCancelled:
-        return await self._emit(ExecutionCancelled, data)
+    async def publish_cancelled(
+        self, data: CancelledData, *, trace: TraceContext = None
+    ) -> ExecutionCancelled:
+        return await self._emit(ExecutionCancelled, data, trace)
 
-    def record_queued(self, data: RunRequestData) -> ExecutionQueued:
-        return self._write(ExecutionQueued, data)
+    def record_queued(self, data: RunRequestData, *, trace: TraceContext = None) -> ExecutionQueued:
+        return self._write(ExecutionQueued, data, trace)
 
-    def record_started(self, data: RunRequestData) -> ExecutionStarted:
-        return self._write(ExecutionStarted, data)
+    def record_started(
+        self, data: RunRequestData, *, trace: TraceContext = None
+    ) -> ExecutionStarted:
+        return self._write(ExecutionStarted, data, trace)
 
-    def record_completed(self, data: CompletedData) -> ExecutionCompleted:
-        return self._write(ExecutionCompleted, data)
+    def record_completed(
+        self, data: CompletedData, *, trace: TraceContext = None
+    ) -> ExecutionCompleted:
+        return self._write(ExecutionCompleted, data, trace)
 
-    def record_failed(self, data: FailedData) -> ExecutionFailed:
-        return self._write(ExecutionFailed, data)
+    def record_failed(self, data: FailedData, *, trace: TraceContext = None) -> ExecutionFailed:
+        return self._write(ExecutionFailed, data, trace)
 
-    def record_cancelled(self, data: CancelledData) -> ExecutionCancelled:
-        return self._write(ExecutionCancelled, data)
+    def record_cancelled(
+        self, data: CancelledData, *, trace: TraceContext = None
+    ) -> ExecutionCancelled:
+        return self._write(ExecutionCancelled, data, trace)
 
-    async def publish_heartbeat(self, data: ExecutionData) -> ExecutionHeartbeat:
-        return await self._emit(ExecutionHeartbeat, data)
+    async def publish_heartbeat(
+        self, data: ExecutionData, *, trace: TraceContext = None
+    ) -> ExecutionHeartbeat:
+        return await self._emit(ExecutionHeartbeat, data, trace)
 
     async def _beat(self) -> None:
-        await self.heartbeats.beat(self.publish_heartbeat)
+        await self.heartbeats.beat(self._heartbeat)
 
-    async def publish_end(self, data: EndData) -> TerminalEvent:
+    async def _heartbeat(self, data: ExecutionData, trace: TraceContext) -> None:
+        await self._emit(ExecutionHeartbeat, data, trace)
+
+    async def publish_end(self, data: EndData, *, trace: TraceContext = None) -> TerminalEvent:
         """The run's end: Completed, Failed or Cancelled, by the type of ``data``."""
-        return await self._emit(end_of(data), data)
+        return await self._emit(end_of(data), data, trace)
 
-    def record_end(self, data: EndData) -> TerminalEvent:
-        return self._write(end_of(data), data)
+    def record_end(self, data: EndData, *, trace: TraceContext = None) -> TerminalEvent:
+        return self._write(end_of(data), data, trace)

@@ -1,6 +1,7 @@
 """track_execution: records an agent run as Started, heartbeats while it runs, then Completed /
 Failed / Cancelled. A run entered inside another one (the same task, or a task or thread
-started from it) is that run's child."""
+started from it) is that run's child. With an OpenTelemetry SDK configured, the run is also an
+``invoke_agent`` span (producer/tracing.py) whose trace context every event of the run carries."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from agent_history.contract.events import (
 )
 from agent_history.producer.envelope import EndData, new_id
 from agent_history.producer.publisher import Publisher
+from agent_history.producer.tracing import RunSpan, TraceContext
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -128,6 +130,7 @@ class track_execution:
         self._input = input_data
         self._parent = parent_execution_id
         self._context: Token[Run | None] | None = None
+        self._span: RunSpan | None = None
         self._request = RunRequestData(
             execution_id=execution_id or new_id(),
             agent_id=agent_id,
@@ -162,8 +165,9 @@ class track_execution:
 
     async def __aenter__(self) -> Run:
         request = self._enter()
-        await self._publisher.publish_started(request)
-        self._publisher.heartbeats.opened(request)
+        trace = self._trace(request)
+        await self._publisher.publish_started(request, trace=trace)
+        self._publisher.heartbeats.opened(request, trace)
         return self.run
 
     async def __aexit__(
@@ -174,13 +178,15 @@ class track_execution:
     ) -> None:
         self._leave()
         self._publisher.heartbeats.closed(self.run.execution_id)
+        end, trace = self._end(exc)
         # The publisher keeps an event it was handed even if this task is cancelled again.
-        await self._publisher.publish_end(self._end(exc))
+        await self._publisher.publish_end(end, trace=trace)
 
     def __enter__(self) -> Run:
         request = self._enter()
-        self._publisher.record_started(request)
-        self._publisher.heartbeats.opened(request)
+        trace = self._trace(request)
+        self._publisher.record_started(request, trace=trace)
+        self._publisher.heartbeats.opened(request, trace)
         return self.run
 
     def __exit__(
@@ -191,9 +197,25 @@ class track_execution:
     ) -> None:
         self._leave()
         self._publisher.heartbeats.closed(self.run.execution_id)
-        self._publisher.record_end(self._end(exc))
+        end, trace = self._end(exc)
+        self._publisher.record_end(end, trace=trace)
 
-    def _end(self, exc: BaseException | None) -> EndData:
+    def _trace(self, request: RunRequestData) -> TraceContext:
+        """Starts the run's span (with an SDK configured): the trace context of its events."""
+        self._span = span = self._publisher.tracing.start(request)
+        return None if span is None else span.context
+
+    def _end(self, exc: BaseException | None) -> tuple[EndData, TraceContext]:
+        """The run's end event data, and its trace context; ends the run's span."""
+        data = self._end_data(exc)
+        span, self._span = self._span, None
+        if span is None:
+            return data, None
+        message = getattr(data, "error_message", None) or getattr(data, "reason", None) or ""
+        span.end(data.usage, exc, message)
+        return data, span.context
+
+    def _end_data(self, exc: BaseException | None) -> EndData:
         """The run's end event data; an output that is not JSON is recorded as its repr."""
         run = self.run
         ids: dict[str, Any] = {

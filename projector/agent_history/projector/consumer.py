@@ -27,6 +27,7 @@ from agent_history.projector.core.plan import Plan, plan_batch
 from agent_history.projector.pipeline import Pipeline
 from agent_history.projector.ports import BatchObserver, Consumer, DeadLetterSink, Store
 from agent_history.projector.settings import ProjectorSettings
+from agent_history.projector.tracing import BatchSpan, BatchTracing
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,11 @@ class Projector:
         dead_letters: DeadLetterSink,
         commit_hint_timeout: float = 5.0,
         metrics: BatchObserver | None = None,
+        tracing: BatchTracing | None = None,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._tracing = tracing or BatchTracing(settings)
         self._commit_hint_timeout = commit_hint_timeout
         self._store = store
         self._dead_letters = dead_letters
@@ -104,7 +107,8 @@ class Projector:
     ) -> Plan | None:
         """Write one batch and commit; the plan, or None when it failed (and was rewound)."""
         try:
-            plan = await self._write(records, decoded, consumer, writing)
+            with self._tracing.batch(len(records)) as span:
+                plan = await self._write(records, decoded, consumer, writing, span)
         except Exception:
             if self._metrics is not None:
                 self._metrics.failed()
@@ -136,6 +140,7 @@ class Projector:
         decoded: Changes | None,
         consumer: Consumer,
         writing: asyncio.Event,
+        span: BatchSpan,
     ) -> Plan:
         s = self._settings
         began = time.perf_counter()
@@ -151,8 +156,9 @@ class Projector:
             erased = await batch.erased_among(decoded.users)
             if erased:
                 decoded = changes_of(plan.fresh, s.max_event_bytes, erased)
-            # Dead letters go out before the commit: at least once, never lost.
             poison = decoded.poison
+            span.decoded(decoded.traces, len(decoded.rows), len(poison))
+            # Dead letters go out before the commit: at least once, never lost.
             dead = await self._dead_letters.send(poison) if poison else {}
             agents = self._agents.unwritten(decoded.agents)
             users = self._users.unwritten(decoded.users)

@@ -92,15 +92,15 @@ _UPSERT_EXECUTIONS = text(f"""
 INSERT INTO agent_executions AS t (
     id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
     error_message, timeout_ms, last_seen_at, model, tags, metadata, parent_execution_id,
-    input_tokens, output_tokens, cost, cost_currency, input_rank, input_time, input_event_id,
-    terminal_event_id)
+    trace_id, input_tokens, output_tokens, cost, cost_currency, input_rank, input_time,
+    input_event_id, terminal_event_id)
 SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(
     id uuid, agent_id uuid, user_id uuid, status text, execution_start timestamptz,
     execution_end timestamptz, input_data jsonb, output_data jsonb, error_message text,
     timeout_ms bigint, last_seen_at timestamptz, model text, tags text[], metadata jsonb,
-    parent_execution_id uuid, input_tokens bigint, output_tokens bigint, cost numeric,
-    cost_currency text, input_rank smallint, input_time timestamptz, input_event_id uuid,
-    terminal_event_id uuid)
+    parent_execution_id uuid, trace_id text, input_tokens bigint, output_tokens bigint,
+    cost numeric, cost_currency text, input_rank smallint, input_time timestamptz,
+    input_event_id uuid, terminal_event_id uuid)
 ON CONFLICT (id) DO UPDATE SET
     {_from_ids_winner("agent_id")},
     {_from_ids_winner("user_id")},
@@ -118,6 +118,7 @@ ON CONFLICT (id) DO UPDATE SET
     {_from_input("tags")},
     {_from_input("metadata")},
     {_from_input("parent_execution_id")},
+    {_from_input("trace_id")},
     {_from_input("input_rank")},
     {_from_input("input_time")},
     {_from_input("input_event_id")},

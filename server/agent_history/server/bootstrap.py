@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from opentelemetry import trace
+from opentelemetry.trace import TracerProvider
 from prometheus_client import CollectorRegistry
 
 from agent_history.projector.app import Connection, run_projector
@@ -37,9 +39,11 @@ from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings, WatchdogSettings
 from agent_history.projector.store import PostgresStore
 from agent_history.projector.subscriber import subscribe
+from agent_history.projector.tracing import BatchTracing
 from agent_history.projector.verdict_log import KafkaVerdictLog
 from agent_history.projector.watchdog import Watchdog
 from agent_history.read_model.db import DatabaseSettings, make_engine
+from agent_history.server.tracing import configure_tracing, is_real
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -55,11 +59,15 @@ class Project(Protocol):
 
 @asynccontextmanager
 async def build_projector(
-    settings: ProjectorSettings, metrics: ProjectorMetrics | None = None
+    settings: ProjectorSettings,
+    metrics: ProjectorMetrics | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> AsyncIterator[Project]:
     """The live projector, ready to run until ``stop``, its probe port served meanwhile; its
-    engine is disposed on the way out."""
+    engine is disposed on the way out. Its batch spans go to ``tracer_provider``, by default
+    the global one (server/tracing.py)."""
     engine = make_engine(settings)
+    tracing = BatchTracing(settings, tracer_provider)
     if metrics is None:
         registry = CollectorRegistry()
         metrics = ProjectorMetrics(registry, settings.topic, settings.ready_stall_seconds)
@@ -72,7 +80,7 @@ async def build_projector(
 
     def connect() -> Connection:
         dead_letters = DeadLetters(settings, settings.consumer_group)
-        projector = Projector(settings, store, dead_letters, metrics=metrics)
+        projector = Projector(settings, store, dead_letters, metrics=metrics, tracing=tracing)
         return Connection(subscribe(settings, projector), projector, dead_letters)
 
     async def project(stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
@@ -188,11 +196,18 @@ def build_eraser(settings: DatabaseSettings) -> Callable[[UUID], Coroutine[Any, 
     return erase
 
 
-def build_api(settings: ApiSettings) -> FastAPI:
-    """The API's app, with the erase behind its erase endpoint."""
+def build_api(settings: ApiSettings, tracer_provider: TracerProvider | None = None) -> FastAPI:
+    """The API's app, with the erase behind its erase endpoint; with a real tracer provider
+    (``tracer_provider``, else the global one), a span per request (FastAPI instrumentation)."""
     from agent_history.api.app import create_app
 
-    return create_app(settings, eraser=build_eraser(settings))
+    app = create_app(settings, eraser=build_eraser(settings))
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    if is_real(provider):
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
+    return app
 
 
 def api_from_environment() -> FastAPI:
@@ -203,4 +218,5 @@ def api_from_environment() -> FastAPI:
     settings = ApiSettings()
     # After uvicorn set up its own loggers in this process: ours replace them.
     configure_logging(settings.log_format)
+    configure_tracing("agent-history-api")
     return build_api(settings)

@@ -98,9 +98,11 @@ def projector(
     """Consume the event topic and keep agent_executions up to date (runs until stopped)."""
     from agent_history.projector.settings import ProjectorSettings
     from agent_history.server.bootstrap import build_projector
+    from agent_history.server.tracing import configure_tracing
 
     _logging(log_level)
     settings = ProjectorSettings()
+    configure_tracing("agent-history-projector")  # from OTEL_*; off unless they ask for it
 
     async def main(stop: asyncio.Event) -> None:
         async with build_projector(settings) as project:

@@ -61,6 +61,7 @@ def _rows(draw: st.DrawFn, payloads: tuple[str, ...]) -> dict[str, Any]:
         "tags": draw(st.none() | st.lists(st.text(min_size=1), max_size=3)),
         "metadata": draw(st.none() | _metadata.map(lambda m: json.dumps(m, separators=_PG))),
         "parent_execution_id": draw(st.none() | st.uuids()),
+        "trace_id": draw(st.none() | st.from_regex(r"[0-9a-f]{32}", fullmatch=True)),
         "input_tokens": draw(st.none() | st.integers(0, 10**15)),
         "output_tokens": draw(st.none() | st.integers(0, 10**15)),
         "cost": None,
@@ -240,6 +241,7 @@ def test_what_a_run_carries_is_written_exactly_and_nothing_is_empty_not_null() -
         tags=["a", "b"],
         metadata='{"big": 123456789012345678901234567890, "ok": true, "team": "x"}',
         parent_execution_id=UUID(int=9),
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
         output_tokens=7,
         cost="0.000000100000",
         cost_currency="EUR",
@@ -253,3 +255,4 @@ def test_what_a_run_carries_is_written_exactly_and_nothing_is_empty_not_null() -
         "cost": {"amount": "0.000000100000", "currency": "EUR"},
     }
     assert (body["tags"], body["parent_execution_id"]) == (["a", "b"], str(UUID(int=9)))
+    assert body["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -23,6 +23,7 @@ from agent_history.contract.events import (
 )
 from agent_history.producer.heartbeats import Heartbeats
 from agent_history.producer.publisher import Publisher
+from agent_history.producer.tracing import RunTracing, TraceContext
 from agent_history.producer.tracking import Run, track_execution
 
 AGENT = UUID("a0000000-0000-4000-8000-000000000001")
@@ -35,17 +36,18 @@ class FakePublisher:
     def __init__(self) -> None:
         self.published: list[tuple[str, ExecutionData]] = []
         self.heartbeats = Heartbeats(interval_s=60)
+        self.tracing = RunTracing()
 
-    async def publish_started(self, data: RunRequestData) -> None:
+    async def publish_started(self, data: RunRequestData, *, trace: TraceContext = None) -> None:
         self.record_started(data)
 
-    async def publish_end(self, data: ExecutionData) -> None:
+    async def publish_end(self, data: ExecutionData, *, trace: TraceContext = None) -> None:
         self.record_end(data)
 
-    def record_started(self, data: RunRequestData) -> None:
+    def record_started(self, data: RunRequestData, *, trace: TraceContext = None) -> None:
         self.published.append(("started", data))
 
-    def record_end(self, data: ExecutionData) -> None:
+    def record_end(self, data: ExecutionData, *, trace: TraceContext = None) -> None:
         kind = {CompletedData: "completed", FailedData: "failed", CancelledData: "cancelled"}
         self.published.append((kind[type(data)], data))
 
@@ -354,11 +356,13 @@ async def test_one_heartbeat_per_open_run_every_interval() -> None:
     beats = Heartbeats(interval_s=0.01)
     first = ExecutionData(execution_id=uuid4(), agent_id=AGENT, user_id=USER)
     second = ExecutionData(execution_id=uuid4(), agent_id=AGENT, user_id=USER)
-    beats.opened(first)
+    traced = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+    beats.opened(first, traced)
     beats.opened(second)
     seen: list[UUID] = []
 
-    async def emit(run: ExecutionData) -> None:
+    async def emit(run: ExecutionData, trace: TraceContext) -> None:
+        assert trace == (traced if run.execution_id == first.execution_id else None)
         seen.append(run.execution_id)
         if len(seen) == 3:
             beats.closed(second.execution_id)

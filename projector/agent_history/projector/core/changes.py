@@ -12,17 +12,23 @@ from agent_history.projector.core.decode import Poison, Record, decode
 from agent_history.projector.core.fold import Execution, fold
 from agent_history.projector.core.names import NO_NAME, Name, note_name
 
+# The most trace contexts a batch keeps (its span links to them; OpenTelemetry's SDK keeps 128
+# links per span by default).
+MAX_TRACES = 128
+
 
 @dataclass(slots=True)
 class Changes:
-    """A decoded batch, folded: the rows and names to write, the poison to dead-letter, and
-    how many events of each erased user were dropped."""
+    """A decoded batch, folded: the rows and names to write, the poison to dead-letter, how
+    many events of each erased user were dropped, and the first MAX_TRACES distinct
+    traceparents of its events (in order, as dict keys)."""
 
     rows: dict[UUID, Execution] = field(default_factory=dict)
     agents: dict[UUID, Name] = field(default_factory=dict)
     users: dict[UUID, Name] = field(default_factory=dict)
     poison: list[Poison] = field(default_factory=list)
     dropped: Counter[UUID] = field(default_factory=Counter)
+    traces: dict[str, None] = field(default_factory=dict)
 
 
 def changes_of(
@@ -35,7 +41,7 @@ def changes_of(
     whose other events name another user.
     """
     changes = Changes()
-    rows, agents, users = changes.rows, changes.agents, changes.users
+    rows, agents, users, traces = changes.rows, changes.agents, changes.users, changes.traces
     # A record identical to one already decoded (a redelivered duplicate) decodes to the same
     # result, and folding or naming the same event twice changes nothing: only its poison
     # verdict is repeated. Identical means value, key and headers: in binary mode the headers
@@ -64,6 +70,8 @@ def changes_of(
             changes.dropped[data.user_id] += 1
             continue
         rows[data.execution_id] = fold(rows.get(data.execution_id), event)
+        if event.traceparent is not None and len(traces) < MAX_TRACES:
+            traces[event.traceparent] = None
         if isinstance(data, RunRequestData):
             note_name(agents, data.agent_id, data.agent_name, event)
             note_name(users, data.user_id, data.user_name, event)

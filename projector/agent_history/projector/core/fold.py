@@ -10,8 +10,8 @@ The parts and who wins them:
 - start: ``execution_start`` is the earliest Started time; before any Started is seen, the
   earliest time of any event but heartbeats; of heartbeats only when nothing else is seen.
 - input: ``input_data``, ``timeout_ms``, ``model``, ``tags``, ``metadata``,
-  ``parent_execution_id`` (and agent/user ids) from the earliest Started event, else the
-  earliest Queued one (earliest by time, then by event id).
+  ``parent_execution_id``, ``trace_id`` (and agent/user ids) from the earliest Started event,
+  else the earliest Queued one (earliest by time, then by event id).
 - terminal: a real end (Completed, Failed, Cancelled) beats a watchdog's verdict (TimedOut),
   whenever either arrives; between real ends, and between verdicts, the earliest (by time,
   then id) wins. The winner gives status, ``execution_end``, ``output_data``,
@@ -44,6 +44,7 @@ from agent_history.contract.events import (
     ExecutionTimedOut,
     MetadataValue,
     TerminalEvent,
+    trace_id_of,
 )
 from agent_history.contract.statuses import STATUSES, TERMINAL_STATUSES, Status
 
@@ -90,6 +91,8 @@ class Execution:
     tags: list[str] | None
     metadata: dict[str, MetadataValue] | None
     parent_execution_id: UUID | None
+    # The trace id of the input winner's traceparent (the run's span), to find its trace.
+    trace_id: str | None
     # From the terminal winner's usage.
     input_tokens: int | None
     output_tokens: int | None
@@ -143,6 +146,7 @@ def from_event(event: Event) -> Execution:
                 tags=request.tags,
                 metadata=request.metadata,
                 parent_execution_id=request.parent_execution_id,
+                trace_id=trace_id_of(event.traceparent),
                 input_tokens=None,
                 output_tokens=None,
                 cost=None,
@@ -175,6 +179,7 @@ def from_event(event: Event) -> Execution:
                 tags=None,
                 metadata=None,
                 parent_execution_id=None,
+                trace_id=None,
                 input_tokens=None,
                 output_tokens=None,
                 cost=None,
@@ -215,6 +220,7 @@ def _terminal(
         tags=None,
         metadata=None,
         parent_execution_id=None,
+        trace_id=None,
         input_tokens=usage.input_tokens if usage is not None else None,
         output_tokens=usage.output_tokens if usage is not None else None,
         cost=cost.amount if cost is not None else None,
@@ -269,6 +275,7 @@ def merge(a: Execution, b: Execution) -> Execution:
         tags=inp.tags,
         metadata=inp.metadata,
         parent_execution_id=inp.parent_execution_id,
+        trace_id=inp.trace_id,
         input_tokens=term.input_tokens,
         output_tokens=term.output_tokens,
         cost=term.cost,

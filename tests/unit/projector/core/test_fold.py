@@ -118,6 +118,7 @@ class Row:
     tags: list[str] | None = None
     metadata: dict[str, Any] | None = None
     parent_execution_id: UUID | None = None
+    trace_id: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost: Decimal | None = None
@@ -141,6 +142,7 @@ def row_of(execution: Execution) -> Row:
         tags=execution.tags,
         metadata=execution.metadata,
         parent_execution_id=execution.parent_execution_id,
+        trace_id=execution.trace_id,
         input_tokens=execution.input_tokens,
         output_tokens=execution.output_tokens,
         cost=execution.cost,
@@ -597,6 +599,21 @@ def test_model_tags_metadata_and_parent_come_from_the_input_winner() -> None:
     assert fold_in_order([queued]).model == "small"
 
 
+def test_trace_id_comes_from_the_input_winner_and_never_from_other_events() -> None:
+    def traced(kind: EventType, us: int, trace_id: str) -> Event:
+        event = make(kind, us)
+        return event.model_copy(update={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
+
+    queued = traced(QUEUED, 0, "a" * 32)
+    started = traced(STARTED, MS, "b" * 32)
+    beat, done = traced(HEARTBEAT, 2 * MS, "c" * 32), traced(COMPLETED, 3 * MS, "d" * 32)
+
+    assert fold_in_order([done, beat, started, queued]).trace_id == "b" * 32
+    assert fold_in_order([queued, beat]).trace_id == "a" * 32
+    assert fold_in_order([beat, done]).trace_id is None
+    assert fold_in_order([make(STARTED, 0), queued]).trace_id is None
+
+
 def test_usage_comes_from_the_terminal_winner_and_a_real_end_beats_a_verdict() -> None:
     usage: JsonValue = {"input_tokens": 120, "output_tokens": 30, "cost": {"amount": "0.0042"}}
     verdict_usage: JsonValue = {"input_tokens": 1, "cost": {"amount": "9", "currency": "EUR"}}
@@ -690,6 +707,7 @@ def reference(events: Sequence[Event]) -> Row:
         tags=source.data.tags if source is not None else None,
         metadata=source.data.metadata if source is not None else None,
         parent_execution_id=source.data.parent_execution_id if source is not None else None,
+        trace_id=source.traceparent[3:35] if source and source.traceparent else None,
         input_tokens=usage.input_tokens if usage is not None else None,
         output_tokens=usage.output_tokens if usage is not None else None,
         cost=cost.amount if cost is not None else None,
@@ -747,17 +765,18 @@ def _drawn_event(
         data["error_message"] = f"error of {tag}"
     if kind == CANCELLED and with_reason:
         data["reason"] = f"reason of {tag}"
-    return event_from_dict(
-        {
-            "specversion": "1.0",
-            "id": tag,
-            "source": "hypothesis",
-            "subject": str(EXECUTION),
-            "time": at(700 * step).astimezone(zone).isoformat(),
-            "type": kind,
-            "data": data,
-        }
-    )
+    envelope = {
+        "specversion": "1.0",
+        "id": tag,
+        "source": "hypothesis",
+        "subject": str(EXECUTION),
+        "time": at(700 * step).astimezone(zone).isoformat(),
+        "type": kind,
+        "data": data,
+    }
+    if details:  # every event of a traced run carries the run span's context
+        envelope["traceparent"] = f"00-{event_id.hex}-{event_id.hex[:16]}-01"
+    return event_from_dict(envelope)
 
 
 def _events_of(kinds: Sequence[EventType]) -> st.SearchStrategy[list[Event]]:
