@@ -144,6 +144,29 @@ def _print_tree(tree: dict[str, Any]) -> None:
         )
 
 
+def _print_stats(stats: dict[str, Any], agent: str) -> None:
+    """The agent's stats, grouped by model: what the stats endpoint answers from its rollups."""
+    table = Table(title=f"{agent}: stats by model ({stats['percentiles']})")
+    for column in ("model", "runs", "success", "p50", "p95", "tokens in / out", "cost"):
+        table.add_column(column, no_wrap=True, justify="left" if column == "model" else "right")
+    for row in [*stats["groups"], {**stats, "key": "all"}]:
+        ms, tokens = row["execution_time_ms"], row["tokens"]
+        rate = row["success_rate"]
+        table.add_row(
+            str(row["key"] or "(none)"),
+            str(row["total"]),
+            "—" if rate is None else f"{rate:.0%}",
+            "—" if ms["p50"] is None else f"{ms['p50'] / 1000:.3f} s",
+            "—" if ms["p95"] is None else f"{ms['p95'] / 1000:.3f} s",
+            f"{tokens['input']['sum']:,} / {tokens['output']['sum']:,}",
+            ", ".join(
+                f"{Decimal(c['sum']).quantize(Decimal('0.0001'))} {currency}"
+                for currency, c in row["cost"].items()
+            ),
+        )
+    console.print(table)
+
+
 def _tokens(usage: dict[str, Any] | None) -> str:
     if not usage:
         return ""
@@ -209,18 +232,23 @@ async def run_demo(*, keep: bool) -> int:
                 page = await _wait_projected(client, path, samples.runs)
                 tree_path = f"/api/v1/agent-studio/executions/{samples.tree_root}/tree"
                 tree = await _wait_tree(client, tree_path, samples.tree_size)
+                stats_path = f"{path}/stats"
+                stats = (await client.get(stats_path, params={"group_by": "model"})).json()
             still_running.set()
             await samples.still_running
         _print_history(page, "Research Assistant")
         console.print(f"GET {base}{path}", soft_wrap=True)
         _print_tree(tree)
         console.print(f"GET {base}{tree_path}", soft_wrap=True)
+        _print_stats(stats, "Research Assistant")
+        console.print(f"GET {base}{stats_path}?group_by=model", soft_wrap=True)
         console.print(
             f"metrics: {base}/metrics (API), http://{projector.metrics_host}:"
             f"{projector.metrics_port}/metrics (projector), port {watchdog.metrics_port} "
             "(watchdog); health on /healthz and /readyz of each",
             soft_wrap=True,
         )
+        console.print(f"the event contract: {base}/asyncapi (AsyncAPI 3.0, also as JSON)")
     finally:
         if not keep:
             stop_demo_processes(settings)
