@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from agent_history.api.auth import ALL_SCOPE, ERASE_SCOPE, TokenVerifier
+from agent_history.api.changes import ChangeFeed
 from agent_history.api.cursor import CursorCodec, cursor_key
 from agent_history.api.engine import make_reader_engine
 from agent_history.api.erasure import erasure
@@ -21,6 +22,7 @@ from agent_history.api.ports import Eraser
 from agent_history.api.problems import install_problem_handlers, problem_media_types
 from agent_history.api.routes import history
 from agent_history.api.settings import ApiSettings
+from agent_history.api.streams import streams
 from agent_history.contract.settings import environment_of
 
 DESCRIPTION = f"""\
@@ -67,9 +69,12 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
                 "AGENT_HISTORY_ENV=production, which refuses to start without them. !!!"
             )
         engine = app.state.engine = make_reader_engine(settings)
+        feed = app.state.feed = ChangeFeed(settings.database_url)
+        feed.start()
         try:
             yield
         finally:
+            await feed.stop()
             await engine.dispose()
 
     app = FastAPI(
@@ -81,6 +86,8 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
     app.state.verifier = TokenVerifier(settings)
     app.state.cursors = CursorCodec(cursor_key(settings))
     app.state.eraser = eraser
+    # Before the history: /executions/stream is not an execution id.
+    app.include_router(streams)
     app.include_router(history)
     app.include_router(erasure)
     app.include_router(health)
@@ -125,4 +132,6 @@ def serve(settings: ApiSettings, factory: str | None = None) -> None:
         # No access log: a line per request costs more than it tells; log requests at the
         # proxy in front of the API.
         access_log=False,
+        # Live streams never end on their own: give them this long once asked to stop.
+        timeout_graceful_shutdown=5,
     )

@@ -1,6 +1,6 @@
 """Every dependency of the API's routes, each named for what a route receives.
 
-``EngineDep``, ``CursorsDep``, ``VerifierDep`` and ``EraserDep`` hand over the parts
+``EngineDep``, ``CursorsDep``, ``FeedDep``, ``VerifierDep`` and ``EraserDep`` hand over the parts
 ``create_app`` was given or built;
 ``CurrentCaller`` is who is asking, from their bearer token. This is the one module that reads
 ``request.app.state``. Every dependency is async: FastAPI runs a plain function in its thread
@@ -16,6 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api.auth import ALL_SCOPE, Caller, TokenVerifier, missing_token
+from agent_history.api.changes import ChangeFeed
 from agent_history.api.cursor import CursorCodec
 from agent_history.api.ports import Eraser
 
@@ -32,6 +33,12 @@ async def get_engine(request: Request) -> AsyncEngine:
     """The engine that create_app's lifespan built for this app."""
     engine: AsyncEngine = request.app.state.engine
     return engine
+
+
+async def get_feed(request: Request) -> ChangeFeed:
+    """The process's change feed (api.changes), started with the app."""
+    feed: ChangeFeed = request.app.state.feed
+    return feed
 
 
 async def get_cursors(request: Request) -> CursorCodec:
@@ -52,6 +59,7 @@ async def get_eraser(request: Request) -> Eraser | None:
 
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 CursorsDep = Annotated[CursorCodec, Depends(get_cursors)]
+FeedDep = Annotated[ChangeFeed, Depends(get_feed)]
 VerifierDep = Annotated[TokenVerifier, Depends(get_verifier)]
 EraserDep = Annotated[Eraser | None, Depends(get_eraser)]
 TokenDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]

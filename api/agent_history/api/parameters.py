@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Self, cast
+from typing import Annotated, Any, Literal, Self, TypeAlias, cast
 from uuid import UUID
 
 from pydantic import (
@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -175,3 +176,37 @@ class AgentListQuery(ListQuery):
 
 class UserListQuery(ListQuery):
     agent_id: UUID | None = Field(default=None, description="Only this agent's executions.")
+
+
+def _no_paging(value: object) -> object:
+    raise ValueError("a stream or an export takes the list's filters, not its paging")
+
+
+class _Unpaged:
+    """A list's filters without its paging: limit, offset and cursor are refused."""
+
+    _refuse_paging = field_validator("limit", "offset", "cursor", mode="before")(_no_paging)
+
+
+class AgentStreamQuery(_Unpaged, AgentListQuery):
+    pass
+
+
+class UserStreamQuery(_Unpaged, UserListQuery):
+    pass
+
+
+ExportFormat: TypeAlias = Literal["jsonl", "csv"]
+_FORMAT: Any = Field(
+    default="jsonl",
+    description="`jsonl`: one execution per line, in the list's JSON shape; `csv`: a header "
+    "row, then one column per field of the list's shape (objects and arrays as JSON text).",
+)
+
+
+class AgentExportQuery(_Unpaged, AgentListQuery):
+    format: ExportFormat = _FORMAT
+
+
+class UserExportQuery(_Unpaged, UserListQuery):
+    format: ExportFormat = _FORMAT

@@ -64,3 +64,8 @@ def page(
             "next_cursor": next_cursor,
         }
     )
+
+
+def item(row: Mapping[Any, Any], payloads: Sequence[str]) -> bytes:
+    """One execution in a list's shape, as JSON: a stream's data, a JSON Lines export's line."""
+    return orjson.dumps(execution(row, payloads), default=_other, option=orjson.OPT_UTC_Z)
