@@ -17,6 +17,7 @@ from agent_history.api.changes import ChangeFeed
 from agent_history.api.cursor import CursorCodec, cursor_key
 from agent_history.api.engine import make_reader_engine
 from agent_history.api.erasure import erasure
+from agent_history.api.exports import exports
 from agent_history.api.health import health
 from agent_history.api.ports import Eraser
 from agent_history.api.problems import install_problem_handlers, problem_media_types
@@ -86,8 +87,9 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
     app.state.verifier = TokenVerifier(settings)
     app.state.cursors = CursorCodec(cursor_key(settings))
     app.state.eraser = eraser
-    # Before the history: /executions/stream is not an execution id.
+    # Before the history: /executions/stream and /export are not execution ids.
     app.include_router(streams)
+    app.include_router(exports)
     app.include_router(history)
     app.include_router(erasure)
     app.include_router(health)
