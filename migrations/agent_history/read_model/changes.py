@@ -1,13 +1,15 @@
 """What the read model's writers announce on commit: which executions a transaction changed.
 
 Every transaction that changes agent_executions sends one PostgreSQL ``NOTIFY`` on ``CHANNEL``
-(delivered to listeners only if, and when, it commits; in commit order). The payload is the
-transaction's id (``pg_current_xact_id()``, unique and the same for every listener: the
-position a stream resumes from) and a JSON body, coalesced per agent, then per user:
+(delivered to listeners only if, and when, it commits; in commit order). The payload is a
+position (the transaction's id, ``pg_current_xact_id()``, and the part's number: unique, and the
+same for every listener: what a stream resumes from) and a JSON body, coalesced per agent, then
+per user:
 
     {"<agent hex>": {"<user hex>": ["<execution hex>", ...], ...}, ...}
 
-NOTIFY takes at most 8000 bytes, so when the ids do not fit the body says less, in steps: a
+NOTIFY takes at most 8000 bytes: a transaction sends its ids in as many parts as they need, up
+to MAX_PARTS; beyond (a backlog's big batches), one body says less, in steps: a
 user's ids become ``null`` ("this user's runs of this agent changed"), then an agent's users
 (``"<agent hex>": null``: "this agent's runs changed"), then the whole body (``null``:
 "anything may have changed", which replay, prune and erase always send). A listener that cannot
@@ -24,37 +26,57 @@ from uuid import UUID
 CHANNEL = "agent_history_changes"
 # NOTIFY's limit is 8000 bytes; the transaction id and a space come first.
 MAX_BODY_BYTES = 7900
-_HEX = 32 + 3  # a quoted hex id and its separator
+# An entry's most characters: a quoted hex id, a separator, and an agent's or user's brackets.
+_ENTRY = 38
+# Announcements of one transaction at most; each has its own position (the transaction id and
+# its number), and all of them reach a listener together, at the commit.
+MAX_PARTS = 32
 
 # agent -> user -> execution ids; None where the ids (or the users) are not known.
 Changed = Mapping[UUID, Mapping[UUID, frozenset[UUID] | None] | None]
 
 
-def encode_changes(rows: Iterable[tuple[UUID, UUID, UUID]]) -> str:
-    """The body announcing these (execution, agent, user) ids, as precise as fits."""
+def encode_changes(rows: Iterable[tuple[UUID, UUID, UUID]]) -> list[str]:
+    """The bodies announcing these (execution, agent, user) ids: as many as the ids need (one
+    NOTIFY each, at most MAX_PARTS), else one that says less."""
     listed = list(rows)
-    if len(listed) * _HEX <= MAX_BODY_BYTES:
-        by_agent: dict[UUID, dict[UUID, list[UUID]]] = {}
+    if len(listed) <= MAX_PARTS * (MAX_BODY_BYTES // (3 * _ENTRY)):
+        parts: list[dict[UUID, dict[UUID, list[UUID]]]] = [{}]
+        size = 2
         for execution_id, agent_id, user_id in listed:
-            by_agent.setdefault(agent_id, {}).setdefault(user_id, []).append(execution_id)
-        size = sum(_HEX + 3 + (_HEX + 3) * len(users) for users in by_agent.values())
-        if size + len(listed) * _HEX <= MAX_BODY_BYTES:
-            body: dict[str, object] = {
-                a.hex: {u.hex: [i.hex for i in ids] for u, ids in users.items()}
-                for a, users in by_agent.items()
-            }
-            return json.dumps(body, separators=(",", ":"))
+            part = parts[-1]
+            users = part.get(agent_id)
+            grows = _ENTRY + (0 if users is not None else _ENTRY)
+            grows += 0 if users is not None and user_id in users else _ENTRY
+            if size + grows > MAX_BODY_BYTES:
+                parts.append(part := {})
+                size, users, grows = 2, None, 3 * _ENTRY
+            if users is None:
+                users = part[agent_id] = {}
+            users.setdefault(user_id, []).append(execution_id)
+            size += grows
+        if len(parts) <= MAX_PARTS:
+            return [_dumps(_precise(part)) for part in parts if part]
     # Too many ids (a backlog's big batches): who changed, without which runs.
     pairs = {(agent_id, user_id) for _, agent_id, user_id in listed}
     users_of: dict[UUID, list[UUID]] = {}
     for agent_id, user_id in pairs:
         users_of.setdefault(agent_id, []).append(user_id)
-    if (_HEX + 3) * len(users_of) + (_HEX + 5) * len(pairs) <= MAX_BODY_BYTES:
-        body = {a.hex: {u.hex: None for u in users} for a, users in users_of.items()}
-    elif (_HEX + 5) * len(users_of) <= MAX_BODY_BYTES:
-        body = {a.hex: None for a in users_of}
-    else:
-        return EVERYTHING
+    if (_ENTRY + 3) * (len(users_of) + len(pairs)) <= MAX_BODY_BYTES:
+        return [_dumps({a.hex: {u.hex: None for u in users} for a, users in users_of.items()})]
+    if (_ENTRY + 3) * len(users_of) <= MAX_BODY_BYTES:
+        return [_dumps({a.hex: None for a in users_of})]
+    return [EVERYTHING]
+
+
+def _precise(part: dict[UUID, dict[UUID, list[UUID]]]) -> dict[str, object]:
+    return {
+        a.hex: {u.hex: [i.hex for i in ids] for u, ids in users.items()}
+        for a, users in part.items()
+    }
+
+
+def _dumps(body: object) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 

@@ -14,19 +14,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agent_history.projector.core.fold import Execution
 from agent_history.read_model.changes import CHANNEL, EVERYTHING, encode_changes
 
-_NOTIFY = text(
-    "SELECT pg_notify(:channel, CAST(pg_current_xact_id() AS text) || ' ' || CAST(:body AS text))"
-)
+# One NOTIFY per body, in order, each with its position: the transaction id and the part.
+_NOTIFY = text("""
+SELECT pg_notify(:channel, CAST(pg_current_xact_id() AS text) || '.' || n || ' ' || body)
+FROM unnest(CAST(:bodies AS text[])) WITH ORDINALITY AS b(body, n)
+""")
 
 
 async def announce_rows(conn: AsyncConnection, rows: Iterable[Execution]) -> None:
     """Announce that these executions changed (the stored row may have been left as it was:
     a listener rereads it, and sends it again at worst)."""
-    body = encode_changes((r.id, r.agent_id, r.user_id) for r in rows)
-    if body != "{}":
-        await conn.execute(_NOTIFY, {"channel": CHANNEL, "body": body})
+    bodies = encode_changes((r.id, r.agent_id, r.user_id) for r in rows)
+    if bodies:
+        await conn.execute(_NOTIFY, {"channel": CHANNEL, "bodies": bodies})
 
 
 async def announce_everything(conn: AsyncConnection) -> None:
     """Announce that anything may have changed (rows deleted, the tables swapped)."""
-    await conn.execute(_NOTIFY, {"channel": CHANNEL, "body": EVERYTHING})
+    await conn.execute(_NOTIFY, {"channel": CHANNEL, "bodies": [EVERYTHING]})
