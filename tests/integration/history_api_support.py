@@ -118,6 +118,15 @@ async def get_ok(client: httpx.AsyncClient, url: str, **params: Any) -> dict[str
     return body
 
 
+async def walk(client: httpx.AsyncClient, url: str, **params: Any) -> list[dict[str, Any]]:
+    """Every page from the first, following next_cursor to the end."""
+    pages = [await get_ok(client, url, **params)]
+    while pages[-1]["next_cursor"] is not None:
+        assert len(pages) < 100, "the walk does not end"
+        pages.append(await get_ok(client, url, **params, cursor=pages[-1]["next_cursor"]))
+    return pages
+
+
 def agent_list(agent_id: UUID) -> str:
     return f"{PREFIX}/agents/{agent_id}/executions"
 

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -345,3 +346,77 @@ async def test_invalid_records_are_dead_lettered_and_projection_continues(
             )
         )
     assert counted == 2
+
+
+async def test_tracked_sub_runs_carry_their_details_and_show_as_a_tree(
+    publisher: Publisher, db_engine: AsyncEngine, client: httpx.AsyncClient
+) -> None:
+    """A run that calls two sub-agents at once, one of which calls a tool, all through
+    track_execution: each links to its caller by context, and the API draws the tree."""
+    planner, searcher, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+    async def search(n: int) -> uuid.UUID:
+        async with track_execution(
+            searcher, user, {"n": n}, publisher=publisher, model="small-1", tags=["search"]
+        ) as run:
+            if n == 1:
+                async with track_execution(searcher, user, {"tool": "fetch"}, publisher=publisher):
+                    pass
+            run.add_usage(input_tokens=100 + n, output_tokens=10, cost="0.0001")
+        return run.execution_id
+
+    async with track_execution(
+        planner,
+        user,
+        {"q": "plan"},
+        publisher=publisher,
+        model="large-2",
+        tags=["prod", "eu"],
+        metadata={"env": "prod", "attempt": 2},
+    ) as root:
+        children = await asyncio.gather(search(0), search(1))
+        root.add_usage(input_tokens=1200, output_tokens=300, cost=Decimal("0.012"))
+    await publisher.flush(30)
+
+    tree: dict[str, Any] = await eventually(
+        lambda: _json(client, f"{API}/executions/{root.execution_id}/tree"),
+        lambda body: (
+            len(body.get("executions", ())) == 4
+            and all(n["status"] == "completed" for n in body["executions"])
+        ),
+        what="the tracked runs' tree",
+    )
+    nodes = {n["id"]: n for n in tree["executions"]}
+    by_depth = sorted((n["depth"], n["parent_execution_id"]) for n in tree["executions"])
+    tool = next(i for i, n in nodes.items() if n["depth"] == 2)
+    assert by_depth == [
+        (0, None),
+        (1, str(root.execution_id)),
+        (1, str(root.execution_id)),
+        (2, str(children[1])),
+    ], tree
+    top = nodes[str(root.execution_id)]
+    assert (top["model"], top["tags"], top["metadata"]) == (
+        "large-2",
+        ["prod", "eu"],
+        {"env": "prod", "attempt": 2},
+    )
+    assert top["usage"] == {
+        "input_tokens": 1200,
+        "output_tokens": 300,
+        "cost": {"amount": "0.012", "currency": "USD"},
+    }
+    assert nodes[str(children[1])]["usage"]["input_tokens"] == 101
+    assert nodes[tool]["usage"] is None
+    listed = (
+        await client.get(
+            f"{API}/agents/{searcher}/executions",
+            params={"parent_execution_id": str(root.execution_id), "tag": "search"},
+        )
+    ).json()
+    assert sorted(e["id"] for e in listed["executions"]) == sorted(str(c) for c in children)
+
+
+async def _json(client: httpx.AsyncClient, path: str) -> dict[str, Any]:
+    response = await client.get(path)
+    return dict(response.json()) if response.status_code == 200 else {}

@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api import queries
-from agent_history.api.queries import ExecutionFilter, PageRequest, Payload
+from agent_history.api.filters import ExecutionFilter
+from agent_history.api.queries import PageRequest, Payload
 from agent_history.api.settings import ApiSettings
 from tests.integration.history_api_support import (
     PREFIX,
@@ -48,6 +49,11 @@ SUMMARY_FIELDS = {
     "updated_at",
     "agent",
     "user",
+    "model",
+    "tags",
+    "metadata",
+    "parent_execution_id",
+    "usage",
 }
 PUBLIC_FIELDS = SUMMARY_FIELDS | {"input_data", "output_data"}
 BOTH: frozenset[Payload] = frozenset({"input_data", "output_data"})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 from uuid import UUID, uuid4
 
 import httpx
@@ -22,6 +21,7 @@ from tests.integration.history_api_support import (
     history_of,
     ids,
     user_list,
+    walk,
 )
 
 pytestmark = pytest.mark.integration
@@ -32,15 +32,6 @@ SECOND = timedelta(seconds=1)
 async def client(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
     async with api_client(api_settings, bearer(api_settings, uuid4(), all_scope=True)) as client:
         yield client
-
-
-async def _walk(client: httpx.AsyncClient, url: str, **params: Any) -> list[dict[str, Any]]:
-    """Every page from the first, following next_cursor to the end."""
-    pages = [await get_ok(client, url, **params)]
-    while pages[-1]["next_cursor"] is not None:
-        assert len(pages) < 100, "the walk does not end"
-        pages.append(await get_ok(client, url, **params, cursor=pages[-1]["next_cursor"]))
-    return pages
 
 
 async def test_offset_pages_carry_the_exact_total(
@@ -96,7 +87,7 @@ async def test_cursor_walk_visits_every_execution_once_in_order(
     if order == "asc":
         expected.reverse()
 
-    pages = await _walk(client, agent_list(agent_id), limit=2, order=order)
+    pages = await walk(client, agent_list(agent_id), limit=2, order=order)
 
     assert [len(page["executions"]) for page in pages] == [2, 2, 2, 1]
     assert [execution for page in pages for execution in ids(page)] == expected
@@ -132,7 +123,7 @@ async def test_a_user_list_pages_by_cursor_too(
     db_engine: AsyncEngine, client: httpx.AsyncClient
 ) -> None:
     _, user_id, newest_first = await history_of(db_engine, 5)
-    pages = await _walk(client, user_list(user_id), limit=2)
+    pages = await walk(client, user_list(user_id), limit=2)
     assert [execution for page in pages for execution in ids(page)] == newest_first
 
 

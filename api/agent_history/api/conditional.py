@@ -15,7 +15,7 @@ import hashlib
 from fastapi import Request, Response
 
 from agent_history.api.changes import ChangeFeed
-from agent_history.api.queries import ExecutionFilter
+from agent_history.api.filters import ExecutionFilter
 
 
 def _tag(*parts: bytes) -> str:

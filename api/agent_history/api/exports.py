@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agent_history.api import queries, render
 from agent_history.api.cursor import Position
 from agent_history.api.deps import CurrentCaller, EngineDep, get_current_caller
+from agent_history.api.filters import ExecutionFilter
 from agent_history.api.paging import list_filter
 from agent_history.api.parameters import (
     AgentExportQuery,
@@ -99,7 +100,7 @@ async def export_user_executions(
 
 def _download(
     engine: AsyncEngine,
-    where: queries.ExecutionFilter,
+    where: ExecutionFilter,
     params: AgentExportQuery | UserExportQuery,
     name: str,
 ) -> StreamingResponse:
@@ -113,7 +114,7 @@ def _download(
 
 async def export_chunks(
     engine: AsyncEngine,
-    where: queries.ExecutionFilter,
+    where: ExecutionFilter,
     form: ExportFormat,
     order: queries.Order,
     include: Collection[queries.Payload],

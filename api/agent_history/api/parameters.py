@@ -4,14 +4,16 @@ A route declares its model as ``Annotated[Model, Query()]``: FastAPI reads each 
 query string (a list field from a repeated name) and documents each as a query parameter.
 ``extra="forbid"`` refuses any other name, since a misspelt filter that was ignored would
 widen the result without a word. FastAPI hands a model every query parameter it has no field
-for, so an operation's parameters all live in its one model.
+for, so an operation's parameters all live in its one model. The lists' ``metadata.KEY``
+parameters, whose names no field can list, are taken out of that rest by ListQuery itself,
+checked, and kept as ``metadata_filters``.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self, TypeAlias, cast
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, cast
 from uuid import UUID
 
 from pydantic import (
@@ -22,14 +24,16 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from agent_history.api.queries import PAYLOADS, Order, Payload
 from agent_history.api.schemas import ExecutionStatus
+from agent_history.contract.events import MAX_LABEL_CHARS, MAX_LABELS
 
 # PostgreSQL's OFFSET is a bigint; a larger value is a client error, not a server one.
 MAX_OFFSET = 2**63 - 1
@@ -81,6 +85,8 @@ class OperationQuery(BaseModel):
     """Every query parameter of one operation; a name it does not have is a 422."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # Parameter names beyond the fields', as the unknown-parameter message lists them.
+    PATTERNS: ClassVar[tuple[str, ...]] = ()
 
     @model_validator(mode="wrap")
     @classmethod
@@ -93,7 +99,8 @@ class OperationQuery(BaseModel):
             unknown = [line for line in error.errors() if line["type"] == "extra_forbidden"]
             if not unknown:
                 raise
-            takes = ", ".join(sorted(f.alias or name for name, f in cls.model_fields.items()))
+            names = [f.alias or name for name, f in cls.model_fields.items()]
+            takes = ", ".join(sorted([*names, *cls.PATTERNS]))
             reason = PydanticCustomError(
                 "extra_forbidden",
                 "unknown parameter; this operation's query parameters: {takes}",
@@ -104,6 +111,48 @@ class OperationQuery(BaseModel):
                 error.title,
                 [{"type": reason, "loc": line["loc"], "input": line["input"]} for line in lines],
             ) from None
+
+
+def _true_or_false(value: object) -> object:
+    """Only what a reader takes for a boolean at a glance: pydantic alone would also read
+    "yes", "on" or "t"."""
+    if isinstance(value, str) and value.lower() not in ("true", "false", "1", "0"):
+        raise ValueError("give true or false")
+    return value
+
+
+# A label as runs carry them (a tag, a model): text PostgreSQL can hold, so never NUL.
+_NO_NUL = r"^[^\x00]*$"
+Label = Annotated[str, Field(min_length=1, max_length=MAX_LABEL_CHARS, pattern=_NO_NUL)]
+METADATA = "metadata."
+
+
+def _metadata_filters(
+    given: dict[str, Any],
+) -> tuple[list[tuple[str, str]], list[InitErrorDetails]]:
+    """The ``metadata.KEY=VALUE`` pairs among the parameters ``given`` (a repeated name gives
+    a list), and a reason for each such parameter that is not one."""
+    pairs: list[tuple[str, str]] = []
+    errors: list[InitErrorDetails] = []
+    for name, value in given.items():
+        key = name[len(METADATA) :]
+        values = value if isinstance(value, list) else [value]
+        reason = None
+        if not key:
+            reason = "give a metadata key after 'metadata.', e.g. metadata.team=finance"
+        elif len(key) > MAX_LABEL_CHARS:
+            reason = f"a metadata key has at most {MAX_LABEL_CHARS} characters"
+        elif "\x00" in key or any(not isinstance(v, str) or "\x00" in v for v in values):
+            reason = "a metadata key or value cannot contain NUL characters"
+        if reason is not None:
+            error = PydanticCustomError("metadata_filter", reason)
+            errors.append({"type": error, "loc": (name,), "input": value})
+        pairs.extend((key, v) for v in values)
+    if len(pairs) > MAX_LABELS and not errors:
+        reason = f"at most {MAX_LABELS} metadata filters"
+        error = PydanticCustomError("metadata_filter", reason)
+        errors.append({"type": error, "loc": (METADATA,), "input": len(pairs)})
+    return pairs, errors
 
 
 class ExecutionQuery(OperationQuery):
@@ -160,6 +209,52 @@ class ListQuery(OperationQuery):
         ),
     ] = None
 
+    tag: list[Label] | None = Field(
+        default=None,
+        max_length=MAX_LABELS,
+        description="Only executions carrying this tag; repeat to give several, all of which "
+        "must be there.",
+    )
+    model: Label | None = Field(
+        default=None, description="Only executions of this model (exactly as recorded)."
+    )
+    parent_execution_id: UUID | None = Field(
+        default=None, description="Only the runs this run started (its direct children)."
+    )
+    root: Annotated[bool | None, BeforeValidator(_true_or_false)] = Field(
+        default=None,
+        description="true: only top-level runs (without a parent run); false: only runs "
+        "started by another run.",
+    )
+
+    PATTERNS = (f"{METADATA}KEY",)
+    _metadata: frozenset[tuple[str, str]] = PrivateAttr(default=frozenset())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _take_metadata_filters(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Take the ``metadata.KEY`` parameters out of what the fields' validation sees (it
+        would refuse them as unknown) and check them beside it."""
+        if not isinstance(data, dict):
+            return handler(data)
+        named = {k: v for k, v in data.items() if isinstance(k, str) and k.startswith(METADATA)}
+        pairs, errors = _metadata_filters(named)
+        try:
+            query = handler({k: v for k, v in data.items() if k not in named})
+        except ValidationError as error:
+            if not errors:
+                raise
+            errors = [*_details(error), *errors]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        query._metadata = frozenset(pairs)
+        return query
+
+    @property
+    def metadata_filters(self) -> frozenset[tuple[str, str]]:
+        """The (key, value) pairs of the ``metadata.KEY=VALUE`` parameters."""
+        return self._metadata
+
     @property
     def statuses(self) -> frozenset[str]:
         """The statuses asked for under either name; empty for every status."""
@@ -168,6 +263,30 @@ class ListQuery(OperationQuery):
     @property
     def included(self) -> frozenset[Payload]:
         return frozenset(cast(Payload, name) for name in (self.include or "").split(",") if name)
+
+
+def _details(error: ValidationError) -> list[InitErrorDetails]:
+    """A validation error's lines, to be raised again with others."""
+    return [
+        {
+            "type": PydanticCustomError(line["type"], line["msg"]),
+            "loc": line["loc"],
+            "input": line["input"],
+        }
+        for line in error.errors()
+    ]
+
+
+class TreeQuery(OperationQuery):
+    depth: int = Field(
+        default=5, ge=0, le=20, description="How many levels below the run to include."
+    )
+    limit: int = Field(
+        default=500,
+        ge=1,
+        le=5000,
+        description="The most executions to return, the run's own included.",
+    )
 
 
 class AgentListQuery(ListQuery):

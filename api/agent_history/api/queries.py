@@ -4,11 +4,12 @@ Every request is one statement on a connection in autocommit mode: no BEGIN, no 
 round trip, and a statement is its own snapshot. A page that needs its total carries it in the
 same statement as a scalar subquery (evaluated once, before the first row), so page and total
 agree. The total is a lookup in the status counts that triggers keep per agent and per user
-(migration 0003) when the filter is one agent or one user plus statuses; with a time range it
-counts the rows (exact, and as costly as the range is wide). Not ``count(*) OVER ()``: the
-window function makes PostgreSQL produce every matching row before LIMIT can apply, so a page
-near the top of a deep history would cost as much as reading it all; here the page walks the
-(agent_id, execution_start DESC, id DESC) index and stops after offset + limit + 1 rows.
+(migration 0003) when the filter is one agent or one user plus statuses; with any other filter
+(a time range, tags, metadata, model, parent) it counts the rows (exact, and as costly as the
+matching rows are many). Not ``count(*) OVER ()``: the window function makes PostgreSQL
+produce every matching row before LIMIT can apply, so a page near the top of a deep history
+would cost as much as reading it all; here the page walks the (agent_id, execution_start DESC,
+id DESC) index and stops after offset + limit + 1 rows.
 
 A page that continues from a cursor starts with the row-value comparison ``(execution_start,
 id) < (:start, :id)`` (``>`` ascending), which the same index answers by seeking, so a page
@@ -27,9 +28,8 @@ carried the total, and the count runs on its own.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Literal, TypeAlias
 from uuid import UUID
 
@@ -37,11 +37,13 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Executable,
+    FromClause,
     RowMapping,
     Select,
     Text,
     any_,
     bindparam,
+    cast,
     func,
     literal,
     select,
@@ -52,6 +54,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api.cursor import Position
+from agent_history.api.filters import COUNTED, ExecutionFilter, conditions
 from agent_history.read_model.tables import (
     agent_executions,
     agents,
@@ -69,72 +72,61 @@ _e = agent_executions
 # the fold's bookkeeping (input_rank, input_time, input_event_id, terminal_event_id) and what
 # only the watchdog reads (timeout_ms) stay inside the read model. The payloads are chosen per
 # request.
-_EXECUTION_COLUMNS = (
-    _e.c.id,
-    _e.c.agent_id,
-    _e.c.user_id,
-    _e.c.status,
-    _e.c.execution_start,
-    _e.c.execution_end,
-    _e.c.execution_time_ms,
-    _e.c.last_seen_at,
-    _e.c.error_message,
-    _e.c.created_at,
-    _e.c.updated_at,
+FIELDS = (
+    "id",
+    "agent_id",
+    "user_id",
+    "status",
+    "execution_start",
+    "execution_end",
+    "execution_time_ms",
+    "last_seen_at",
+    "error_message",
+    "created_at",
+    "updated_at",
 )
-FIELDS = tuple(str(column.name) for column in _EXECUTION_COLUMNS)  # not quoted_name
+# What the run carries, after FIELDS in execution_columns.
+DETAILS = (
+    "model",
+    "tags",
+    "metadata",
+    "parent_execution_id",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "cost_currency",
+)
+# The stored columns execution_columns reads.
+COLUMN_NAMES = (*FIELDS, *DETAILS)
+
+
+def execution_columns(source: FromClause) -> list[ColumnElement[Any]]:
+    """The public columns of the executions in ``source`` (agent_executions, or a CTE with its
+    columns): FIELDS, then what the run carries, which api.render shapes (tags and metadata
+    never null, the usage nested). The metadata comes as PostgreSQL's JSON text, passed through
+    like the payloads; the cost as numeric's text, exact and never in exponent form."""
+    c = source.c
+    return [
+        *(c[name] for name in FIELDS),
+        c.model,
+        c.tags,
+        cast(c.metadata, Text).label("metadata"),
+        c.parent_execution_id,
+        c.input_tokens,
+        c.output_tokens,
+        cast(c.cost, Text).label("cost"),
+        c.cost_currency,
+    ]
+
+
 _COLUMNS = (
-    *_EXECUTION_COLUMNS,
+    *execution_columns(_e),
     agents.c.name.label("agent_name"),
     users.c.name.label("user_name"),
 )
 PAYLOADS: tuple[Payload, ...] = ("input_data", "output_data")
 
 _WITH_NAMES = _e.join(agents, agents.c.id == _e.c.agent_id).join(users, users.c.id == _e.c.user_id)
-
-
-# Each condition a filter can have, on bound parameters of its own name. Statements are built
-# from these once per shape (which conditions, order, payloads, cursor or not) and cached, so a
-# request only binds its values: building and hashing a new statement each time would cost
-# more than PostgreSQL takes to run it.
-_CONDITIONS: dict[str, ColumnElement[bool]] = {
-    "agent_id": _e.c.agent_id == bindparam("agent_id"),
-    "user_id": _e.c.user_id == bindparam("user_id"),
-    "owner_id": _e.c.user_id == bindparam("owner_id"),
-    "statuses": _e.c.status.in_(bindparam("statuses", expanding=True)),
-    "started_after": _e.c.execution_start >= bindparam("started_after"),
-    "started_before": _e.c.execution_start < bindparam("started_before"),
-}
-
-
-@dataclass(frozen=True)
-class ExecutionFilter:
-    """Which executions a request covers; each field given narrows it further."""
-
-    agent_id: UUID | None = None
-    user_id: UUID | None = None
-    # The caller's own user id, unless the caller may read every user's executions.
-    owner_id: UUID | None = None
-    statuses: frozenset[str] = frozenset()
-    started_after: datetime | None = None  # inclusive
-    started_before: datetime | None = None  # exclusive
-
-    def bound(self) -> dict[str, Any]:
-        """The values of the conditions this filter has, by name (see ``conditions``)."""
-        values: dict[str, Any] = {
-            "agent_id": self.agent_id,
-            "user_id": self.user_id,
-            "owner_id": None if self.owner_id == self.user_id else self.owner_id,
-            "statuses": sorted(self.statuses) or None,
-            "started_after": self.started_after,
-            "started_before": self.started_before,
-        }
-        return {name: value for name, value in values.items() if value is not None}
-
-
-def conditions(names: Iterable[str]) -> list[ColumnElement[bool]]:
-    """The conditions of a filter whose ``bound()`` has these names."""
-    return [_CONDITIONS[name] for name in names]
 
 
 @dataclass(frozen=True)
@@ -216,7 +208,7 @@ def _count_shape(bound: Collection[str]) -> _CountShape:
     """How to count the rows of a filter whose ``bound()`` has these names."""
     statuses = ("statuses",) if "statuses" in bound else ()
     people = [name for name in ("user_id", "owner_id") if name in bound]
-    if "started_after" not in bound and "started_before" not in bound:
+    if COUNTED.issuperset(bound):
         if "agent_id" in bound and not people:
             return ("agent_id", statuses)
         if "agent_id" not in bound and len(people) == 1:

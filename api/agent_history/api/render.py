@@ -23,15 +23,39 @@ class JSONBody(Response):
     media_type = "application/json"
 
 
+_NO_METADATA = orjson.Fragment(b"{}")
+
+
 def execution(row: Mapping[Any, Any], payloads: Sequence[str] = PAYLOADS) -> dict[str, Any]:
     """An execution as a list or the detail shows it, with these of its payloads."""
     shaped = {name: row[name] for name in FIELDS}
     shaped["agent"] = {"id": row["agent_id"], "name": row["agent_name"]}
     shaped["user"] = {"id": row["user_id"], "name": row["user_name"]}
+    shaped["model"] = row["model"]
+    shaped["tags"] = row["tags"] or []
+    metadata = row["metadata"]
+    shaped["metadata"] = _NO_METADATA if metadata is None else orjson.Fragment(metadata)
+    shaped["parent_execution_id"] = row["parent_execution_id"]
+    shaped["usage"] = _usage(row)
     for name in payloads:
         text = row[name]
         shaped[name] = None if text is None else orjson.Fragment(text)
     return shaped
+
+
+def _usage(row: Mapping[Any, Any]) -> dict[str, Any] | None:
+    """The usage the run reported, or None when it reported none; the cost amount stays the
+    decimal text the query read."""
+    cost = row["cost"]
+    if cost is None and row["input_tokens"] is None and row["output_tokens"] is None:
+        return None
+    return {
+        "input_tokens": row["input_tokens"],
+        "output_tokens": row["output_tokens"],
+        "cost": None
+        if cost is None
+        else {"amount": cost, "currency": row["cost_currency"] or "USD"},
+    }
 
 
 def _other(value: object) -> str:
@@ -64,6 +88,18 @@ def page(
             "next_cursor": next_cursor,
         }
     )
+
+
+def tree(
+    rows: Sequence[Mapping[Any, Any]], *, depth: int, limit: int, truncated: str | None
+) -> JSONBody:
+    """An ExecutionTree: each of its rows in the list shape, with its depth."""
+    executions = []
+    for row in rows:
+        node = execution(row, ())
+        node["depth"] = row["depth"]
+        executions.append(node)
+    return dumps({"executions": executions, "depth": depth, "limit": limit, "truncated": truncated})
 
 
 def item(row: Mapping[Any, Any], payloads: Sequence[str]) -> bytes:

@@ -16,6 +16,7 @@ ExecutionStatus: TypeAlias = Status
 EXAMPLE_AGENT_ID = "6f1c2a4e-8d3b-4f5a-9c7e-1b2d3e4f5a6b"
 EXAMPLE_USER_ID = "0a9b8c7d-6e5f-4a3b-8c2d-1e0f9a8b7c6d"
 EXAMPLE_EXECUTION_ID = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
+EXAMPLE_PARENT_ID = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 
 _EXECUTION_EXAMPLE: dict[str, Any] = {
     "id": EXAMPLE_EXECUTION_ID,
@@ -33,6 +34,15 @@ _EXECUTION_EXAMPLE: dict[str, Any] = {
     "updated_at": "2025-01-15T10:30:02.300Z",
     "agent": {"id": EXAMPLE_AGENT_ID, "name": "Report summariser"},
     "user": {"id": EXAMPLE_USER_ID, "name": "Ada Lovelace"},
+    "model": "gpt-4o-mini",
+    "tags": ["reports", "nightly"],
+    "metadata": {"team": "finance", "priority": 2, "beta": True},
+    "parent_execution_id": EXAMPLE_PARENT_ID,
+    "usage": {
+        "input_tokens": 1250,
+        "output_tokens": 310,
+        "cost": {"amount": "0.004125", "currency": "USD"},
+    },
 }
 # A list leaves the payloads out unless asked for them with `include`.
 _SUMMARY_EXAMPLE = {
@@ -51,6 +61,27 @@ class NamedReference(_Response):
 
     id: UUID
     name: str | None = Field(description="Display name; null until an event names it.")
+
+
+class Cost(_Response):
+    """Money, exactly: the amount is a decimal string, never a float."""
+
+    amount: str = Field(
+        pattern=r"^[0-9]+(\.[0-9]+)?$",
+        description="A decimal number of the currency's units, as a string.",
+        examples=["0.004125"],
+    )
+    currency: str = Field(description="ISO 4217 code.", examples=["USD"])
+
+
+class Usage(_Response):
+    """What a run consumed, as its end reported it (OpenTelemetry's gen_ai.usage.*)."""
+
+    input_tokens: int | None = Field(description="Tokens in the prompts; null if not reported.")
+    output_tokens: int | None = Field(
+        description="Tokens in the completions; null if not reported."
+    )
+    cost: Cost | None = Field(description="What the run cost; null if not reported.")
 
 
 class _ExecutionFields(_Response):
@@ -82,6 +113,20 @@ class _ExecutionFields(_Response):
     updated_at: datetime = Field(description="When the row last changed.")
     agent: NamedReference
     user: NamedReference
+    model: str | None = Field(description="The model the run asked for; null if not given.")
+    tags: list[str] = Field(description="The run's tags; empty when it has none.")
+    metadata: dict[str, str | int | float | bool] = Field(
+        description="The run's metadata: string keys to strings, numbers or booleans; empty "
+        "when it has none."
+    )
+    parent_execution_id: UUID | None = Field(
+        description="The run that started this one (a sub-agent or tool run); null for a "
+        "top-level run."
+    )
+    usage: Usage | None = Field(
+        description="Tokens and cost as the run's end reported them; null when it reported "
+        "none (and while it runs)."
+    )
 
 
 class Execution(_ExecutionFields):
@@ -132,6 +177,58 @@ class ExecutionPage(_Response):
     offset: int = Field(description="How many matching executions were skipped.")
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+
+class TreeNode(_ExecutionFields):
+    """An execution in a tree: the list shape, and how far below the tree's root it is."""
+
+    depth: int = Field(description="0 for the root, 1 for its children, and so on.")
+
+
+_CHILD_ID = "5e6f7a8b-9c0d-4e1f-8a2b-3c4d5e6f7a8b"
+
+
+class ExecutionTree(_Response):
+    """A run and its descendants as one flat list in depth-first order: each execution is
+    followed by its children (oldest first, by execution_start then id), each with theirs.
+
+    Flat rather than nested, because that is what a UI draws: a trace view or an indented
+    list is rows in this order, each indented by ``depth``, and a collapsible tree nests them
+    in one pass by ``parent_execution_id``; and a flat list has one schema however deep the
+    tree is, which clients and code generators read without recursion.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "executions": [
+                        {**_SUMMARY_EXAMPLE, "parent_execution_id": None, "depth": 0},
+                        {
+                            **_SUMMARY_EXAMPLE,
+                            "id": _CHILD_ID,
+                            "parent_execution_id": EXAMPLE_EXECUTION_ID,
+                            "depth": 1,
+                        },
+                    ],
+                    "depth": 5,
+                    "limit": 500,
+                    "truncated": None,
+                }
+            ]
+        }
+    )
+
+    executions: list[TreeNode] = Field(
+        description="The root first, then its descendants in depth-first order."
+    )
+    depth: int = Field(description="The depth asked for: how many levels below the root.")
+    limit: int = Field(description="The most executions asked for, the root included.")
+    truncated: Literal["depth", "limit"] | None = Field(
+        description="null when the whole tree is here; `limit` when more executions lie "
+        "within `depth` than `limit` allowed (those kept are the shallowest, a level at a "
+        "time); `depth` when all within `depth` are here but deeper ones exist."
     )
 
 

@@ -19,7 +19,8 @@ from sqlalchemy import Float, func, select
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.api.queries import ExecutionFilter, conditions, fetch
+from agent_history.api.filters import ExecutionFilter, conditions
+from agent_history.api.queries import fetch
 from agent_history.contract.statuses import STATUSES, TERMINAL_STATUSES
 from agent_history.read_model.tables import agent_executions
 

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agent_history.api import queries, render
 from agent_history.api.changes import ChangeFeed, Subscription
 from agent_history.api.deps import CurrentCaller, EngineDep, FeedDep, get_current_caller
+from agent_history.api.filters import ExecutionFilter
 from agent_history.api.paging import list_filter
 from agent_history.api.parameters import AgentStreamQuery, UserStreamQuery
 from agent_history.api.problems import not_found
@@ -111,7 +112,7 @@ async def stream_user_executions(
 async def event_stream(
     engine: AsyncEngine,
     feed: ChangeFeed,
-    where: queries.ExecutionFilter,
+    where: ExecutionFilter,
     include: Collection[str],
     after: str | None,
 ) -> StreamingResponse:
@@ -142,7 +143,7 @@ async def _events(
     engine: AsyncEngine,
     feed: ChangeFeed,
     subscription: Subscription,
-    where: queries.ExecutionFilter,
+    where: ExecutionFilter,
     include: Collection[str],
 ) -> AsyncIterator[bytes]:
     payloads = [name for name in queries.PAYLOADS if name in include]

@@ -3,10 +3,11 @@ carries it: the contract's encoding, keyed by execution id, with the time it was
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from typing import TypeAlias, TypeVar, cast
-from uuid import uuid4
+from uuid import UUID, SafeUUID
 
 from agent_history.contract.events import (
     SPEC_VERSION,
@@ -34,13 +35,26 @@ _END_OF: dict[type[ExecutionData], type[TerminalEvent]] = {
     FailedData: ExecutionFailed,
     CancelledData: ExecutionCancelled,
 }
+_VERSION_4 = 4 << 76 | 0x8000 << 48  # the version and RFC 4122 variant bits of a random UUID
+_NOT_VERSION_BITS = ~(0xF000 << 64 | 0xC000 << 48)
+_new_object, _set_slot = object.__new__, object.__setattr__
+_UNKNOWN = SafeUUID.unknown  # an enum member: looked up once, not on every id
+
+
+def new_id() -> UUID:
+    """What ``uuid4()`` returns (16 bytes of os.urandom, version 4) in half its time: without
+    UUID.__init__'s checks of arguments that are right by construction. Three per run."""
+    uuid = _new_object(UUID)
+    _set_slot(uuid, "int", int.from_bytes(os.urandom(16), "big") & _NOT_VERSION_BITS | _VERSION_4)
+    _set_slot(uuid, "is_safe", _UNKNOWN)
+    return uuid
 
 
 def stamp(kind: type[E], data: ExecutionData, source: str) -> E:
     """A new event of ``kind`` about ``data``, validated by the contract like any other."""
     envelope = {
         "specversion": SPEC_VERSION,
-        "id": uuid4(),
+        "id": new_id(),
         "source": source,
         "subject": data.execution_id,
         "time": datetime.now(UTC),

@@ -15,7 +15,6 @@ from typing import NamedTuple
 MAGIC = b"AHSPOOL1"  # a format of another version is left alone, not misread
 _PREFIX = struct.Struct("<II")  # body length, crc32 of the body
 _BODY = struct.Struct("<qH")  # recorded at (ns since the epoch), key length
-_HEAD = struct.Struct("<IIqH")  # both at once
 PREFIX_BYTES = _PREFIX.size
 HEAD_BYTES = _PREFIX.size + _BODY.size  # enough to learn when a frame was recorded
 # Far above any event the projector accepts: a bigger length is damage, not an event.
@@ -38,10 +37,8 @@ class Decoded(NamedTuple):
 
 
 def encode_frame(key: bytes, value: bytes, recorded_ns: int) -> bytes:
-    body_head = _BODY.pack(recorded_ns, len(key))
-    crc = zlib.crc32(value, zlib.crc32(key, zlib.crc32(body_head)))
-    length = _BODY.size + len(key) + len(value)
-    return b"".join((_HEAD.pack(length, crc, recorded_ns, len(key)), key, value))
+    body = b"".join((_BODY.pack(recorded_ns, len(key)), key, value))
+    return _PREFIX.pack(len(body), zlib.crc32(body)) + body
 
 
 def decode_frames(data: bytes, start: int) -> Decoded:

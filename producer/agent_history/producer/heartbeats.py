@@ -26,11 +26,10 @@ class Heartbeats:
 
     def opened(self, data: ExecutionData) -> None:
         """A run's Started event is recorded: beat for it until ``closed``."""
-        ids = ExecutionData(
-            execution_id=data.execution_id, agent_id=data.agent_id, user_id=data.user_id
-        )
+        # Kept as given (a RunRequestData, say): the heartbeat's data is made when a beat is
+        # due, not on every run's way in.
         with self._lock:
-            self._open[data.execution_id] = ids
+            self._open[data.execution_id] = data
 
     def closed(self, execution_id: UUID) -> None:
         with self._lock:
@@ -38,7 +37,11 @@ class Heartbeats:
 
     def open_runs(self) -> list[ExecutionData]:
         with self._lock:
-            return list(self._open.values())
+            runs = list(self._open.values())
+        return [
+            ExecutionData(execution_id=r.execution_id, agent_id=r.agent_id, user_id=r.user_id)
+            for r in runs
+        ]
 
     async def beat(self, emit: Callable[[ExecutionData], Awaitable[object]]) -> None:
         """Every interval, one heartbeat per open run, until cancelled."""

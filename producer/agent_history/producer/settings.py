@@ -18,6 +18,8 @@ class ProducerSettings(KafkaSettings):
     source: str = Field(
         default="agent-history/producer", min_length=1, description="CloudEvents `source`."
     )
+    # How long a batch waits for more events: aiokafka's batches, and the shipper before it
+    # parks once it has read the spool to its end.
     linger_ms: int = 5
     # How records are written to Kafka (the CloudEvents Kafka binding's two modes); the
     # projector reads both. The spool holds structured events either way.

@@ -124,6 +124,11 @@ class Shipper:
     ) -> None:
         topic = self._settings.topic
         as_record = CONTENT_MODES[self._settings.content_mode]
+        # Once the spool is read to its end, wait linger_ms before parking: what is recorded
+        # meanwhile is read in one go, not after a wake-up per run. A wake-up costs the
+        # recording thread a syscall and, with the shipper on a thread of its own, hands it the
+        # GIL in the middle of a run; aiokafka holds each batch for linger_ms anyway.
+        linger, lingered = self._settings.linger_ms / 1000, False
         while not self._stopped.is_set():
             if len(in_flight) >= MAX_IN_FLIGHT:
                 freed.clear()
@@ -131,6 +136,11 @@ class Shipper:
                 continue
             log, frames = self._next_frames()
             if log is None:
+                if not lingered:
+                    lingered = True
+                    await asyncio.sleep(linger)
+                    continue
+                lingered = False
                 if self._spool.park(self._poke):
                     await self._wake.wait()
                     self._wake.clear()
@@ -146,6 +156,7 @@ class Shipper:
                     future.set_exception(error)
                 in_flight.append((log, (segment, frame.end), frame.size, future))
             sent.set()
+            lingered = False
 
     def _next_frames(self) -> tuple[SegmentLog | None, list[tuple[int, Frame]]]:
         for log in self._spool.logs():

@@ -15,7 +15,7 @@ from datetime import timedelta
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from pydantic import JsonValue, ValidationError
 from pydantic_core import to_jsonable_python
@@ -29,7 +29,7 @@ from agent_history.contract.events import (
     RunRequestData,
     Usage,
 )
-from agent_history.producer.envelope import EndData
+from agent_history.producer.envelope import EndData, new_id
 from agent_history.producer.publisher import Publisher
 
 P = ParamSpec("P")
@@ -129,7 +129,7 @@ class track_execution:
         self._parent = parent_execution_id
         self._context: Token[Run | None] | None = None
         self._request = RunRequestData(
-            execution_id=execution_id or uuid4(),
+            execution_id=execution_id or new_id(),
             agent_id=agent_id,
             user_id=user_id,
             input_data=input_data or {},

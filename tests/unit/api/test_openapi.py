@@ -21,6 +21,10 @@ LIST_PARAMS = {
     "started_before",
     "order",
     "include",
+    "tag",
+    "model",
+    "parent_execution_id",
+    "root",
 }
 
 
@@ -41,6 +45,8 @@ def test_lists_document_their_parameters(spec: dict[str, Any]) -> None:
     assert {p["name"] for p in users["parameters"]} == LIST_PARAMS | {"user_id", "agent_id"}
     ok = agents["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok == {"$ref": "#/components/schemas/ExecutionPage"}
+    assert "metadata.KEY=VALUE" in agents["description"]
+    assert "metadata.KEY=VALUE" in users["description"]
     include = next(p for p in agents["parameters"] if p["name"] == "include")
     assert "keep pages small" in include["description"]
     assert include["schema"]["pattern"].startswith("^((input_data|output_data)")
@@ -85,3 +91,28 @@ def test_list_items_leave_out_payloads_and_the_detail_has_them(spec: dict[str, A
     assert set(stats["required"]) == set(STATUSES)
     assert "last_seen_at" in execution["required"]
     assert "last_seen_at" in summary["required"]
+
+
+def test_executions_document_what_runs_carry(spec: dict[str, Any]) -> None:
+    schemas = spec["components"]["schemas"]
+    carried = {"model", "tags", "metadata", "parent_execution_id", "usage"}
+    for name in ("Execution", "ExecutionSummary", "TreeNode"):
+        assert carried <= set(schemas[name]["required"]), name
+    (example,) = schemas["Execution"]["examples"]
+    assert carried <= example.keys()
+    # Money is a decimal string, never a JSON number.
+    assert schemas["Cost"]["properties"]["amount"]["type"] == "string"
+    assert isinstance(example["usage"]["cost"]["amount"], str)
+
+
+def test_the_tree_documents_its_bounds_and_its_shape(spec: dict[str, Any]) -> None:
+    tree = _operation(spec, f"{PREFIX}/executions/{{execution_id}}/tree")
+    bounds = {p["name"]: p["schema"] for p in tree["parameters"] if p["in"] == "query"}
+    assert bounds["depth"] == {"type": "integer", "maximum": 20, "minimum": 0, "default": 5} | {
+        k: v for k, v in bounds["depth"].items() if k in {"description", "title"}
+    }
+    assert (bounds["limit"]["minimum"], bounds["limit"]["maximum"]) == (1, 5000)
+    ok = tree["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/ExecutionTree"}
+    assert {"401", "404", "422"} <= tree["responses"].keys()
+    assert spec["components"]["schemas"]["ExecutionTree"]["examples"]

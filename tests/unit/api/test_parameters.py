@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from agent_history.api.parameters import AgentListQuery, ExecutionQuery, StatsQuery
+from agent_history.api.parameters import AgentListQuery, ExecutionQuery, StatsQuery, TreeQuery
 
 
 @pytest.mark.parametrize(
@@ -61,3 +62,77 @@ def test_unknown_names_are_refused_alone_naming_those_the_operation_takes() -> N
     }
     with pytest.raises(ValidationError, match="query parameters: none"):
         ExecutionQuery.model_validate({"limit": "1"})
+
+
+def test_metadata_parameters_are_taken_by_key_and_repeatable() -> None:
+    query = AgentListQuery.model_validate(
+        {"metadata.team": "finance", "metadata.n": ["1", "2"], "metadata.a.b": "", "limit": "5"}
+    )
+    assert query.metadata_filters == {("team", "finance"), ("n", "1"), ("n", "2"), ("a.b", "")}
+    assert query.limit == 5
+    assert AgentListQuery().metadata_filters == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reason"),
+    [
+        ("metadata.", "x", "give a metadata key after 'metadata.'"),
+        ("metadata." + "k" * 201, "x", "at most 200 characters"),
+        ("metadata.k", "a\x00b", "NUL"),
+    ],
+)
+def test_a_bad_metadata_parameter_is_refused_by_name(name: str, value: str, reason: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        AgentListQuery.model_validate({name: value, "metadata.ok": "1"})
+    (error,) = refused.value.errors()
+    assert error["loc"] == (name,)
+    assert reason in error["msg"]
+
+
+def test_metadata_errors_come_with_the_other_invalid_parameters() -> None:
+    with pytest.raises(ValidationError) as refused:
+        AgentListQuery.model_validate({"metadata.": "x", "limit": "0"})
+    assert sorted(error["loc"] for error in refused.value.errors()) == [("limit",), ("metadata.",)]
+
+
+def test_too_many_metadata_filters_are_refused() -> None:
+    with pytest.raises(ValidationError, match="at most 64 metadata filters"):
+        AgentListQuery.model_validate({f"metadata.k{n}": "v" for n in range(65)})
+
+
+def test_the_lists_name_their_metadata_parameters_when_refusing_an_unknown_one() -> None:
+    with pytest.raises(ValidationError) as refused:
+        AgentListQuery.model_validate({"metadata": "x"})
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("metadata",)
+    assert "metadata.KEY" in error["msg"]
+    assert "tag" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "given",
+    [{"tag": [""]}, {"tag": ["a\x00"]}, {"model": ""}, {"model": "m" * 201}, {"root": "maybe"}],
+)
+def test_bad_tags_models_and_roots_are_refused(given: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        AgentListQuery.model_validate(given)
+
+
+def test_tags_model_parent_and_root_are_read() -> None:
+    parent = "3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f"
+    query = AgentListQuery.model_validate(
+        {"tag": ["a", "b"], "model": "m", "parent_execution_id": parent, "root": "false"}
+    )
+    assert (query.tag, query.model, str(query.parent_execution_id), query.root) == (
+        ["a", "b"],
+        "m",
+        parent,
+        False,
+    )
+
+
+@pytest.mark.parametrize("given", [{"depth": "21"}, {"depth": "-1"}, {"limit": "0"}])
+def test_a_tree_is_bounded(given: dict[str, str]) -> None:
+    with pytest.raises(ValidationError):
+        TreeQuery.model_validate(given)
+    assert (TreeQuery().depth, TreeQuery().limit) == (5, 500)
