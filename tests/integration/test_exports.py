@@ -181,4 +181,4 @@ async def test_the_command_line_export_equals_the_endpoints(
             text=True,
         )
         assert refused.returncode == 2
-        assert "paging" in refused.stderr
+        assert "limit" in refused.stderr

@@ -84,6 +84,7 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
         version="2.0.0",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     app.state.cursors = CursorCodec(cursor_key(settings))
     app.state.eraser = eraser

@@ -19,6 +19,7 @@ from agent_history.api.auth import ALL_SCOPE, Caller, TokenVerifier, missing_tok
 from agent_history.api.changes import ChangeFeed
 from agent_history.api.cursor import CursorCodec
 from agent_history.api.ports import Eraser
+from agent_history.api.settings import ApiSettings
 
 # auto_error off: a request without a token gets this API's own 401 problem and challenge.
 bearer_scheme = HTTPBearer(
@@ -41,6 +42,11 @@ async def get_feed(request: Request) -> ChangeFeed:
     return feed
 
 
+async def get_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
 async def get_cursors(request: Request) -> CursorCodec:
     cursors: CursorCodec = request.app.state.cursors
     return cursors
@@ -60,6 +66,7 @@ async def get_eraser(request: Request) -> Eraser | None:
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 CursorsDep = Annotated[CursorCodec, Depends(get_cursors)]
 FeedDep = Annotated[ChangeFeed, Depends(get_feed)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]
 VerifierDep = Annotated[TokenVerifier, Depends(get_verifier)]
 EraserDep = Annotated[Eraser | None, Depends(get_eraser)]
 TokenDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]

@@ -26,7 +26,6 @@ from pydantic import (
     ModelWrapValidatorHandler,
     PrivateAttr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -164,8 +163,8 @@ class StatsQuery(OperationQuery):
     started_before: StartedBefore = None
 
 
-class ListQuery(OperationQuery):
-    """The parameters both lists take."""
+class _Paging(OperationQuery):
+    """A list's paging: what its stream and its export do not take."""
 
     limit: int = Field(default=50, ge=1, le=100, description="Page size.")
     offset: int = Field(
@@ -183,6 +182,11 @@ class ListQuery(OperationQuery):
         "execution, with the same filters and order, however many executions arrive "
         "meanwhile. A cursor from another query is a 400.",
     )
+
+
+class ListFilters(OperationQuery):
+    """Which executions of a list: the filters both lists, their streams and exports take."""
+
     status: list[ExecutionStatus] | None = Field(
         default=None,
         description="Only executions with one of these statuses; repeat to give several.",
@@ -289,29 +293,28 @@ class TreeQuery(OperationQuery):
     )
 
 
-class AgentListQuery(ListQuery):
+class ListQuery(ListFilters, _Paging):
+    """The parameters both lists take: their filters and paging (in this order in the
+    schema: paging first)."""
+
+
+class AgentFilters(ListFilters):
+    """An agent's list's filters: its stream's parameters."""
+
     user_id: UUID | None = Field(default=None, description="Only this user's executions.")
 
 
-class UserListQuery(ListQuery):
+class UserFilters(ListFilters):
+    """A user's list's filters: its stream's parameters."""
+
     agent_id: UUID | None = Field(default=None, description="Only this agent's executions.")
 
 
-def _no_paging(value: object) -> object:
-    raise ValueError("a stream or an export takes the list's filters, not its paging")
-
-
-class _Unpaged:
-    """A list's filters without its paging: limit, offset and cursor are refused."""
-
-    _refuse_paging = field_validator("limit", "offset", "cursor", mode="before")(_no_paging)
-
-
-class AgentStreamQuery(_Unpaged, AgentListQuery):
+class AgentListQuery(ListQuery, AgentFilters):
     pass
 
 
-class UserStreamQuery(_Unpaged, UserListQuery):
+class UserListQuery(ListQuery, UserFilters):
     pass
 
 
@@ -323,9 +326,9 @@ _FORMAT: Any = Field(
 )
 
 
-class AgentExportQuery(_Unpaged, AgentListQuery):
+class AgentExportQuery(AgentFilters):
     format: ExportFormat = _FORMAT
 
 
-class UserExportQuery(_Unpaged, UserListQuery):
+class UserExportQuery(UserFilters):
     format: ExportFormat = _FORMAT

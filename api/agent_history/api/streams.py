@@ -10,7 +10,8 @@ are now), or ``event: reset`` when that is out of reach, or when an announcement
 which runs changed (a backlog's big batches, replay, prune, erase): the client then reloads
 the list. Resets come at most once a second per stream; one covers everything before it.
 A comment every 15 s keeps proxies from closing a quiet stream, with the position as ``id``
-when nothing is pending, so a quiet client's position stays within the buffer's reach.
+when nothing is pending, so a quiet client's position stays within the buffer's reach. A stream
+ends after ``stream_max_seconds`` (ApiSettings); the client resumes from its position.
 """
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api import queries, render
 from agent_history.api.changes import ChangeFeed, Subscription
-from agent_history.api.deps import CurrentCaller, EngineDep, FeedDep, get_current_caller
+from agent_history.api.deps import (
+    CurrentCaller,
+    EngineDep,
+    FeedDep,
+    SettingsDep,
+    get_current_caller,
+)
 from agent_history.api.filters import ExecutionFilter
 from agent_history.api.paging import list_filter
-from agent_history.api.parameters import AgentStreamQuery, UserStreamQuery
+from agent_history.api.parameters import AgentFilters, UserFilters
 from agent_history.api.problems import not_found
 from agent_history.api.schemas import EXAMPLE_AGENT_ID, EXAMPLE_USER_ID, Problem
 
@@ -42,11 +49,21 @@ KEEP_ALIVE_SECONDS = 15.0
 RESET_GAP_SECONDS = 1.0
 CONNECT_WAIT_SECONDS = 5.0
 _PROBLEM: dict[str, Any] = {"model": Problem}
+# One message of the stream, as a client parses it.
+_EVENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["execution", "reset"]},
+        "data": {"type": "string", "description": "execution: one list item, as JSON"},
+        "id": {"type": "string", "description": "the position to resume after"},
+        "retry": {"type": "integer"},
+    },
+}
 _EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "`text/event-stream`: `event: execution` (data: one list item), "
         "`event: reset` (reload the list), comments to keep the connection open.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": _EVENT}},
     }
 }
 
@@ -72,17 +89,20 @@ LastEventId = Annotated[
     responses=_EVENT_STREAM,
 )
 async def stream_agent_executions(
+    settings: SettingsDep,
     engine: EngineDep,
     feed: FeedDep,
     caller: CurrentCaller,
     agent_id: Annotated[UUID, Path(examples=[EXAMPLE_AGENT_ID])],
-    params: Annotated[AgentStreamQuery, Query()],
+    params: Annotated[AgentFilters, Query()],
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """Each execution of the list (same filters, `include` too) as it changes. Open the stream
     before loading the list's first page, so nothing falls between the two."""
     where = list_filter(params, agent_id=agent_id, user_id=params.user_id, owner_id=caller.owner)
-    return await event_stream(engine, feed, where, params.included, last_event_id)
+    return await event_stream(
+        engine, feed, where, params.included, last_event_id, settings.stream_max_seconds
+    )
 
 
 @streams.get(
@@ -95,18 +115,21 @@ async def stream_agent_executions(
     },
 )
 async def stream_user_executions(
+    settings: SettingsDep,
     engine: EngineDep,
     feed: FeedDep,
     caller: CurrentCaller,
     user_id: Annotated[UUID, Path(examples=[EXAMPLE_USER_ID])],
-    params: Annotated[UserStreamQuery, Query()],
+    params: Annotated[UserFilters, Query()],
     last_event_id: LastEventId = None,
 ) -> StreamingResponse:
     """As an agent's stream, for the user's list."""
     if not caller.may_read(user_id):
         raise not_found(f"user {user_id} not found")
     where = list_filter(params, agent_id=params.agent_id, user_id=user_id, owner_id=caller.owner)
-    return await event_stream(engine, feed, where, params.included, last_event_id)
+    return await event_stream(
+        engine, feed, where, params.included, last_event_id, settings.stream_max_seconds
+    )
 
 
 async def event_stream(
@@ -115,6 +138,7 @@ async def event_stream(
     where: ExecutionFilter,
     include: Collection[str],
     after: str | None,
+    lasting: float,
 ) -> StreamingResponse:
     """The stream of a list with this filter, resuming after ``after``."""
     if not feed.connected.is_set():  # just started: a moment to listen spares a reset
@@ -122,7 +146,7 @@ async def event_stream(
             await asyncio.wait_for(feed.connected.wait(), CONNECT_WAIT_SECONDS)
     subscription = feed.subscribe(where.agent_id, where.user_id or where.owner_id, after)
     return StreamingResponse(
-        _events(engine, feed, subscription, where, include),
+        _events(engine, feed, subscription, where, include, lasting),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -145,17 +169,21 @@ async def _events(
     subscription: Subscription,
     where: ExecutionFilter,
     include: Collection[str],
+    lasting: float,
 ) -> AsyncIterator[bytes]:
     payloads = [name for name in queries.PAYLOADS if name in include]
     last_reset = -RESET_GAP_SECONDS
+    end = time.monotonic() + lasting
     try:
         # Where the client stands, unless missed changes are still to come.
         idle = not subscription.ready.is_set()
         yield b"retry: 1000\n" + _message(None, None, feed.position if idle else None)
-        while True:
+        while (left := end - time.monotonic()) > 0:
             try:
-                await asyncio.wait_for(subscription.ready.wait(), KEEP_ALIVE_SECONDS)
+                await asyncio.wait_for(subscription.ready.wait(), min(KEEP_ALIVE_SECONDS, left))
             except TimeoutError:
+                if time.monotonic() >= end:
+                    break
                 idle = not subscription.ready.is_set()
                 yield b": keep-alive\n" + _message(None, None, feed.position if idle else None)
                 continue
@@ -180,6 +208,9 @@ async def _events(
             chunk = [_message("execution", render.item(row, payloads), None) for row in rows]
             chunk.append(_message(None, None, position))
             yield b"".join(chunk)
+        # Time is up: the client reconnects from where it stands, on whichever worker.
+        if not subscription.ready.is_set():
+            yield _message(None, None, feed.position)
     except asyncio.CancelledError:
         raise
     except Exception:
