@@ -14,9 +14,11 @@ from fastapi.openapi.utils import get_openapi
 
 from agent_history.api.asyncapi import asyncapi
 from agent_history.api.auth import ALL_SCOPE, ERASE_SCOPE, TokenVerifier
+from agent_history.api.changes import ChangeFeed
 from agent_history.api.cursor import CursorCodec, cursor_key
 from agent_history.api.engine import make_reader_engine
 from agent_history.api.erasure import erasure
+from agent_history.api.exports import exports
 from agent_history.api.health import health
 from agent_history.api.login import LoginCodes
 from agent_history.api.metrics import install_metrics
@@ -25,6 +27,7 @@ from agent_history.api.ports import Eraser
 from agent_history.api.problems import install_problem_handlers, problem_media_types
 from agent_history.api.routes import history
 from agent_history.api.settings import ApiSettings
+from agent_history.api.streams import streams
 from agent_history.contract.settings import environment_of
 
 DESCRIPTION = f"""\
@@ -73,9 +76,12 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
             )
         engine = app.state.engine = make_reader_engine(settings)
         metrics.watch_pool(engine)
+        feed = app.state.feed = ChangeFeed(settings.database_url)
+        feed.start()
         try:
             yield
         finally:
+            await feed.stop()
             metrics.watch_pool(None)
             await engine.dispose()
 
@@ -85,10 +91,14 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
         version="2.0.0",
         lifespan=lifespan,
     )
+    app.state.settings = settings
     app.state.verifier = TokenVerifier(settings)
     app.state.cursors = CursorCodec(cursor_key(settings))
     app.state.eraser = eraser
     app.state.login_codes = LoginCodes(settings)
+    # Before the history: /executions/stream and /export are not execution ids.
+    app.include_router(streams)
+    app.include_router(exports)
     app.include_router(history)
     app.include_router(erasure)
     app.include_router(health)
@@ -136,4 +146,6 @@ def serve(settings: ApiSettings, factory: str | None = None) -> None:
         # No access log: a line per request costs more than it tells; log requests at the
         # proxy in front of the API.
         access_log=False,
+        # Live streams never end on their own: give them this long once asked to stop.
+        timeout_graceful_shutdown=5,
     )

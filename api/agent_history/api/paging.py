@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agent_history.api import queries, render
 from agent_history.api.cursor import CursorCodec, InvalidCursor, Position, fingerprint
 from agent_history.api.filters import ExecutionFilter
-from agent_history.api.parameters import ListQuery
+from agent_history.api.parameters import ListFilters, ListQuery
 
 
-def list_filter(params: ListQuery, **ids: UUID | None) -> ExecutionFilter:
+def list_filter(params: ListFilters, **ids: UUID | None) -> ExecutionFilter:
     return ExecutionFilter(
         **ids,
         statuses=params.statuses,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Self, cast
+from typing import Annotated, Any, ClassVar, Literal, Self, TypeAlias, cast
 from uuid import UUID
 
 from pydantic import (
@@ -179,8 +179,8 @@ class AgentsQuery(OperationQuery):
     offset: int = Field(default=0, ge=0, le=MAX_OFFSET, description="Agents to skip.")
 
 
-class ListQuery(OperationQuery):
-    """The parameters both lists take."""
+class _Paging(OperationQuery):
+    """A list's paging: what its stream and its export do not take."""
 
     limit: int = Field(default=50, ge=1, le=100, description="Page size.")
     offset: int = Field(
@@ -198,6 +198,11 @@ class ListQuery(OperationQuery):
         "execution, with the same filters and order, however many executions arrive "
         "meanwhile. A cursor from another query is a 400.",
     )
+
+
+class ListFilters(OperationQuery):
+    """Which executions of a list: the filters both lists, their streams and exports take."""
+
     status: list[ExecutionStatus] | None = Field(
         default=None,
         description="Only executions with one of these statuses; repeat to give several.",
@@ -304,9 +309,42 @@ class TreeQuery(OperationQuery):
     )
 
 
-class AgentListQuery(ListQuery):
+class ListQuery(ListFilters, _Paging):
+    """The parameters both lists take: their filters and paging (in this order in the
+    schema: paging first)."""
+
+
+class AgentFilters(ListFilters):
+    """An agent's list's filters: its stream's parameters."""
+
     user_id: UUID | None = Field(default=None, description="Only this user's executions.")
 
 
-class UserListQuery(ListQuery):
+class UserFilters(ListFilters):
+    """A user's list's filters: its stream's parameters."""
+
     agent_id: UUID | None = Field(default=None, description="Only this agent's executions.")
+
+
+class AgentListQuery(ListQuery, AgentFilters):
+    pass
+
+
+class UserListQuery(ListQuery, UserFilters):
+    pass
+
+
+ExportFormat: TypeAlias = Literal["jsonl", "csv"]
+_FORMAT: Any = Field(
+    default="jsonl",
+    description="`jsonl`: one execution per line, in the list's JSON shape; `csv`: a header "
+    "row, then one column per field of the list's shape (objects and arrays as JSON text).",
+)
+
+
+class AgentExportQuery(AgentFilters):
+    format: ExportFormat = _FORMAT
+
+
+class UserExportQuery(UserFilters):
+    format: ExportFormat = _FORMAT

@@ -41,6 +41,7 @@ from sqlalchemy import (
     RowMapping,
     Select,
     Text,
+    any_,
     bindparam,
     cast,
     func,
@@ -48,6 +49,7 @@ from sqlalchemy import (
     select,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -279,3 +281,21 @@ def _detail_statement(names: tuple[str, ...]) -> Select[Any]:
 async def check_database(engine: AsyncEngine) -> None:
     """Raise unless the database answers ``SELECT 1``."""
     await fetch(engine, select(literal(1)))
+
+
+async def changed_executions(
+    engine: AsyncEngine, where: ExecutionFilter, include: Collection[str], ids: Collection[UUID]
+) -> Sequence[RowMapping]:
+    """Those of these executions that match the filter, as a list shows them: what a live
+    stream sends after the projector announced that they changed."""
+    bound = where.bound()
+    statement = _changed_statement(tuple(bound), frozenset(include))
+    return await fetch(engine, statement, {**bound, "ids": list(ids)})
+
+
+@functools.cache
+def _changed_statement(names: tuple[str, ...], include: frozenset[str]) -> Select[Any]:
+    ids = _e.c.id == any_(bindparam("ids", type_=ARRAY(_e.c.id.type)))
+    return _select_executions(include, ids, *conditions(names)).order_by(
+        _e.c.execution_start, _e.c.id
+    )

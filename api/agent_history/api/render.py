@@ -101,3 +101,8 @@ def tree(
         node["depth"] = row["depth"]
         executions.append(node)
     return dumps({"executions": executions, "depth": depth, "limit": limit, "truncated": truncated})
+
+
+def item(row: Mapping[Any, Any], payloads: Sequence[str]) -> bytes:
+    """One execution in a list's shape, as JSON: a stream's data, a JSON Lines export's line."""
+    return orjson.dumps(execution(row, payloads), default=_other, option=orjson.OPT_UTC_Z)

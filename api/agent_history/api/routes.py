@@ -10,17 +10,28 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api import queries, render, trees
 from agent_history.api.agents import AgentPage, list_agents
-from agent_history.api.deps import CurrentCaller, CursorsDep, EngineDep, get_current_caller
+from agent_history.api.changes import ChangeFeed
+from agent_history.api.conditional import list_etag, matches, not_modified, tagged
+from agent_history.api.cursor import CursorCodec
+from agent_history.api.deps import (
+    CurrentCaller,
+    CursorsDep,
+    EngineDep,
+    FeedDep,
+    get_current_caller,
+)
 from agent_history.api.filters import ExecutionFilter
 from agent_history.api.paging import list_filter, list_page
 from agent_history.api.parameters import (
     AgentListQuery,
     AgentsQuery,
     ExecutionQuery,
+    ListQuery,
     StatsQuery,
     TreeQuery,
     UserListQuery,
@@ -83,17 +94,19 @@ Filters combine: each one given narrows the list further."""
     responses=_BAD_CURSOR,
 )
 async def list_agent_executions(
+    request: Request,
     engine: EngineDep,
+    feed: FeedDep,
     cursors: CursorsDep,
     caller: CurrentCaller,
     agent_id: Annotated[
         UUID, Path(description="The agent whose executions to list.", examples=[EXAMPLE_AGENT_ID])
     ],
     params: Annotated[AgentListQuery, Query()],
-) -> JSONBody:
+) -> Response:
     """An agent's executions (the description is the operation's)."""
     where = list_filter(params, agent_id=agent_id, user_id=params.user_id, owner_id=caller.owner)
-    return await list_page(engine, cursors, where, params)
+    return await _conditional_page(request, engine, cursors, feed, where, params)
 
 
 @history.get(
@@ -109,19 +122,36 @@ async def list_agent_executions(
     },
 )
 async def list_user_executions(
+    request: Request,
     engine: EngineDep,
+    feed: FeedDep,
     cursors: CursorsDep,
     caller: CurrentCaller,
     user_id: Annotated[
         UUID, Path(description="The user whose executions to list.", examples=[EXAMPLE_USER_ID])
     ],
     params: Annotated[UserListQuery, Query()],
-) -> JSONBody:
+) -> Response:
     """A user's executions (the description is the operation's)."""
     if not caller.may_read(user_id):
         raise not_found(f"user {user_id} not found")
     where = list_filter(params, agent_id=params.agent_id, user_id=user_id, owner_id=caller.owner)
-    return await list_page(engine, cursors, where, params)
+    return await _conditional_page(request, engine, cursors, feed, where, params)
+
+
+async def _conditional_page(
+    request: Request,
+    engine: AsyncEngine,
+    cursors: CursorCodec,
+    feed: ChangeFeed,
+    where: ExecutionFilter,
+    params: ListQuery,
+) -> Response:
+    """The page, with its ETag; a 304 without any query when the client has it (api.conditional)."""
+    etag = list_etag(request, feed, where)
+    if etag is not None and matches(request, etag):
+        return not_modified(etag)
+    return tagged(request, await list_page(engine, cursors, where, params), etag)
 
 
 @history.get(
@@ -131,6 +161,7 @@ async def list_user_executions(
     responses={404: {**_PROBLEM, "description": "No execution with this id that you may read."}},
 )
 async def get_execution(
+    request: Request,
     engine: EngineDep,
     caller: CurrentCaller,
     execution_id: Annotated[
@@ -138,11 +169,11 @@ async def get_execution(
     ],
     # No parameters: the model is there to refuse any that are given.
     _: Annotated[ExecutionQuery, Query()],
-) -> JSONBody:
+) -> Response:
     row = await queries.get_execution(engine, execution_id, caller.owner)
     if row is None:
         raise not_found(f"execution {execution_id} not found")
-    return render.dumps(render.execution(row))
+    return tagged(request, render.dumps(render.execution(row)))
 
 
 @history.get(

@@ -21,6 +21,12 @@ class ApiSettings(DatabaseSettings, LogSettings):
         "development secret.",
     )
     host: str = "127.0.0.1"
+    stream_max_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="A live stream ends after this long; its client resumes by Last-Event-ID "
+        "(connections spread over the worker processes again).",
+    )
     port: int = 8000
     workers: int = Field(
         default=1,

@@ -19,6 +19,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from agent_history.projector.announce import announce_everything
 from agent_history.projector.checkpoints import hold_off_projectors
 
 _RECORD = text("""
@@ -89,6 +90,8 @@ async def erase_user(engine: AsyncEngine, user_id: UUID, batch_size: int = 5000)
     while True:
         async with engine.begin() as conn:
             result = await conn.execute(_DELETE_EXECUTIONS, {"user": user_id, "limit": batch_size})
+            if result.rowcount:  # the API's streams and ETags learn of it with the commit
+                await announce_everything(conn)
         executions += int(result.rowcount)
         if result.rowcount < batch_size:
             break

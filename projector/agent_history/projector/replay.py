@@ -21,6 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from agent_history.projector.announce import announce_everything
 from agent_history.projector.checkpoints import hold_off_projectors, read_checkpoints
 from agent_history.projector.erasure import all_erased, remove_erased
 from agent_history.projector.loader import Loader, Progress
@@ -179,5 +180,7 @@ async def _swap(
             await conn.execute(text(f"ALTER TABLE {SHADOW}.{table.name} SET SCHEMA {live}"))
         await conn.execute(text(f"DROP SCHEMA {_RETIRED} CASCADE"))
         await conn.execute(text(f"DROP SCHEMA {SHADOW} CASCADE"))
+        # The API's streams learn of the new tables with the commit, and reload.
+        await announce_everything(conn)
     log.info("replayed %d events into %d executions and swapped them in", loader.events, executions)
     return ReplayResult(loader.events, loader.invalid, executions, pruned, loader.dropped)

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from agent_history.projector.announce import announce_everything
+
 # Oldest first, through the execution_start index; rows a projector is writing are left for
 # the next round rather than waited for.
 _DELETE_OLDEST = text("""
@@ -39,6 +41,8 @@ async def prune(engine: AsyncEngine, cutoff: datetime, batch_size: int = 5000) -
     while True:
         async with engine.begin() as conn:
             n = await delete_older_than(conn, cutoff, batch_size)
+            if n:  # the API's streams and ETags learn of it with the commit
+                await announce_everything(conn)
         deleted += n
         if n < batch_size:
             return deleted

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from agent_history.projector.announce import announce_rows
 from agent_history.projector.checkpoints import (
     lock_checkpoints,
     read_checkpoints,
@@ -132,7 +133,10 @@ class PostgresTransaction:
         rows: Iterable[Execution],
         writing: asyncio.Event,
     ) -> None:
+        rows = list(rows)
         await write_changes(self._conn, agents, users, rows, writing)
+        # Delivered to the API's streams on commit (announce.py).
+        await announce_rows(self._conn, rows)
 
     async def save_checkpoints(
         self, next_offsets: Mapping[int, int], dead_lettered: Mapping[int, int]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -232,6 +234,59 @@ def erase(
         "the user's raw events stay in the Kafka topic until its retention removes them "
         "(see the README, Erasing a user)"
     )
+
+
+_FILTER_HELP = (
+    "Any other filter of the list, as NAME=VALUE (its query parameter), e.g. "
+    "started_before=2025-02-01T00:00:00Z or tag=search; repeatable."
+)
+
+
+@app.command()
+def export(
+    agent: Annotated[str | None, typer.Option(help="An agent's list (UUID).")] = None,
+    user: Annotated[str | None, typer.Option(help="A user's list (UUID).")] = None,
+    form: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    status: Annotated[list[str] | None, typer.Option(help="Only this status; repeatable.")] = None,
+    started_after: Annotated[str | None, typer.Option(help="RFC 3339 time.")] = None,
+    include: Annotated[str | None, typer.Option(help="input_data,output_data")] = None,
+    filters: Annotated[list[str] | None, typer.Option("--filter", help=_FILTER_HELP)] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Else stdout.")] = None,
+) -> None:
+    """Export every execution of an agent's or a user's list (the list's filters) as JSON
+    Lines or CSV, exactly as GET .../executions/export does, straight from the database."""
+    from pydantic import ValidationError
+
+    from agent_history.api.settings import ApiSettings
+    from agent_history.server.export import export_query, export_to
+
+    if (agent is None) == (user is None):
+        raise typer.BadParameter("give exactly one of --agent and --user")
+    agent_id = None if agent is None else _uuid(agent, "--agent")
+    user_id = None if user is None else _uuid(user, "--user")
+    query: dict[str, Any] = {"format": form, "status": status or None}
+    query.update(started_after=started_after, include=include)
+    for given in filters or ():
+        name, sep, value = given.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{given!r} is not NAME=VALUE", param_hint="--filter")
+        query.setdefault(name, None)
+        query[name] = value if query[name] is None else [*_listed(query[name]), value]
+    try:
+        params = export_query(agent_id, user_id, {k: v for k, v in query.items() if v is not None})
+    except ValidationError as error:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise typer.BadParameter(reasons) from None
+    settings = ApiSettings()
+    if output is None:
+        asyncio.run(export_to(settings, agent_id, user_id, params, sys.stdout.buffer))
+        return
+    with output.open("wb") as out:
+        asyncio.run(export_to(settings, agent_id, user_id, params, out))
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _uuid(value: str, option: str) -> UUID:
