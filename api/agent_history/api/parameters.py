@@ -51,10 +51,13 @@ def _rfc3339(value: object) -> object:
 
 
 def _in_utc(moment: datetime) -> datetime:
+    """The time in UTC. A valid RFC 3339 time can fall outside years 1 to 9999 once converted
+    (0001-01-01T00:00:00+05:00); no run can be there (the projector refuses such events), so as
+    a bound it means the nearest instant that can be."""
     try:
         return moment.astimezone(UTC)
     except OverflowError:
-        raise ValueError("the time is out of range once converted to UTC") from None
+        return (datetime.min if moment.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
 def _known_payloads(include: str | None) -> str | None:

@@ -89,11 +89,6 @@ async def ready(page: Page, which: str, wait_ms: float = 15_000) -> None:
     await page.wait_for_selector(f"body[data-ready={which}]", state="attached", timeout=wait_ms)
 
 
-def routes(api_settings: ApiSettings) -> set[str]:
-    """The paths the API serves (to skip tests of endpoints that have not landed)."""
-    return {getattr(route, "path", "") for route in create_app(api_settings).routes}
-
-
 async def settle(predicate: Callable[[], Awaitable[Any]], what: str, seconds: float = 20) -> Any:
     """Poll ``predicate`` until it returns something truthy; fail saying what was awaited."""
     deadline = asyncio.get_running_loop().time() + seconds
