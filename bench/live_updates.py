@@ -1,6 +1,6 @@
 """Live updates: from publishing a terminal event to the run's new status at a stream's client.
 
-`python -m bench.live_updates [--rates 100 1000] [--streams 50] [--seconds 20]`
+`python -m bench.live_updates [--rates 100 1000] [--streams 50] [--seconds 20] [--browser 1]`
 
 The projector and the API (two worker processes) run as `agent-history` processes on this run's
 own database and topic. ``--streams`` clients each follow one agent's list through
@@ -9,9 +9,12 @@ runs are spread over those agents. At each rate (events per second: every run is
 event, then its Completed 100 ms later) every Completed is timed from just before it is handed
 to the Kafka producer until its stream delivers the run with status `completed`.
 
-The measuring end is a ``Watcher``: this one reads the SSE stream itself. A browser variant
-(the page's DOM, in headless Chromium) fits the same interface: it reports ``(run id, time
-seen)`` for each completed run it shows.
+The measuring end is a ``Watcher``: this one reads the SSE stream itself. ``--browser N``
+(default 1; 0 for none) adds N ``BrowserWatcher``s (bench/live_dom.py) beside them, each a
+headless Chromium tab on one of those agents' history page (``/ui/agents/{id}``), which report
+``(run id, time seen)`` in the same way when a row's status in the page's DOM turns terminal;
+those completions are timed from the same send, on the wall clock (``time.time()`` against the
+page's ``Date.now()``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from agent_history.read_model.changes import CHANNEL, decode_announcement
 from bench.environment import create_database, drop_database, from_environment, topics
 from bench.freshness import _event as cloud_event
 from bench.live import api_ready, cpu_seconds, service
+from bench.live_dom import BrowserWatcher
 from bench.workload import HEADERS
 
 PREFIX = "/api/v1/agent-studio"
@@ -85,6 +89,10 @@ class Round:
     latencies: list[float] = field(default_factory=list)
     # From the send to the projector's announcement reaching a listener of this process.
     announced: list[float] = field(default_factory=list)
+    # The agents a browser tab follows; their completions' sends in time.time() seconds.
+    page_agents: frozenset[str] = frozenset()
+    page_sent_at: dict[str, float] = field(default_factory=dict)
+    page_latencies: list[float] = field(default_factory=list)
 
     def heard(self, payload: str) -> None:
         """An announcement: the projector committed these runs (time it for those sent)."""
@@ -99,6 +107,12 @@ class Round:
         sent = self.sent_at.pop(run, None)
         if sent is not None:
             self.latencies.append((when - sent) * 1000)
+
+    def seen_in_page(self, run: str, when: float) -> None:
+        """A browser tab's row for ``run`` turned terminal at ``when`` (time.time() seconds)."""
+        sent = self.page_sent_at.pop(run, None)
+        if sent is not None:
+            self.page_latencies.append((when - sent) * 1000)
 
 
 async def _publish(
@@ -127,6 +141,8 @@ async def _publish(
             ids = {"execution_id": run, "agent_id": agent, "user_id": user}
             value = cloud_event("ExecutionCompleted", run, ids, {"output_data": "ok"})
             rnd.sent_at[run] = time.perf_counter()
+            if agent in rnd.page_agents:
+                rnd.page_sent_at[run] = time.time()
             await producer.send(topic, value, key=run.encode(), headers=HEADERS)
             rnd.published += 2
         await asyncio.sleep(_TICK)
@@ -137,7 +153,7 @@ def _percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-async def main(rates: list[float], streams: int, seconds: float, port: int) -> None:
+async def main(rates: list[float], streams: int, seconds: float, port: int, browsers: int) -> None:
     bench = from_environment()
     settings = bench.projector_settings("live")
     api_settings = ApiSettings(database_url=bench.database_url, port=port, workers=2)
@@ -151,11 +167,18 @@ async def main(rates: list[float], streams: int, seconds: float, port: int) -> N
             await api_ready(base, api)
             token = mint_token(api_settings, uuid.uuid4(), all_scope=True)
             agents = [uuid.uuid4() for _ in range(streams)]
-            rounds = [Round(rate) for rate in rates]
+            followed = frozenset(str(a) for a in agents[:browsers])
+            rounds = [Round(rate, page_agents=followed) for rate in rates]
             current: list[Round] = [Round(0)]
             watchers = [Watcher(base, a, token, lambda r, t: current[0].seen(r, t)) for a in agents]
+            tabs = [
+                BrowserWatcher(base, a, api_settings, lambda r, t: current[0].seen_in_page(r, t))
+                for a in agents[:browsers]
+            ]
             tasks = [asyncio.create_task(w.run()) for w in watchers]
-            await asyncio.wait_for(asyncio.gather(*(w.opened.wait() for w in watchers)), 30)
+            tasks += [asyncio.create_task(t.run()) for t in tabs]
+            opened = [w.opened.wait() for w in watchers] + [t.opened.wait() for t in tabs]
+            await asyncio.wait_for(asyncio.gather(*opened), 60)
             producer = AIOKafkaProducer(
                 bootstrap_servers=bench.kafka, acks="all", linger_ms=5, enable_idempotence=True
             )
@@ -174,7 +197,7 @@ async def main(rates: list[float], streams: int, seconds: float, port: int) -> N
                 await _publish(producer, settings.topic, agents, user, rnd, seconds)
                 await producer.flush()
                 for _ in range(200):  # up to 10 s for the last ones
-                    if not rnd.sent_at:
+                    if not rnd.sent_at and not rnd.page_sent_at:
                         break
                     await asyncio.sleep(0.05)
                 used = cpu_seconds(api.pid) - cpu
@@ -189,9 +212,21 @@ async def main(rates: list[float], streams: int, seconds: float, port: int) -> N
                     f"cores; resets {sum(w.resets for w in watchers)}",
                     flush=True,
                 )
+                if tabs:
+                    page = rnd.page_latencies or [0.0]
+                    print(
+                        f"  in the page's DOM ({len(tabs)} tab(s), {len(followed)} of the "
+                        f"agents): {len(rnd.page_latencies)} completions seen, "
+                        f"{len(rnd.page_sent_at)} missed; p50 {statistics.median(page):.0f} ms, "
+                        f"p99 {_percentile(page, 0.99):.0f} ms, max {max(page):.0f} ms; "
+                        f"redraws {sum(t.resets for t in tabs)}",
+                        flush=True,
+                    )
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for failed in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(failed, Exception):
+                    print(f"a watcher failed: {failed!r}", flush=True)
     finally:
         await drop_database(bench, bench.database_url)
 
@@ -202,5 +237,6 @@ if __name__ == "__main__":
     parser.add_argument("--streams", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--port", type=int, default=18531)
+    parser.add_argument("--browser", type=int, default=1, help="headless Chromium tabs (0: none)")
     args = parser.parse_args()
-    asyncio.run(main(args.rates, args.streams, args.seconds, args.port))
+    asyncio.run(main(args.rates, args.streams, args.seconds, args.port, args.browser))
