@@ -24,16 +24,9 @@ from playwright.async_api import async_playwright
 from agent_history.api.login import login_url, mint_login_code
 from agent_history.api.settings import ApiSettings
 from agent_history.contract.statuses import TERMINAL_STATUSES
+from agent_history.devservices import chromium
+from agent_history.devservices.settings import ServicesSettings
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 _POLL = 0.2
 
 # Watches the whole body (a reset makes the page draw the history again, with a new table).
@@ -72,7 +65,7 @@ class BrowserWatcher:
     agent: uuid.UUID
     settings: ApiSettings
     seen: Callable[[str, float], None]
-    chromium: Path = CHROMIUM
+    chromium: Path = field(default_factory=lambda: chromium.install(ServicesSettings()))
     resets: int = 0  # times the page drew the history again (a reset from the stream)
     opened: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -83,7 +76,7 @@ class BrowserWatcher:
                 context = await playwright.chromium.launch_persistent_context(
                     profile,
                     executable_path=str(self.chromium),
-                    args=ARGS,
+                    args=chromium.HEADLESS_ARGS,
                     viewport={"width": 1280, "height": 900},
                 )
                 try:

@@ -12,6 +12,16 @@ from agent_history.devservices.settings import ServicesSettings
 
 # chromium-driver comes along for clients that drive the browser through WebDriver.
 PACKAGES = ["chromium", "chromium-driver"]
+# How the tests and benchmarks start it: headless, as root, and without the background
+# connections that this machine's closed network refuses (many at a time, at every start).
+HEADLESS_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
 def _find() -> Path | None:

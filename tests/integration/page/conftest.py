@@ -22,15 +22,6 @@ from agent_history.devservices.settings import ServicesSettings
 from agent_history.producer import Publisher
 from agent_history.producer.settings import ProducerSettings
 
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
 OpenPage = Callable[..., Awaitable[Page]]
 
 
@@ -68,7 +59,7 @@ async def browser(chromium_path: Path, tmp_path: Path) -> AsyncIterator[BrowserC
         context = await playwright.chromium.launch_persistent_context(
             tmp_path / "profile",
             executable_path=str(chromium_path),
-            args=ARGS,
+            args=chromium.HEADLESS_ARGS,
             viewport={"width": 1280, "height": 900},
         )
         yield context
