@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -18,11 +19,14 @@ from agent_history.contract.events import (
     CancelledData,
     CompletedData,
     Cost,
+    ExecutionData,
+    ExecutionStarted,
     FailedData,
     RunRequestData,
     Usage,
 )
 from agent_history.producer import Publisher
+from agent_history.producer.envelope import EndData, end_of, stamp
 from tests.integration.page.conftest import ready, settle
 
 
@@ -38,21 +42,32 @@ class Spec:
     input_data: dict[str, Any] = field(default_factory=lambda: {"prompt": "hello"})
     output_data: Any = None
     execution_id: UUID = field(default_factory=uuid.uuid4)
+    agent_name: str = "Browser agent"
+    # When it started and how long it took (None: now, and as fast as the publisher goes):
+    # the screenshots want runs that look like real ones.
+    started_at: datetime | None = None
+    took: timedelta = timedelta(0)
+
+
+async def _emit(
+    publisher: Publisher, kind: type[Any], data: ExecutionData, at: datetime | None
+) -> None:
+    event = stamp(kind, data, "tests/page")
+    await publisher.publish(event if at is None else event.model_copy(update={"time": at}))
 
 
 async def publish(publisher: Publisher, agent_id: UUID, spec: Spec) -> UUID:
     ids = {"execution_id": spec.execution_id, "agent_id": agent_id, "user_id": spec.user_id}
-    await publisher.publish_started(
-        RunRequestData(
-            **ids,
-            input_data=spec.input_data,
-            agent_name="Browser agent",
-            user_name=f"user-{str(spec.user_id)[:4]}",
-            model=spec.model,
-            tags=spec.tags or None,
-            parent_execution_id=spec.parent,
-        )
+    started = RunRequestData(
+        **ids,
+        input_data=spec.input_data,
+        agent_name=spec.agent_name,
+        user_name=f"user-{str(spec.user_id)[:4]}",
+        model=spec.model,
+        tags=spec.tags or None,
+        parent_execution_id=spec.parent,
     )
+    await _emit(publisher, ExecutionStarted, started, spec.started_at)
     await end(publisher, agent_id, spec)
     return spec.execution_id
 
@@ -60,14 +75,17 @@ async def publish(publisher: Publisher, agent_id: UUID, spec: Spec) -> UUID:
 async def end(publisher: Publisher, agent_id: UUID, spec: Spec) -> None:
     ids = {"execution_id": spec.execution_id, "agent_id": agent_id, "user_id": spec.user_id}
     usage = Usage(input_tokens=120, output_tokens=30, cost=Cost(amount=Decimal("0.0012")))
+    data: EndData
     if spec.status == "completed":
-        await publisher.publish_completed(
-            CompletedData(**ids, output_data=spec.output_data, usage=usage)
-        )
+        data = CompletedData(**ids, output_data=spec.output_data, usage=usage)
     elif spec.status == "failed":
-        await publisher.publish_failed(FailedData(**ids, error_message="ToolError: boom"))
+        data = FailedData(**ids, error_message="ToolError: boom")
     elif spec.status == "cancelled":
-        await publisher.publish_cancelled(CancelledData(**ids, reason="stopped"))
+        data = CancelledData(**ids, reason="stopped")
+    else:
+        return
+    at = None if spec.started_at is None else spec.started_at + spec.took
+    await _emit(publisher, end_of(data), data, at)
 
 
 async def projected(

@@ -42,7 +42,11 @@ async def test_the_overview_and_the_charts_draw_the_documented_shapes(
     await publish(publisher, agent_id, Spec(user_id))
     await projected(api_settings, page_url, agent_id, 1)
     day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    series = [point(day - timedelta(days=13 - i), i, i % 3, 100 * i, 250 * i) for i in range(14)]
+    # Day 5 had no runs: the series leaves it out, the charts keep its place.
+    series = [
+        point(day - timedelta(days=13 - i), i, i % 3, 100 * i, 250 * i) for i in range(14) if i != 5
+    ]
+    per_day = ", ".join("0" if i == 5 else str(i + i % 3) for i in range(14))
     overview = {
         "agents": [
             {
@@ -76,11 +80,22 @@ async def test_the_overview_and_the_charts_draw_the_documented_shapes(
     bars = page.locator("#charts rect")
     assert await bars.count() == sum(1 for p in series for n in p["counts"].values() if n)
     assert await page.locator("#charts polyline.p95").count() == 1
+    # Each day's bars at their day's place: the empty day 5 keeps its slot.
+    x = dict(
+        await page.eval_on_selector_all(
+            "#charts rect",
+            "els => els.map(e => [e.textContent.split(':')[0], +e.getAttribute('x')])",
+        )
+    )
+    days = [f"{d.month}/{d.day}" for d in (day - timedelta(days=13 - i) for i in (3, 4, 6))]
+    assert x[days[2]] - x[days[1]] == pytest.approx(2 * (x[days[1]] - x[days[0]]), abs=0.2), x
 
     await page.click("a:has-text('← Agents')")
     await ready(page, "agents")
     card = page.locator(f"#agents a[href='/ui/agents/{agent_id}']")
     assert "100.0 %" in (await card.text_content() or "")
     await page.wait_for_selector("#agents .trend svg polyline")
+    trend = page.locator("#agents .trend svg")
+    assert await trend.get_attribute("aria-label") == f"runs per day: {per_day}"
     await card.press("Enter")
     await ready(page, "history")

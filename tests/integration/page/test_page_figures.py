@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,15 @@ async def some_history(
 ) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
     agent_id, user_id = uuid.uuid4(), uuid.uuid4()
     root: uuid.UUID | None = None
+    now = datetime.now(UTC)
     for i, status in enumerate(["completed", "failed", "completed", "cancelled", "completed"] * 6):
         spec = Spec(user_id, status, tags=["prod"] if i % 2 else [], parent=root if i < 4 else None)
         spec.output_data = {"answer": f"result {i}", "sources": [f"doc-{j}" for j in range(3)]}
+        # Runs over the last week, taking 0.4 s to a minute, as a real agent's would; the
+        # first one's three sub-runs inside it.
+        spec.started_at = now - timedelta(hours=5.3 * (30 - max(i, 3)), seconds=-12 * i)
+        spec.took = timedelta(milliseconds=400 + (i * 7919) % 60_000 if i else 62_000)
+        spec.model = ("gpt-4o", "claude-sonnet-4", "gpt-4o-mini")[i % 3]
         made = await publish(publisher, agent_id, spec)
         root = root or made
     await projected(api_settings, base, agent_id, 30)
@@ -98,6 +105,16 @@ async def test_screenshots_of_the_three_pages_light_and_dark(
     folder = Path(os.environ.get("AGENT_HISTORY_SCREENSHOTS") or tmp_path)
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     agent_id, user_id, root = await some_history(publisher, api_settings, page_url)
+    now = datetime.now(UTC)
+    for name, runs in (("Research assistant", 9), ("Code reviewer", 4)):
+        other = uuid.uuid4()
+        for i in range(runs):
+            at = now - timedelta(hours=31 * i + 2)
+            took = timedelta(seconds=3 + i * 4)
+            status = "failed" if i % 4 == 3 else "completed"
+            spec = Spec(user_id, status, agent_name=name, started_at=at, took=took)
+            await publish(publisher, other, spec)
+        await projected(api_settings, page_url, other, runs)
     page = await signed_in(browser, api_settings, page_url, user_id, f"/ui/agents/{agent_id}")
     await shoot(page, folder, "history")
     await page.goto(f"{page_url}/ui/executions/{root}")

@@ -1,6 +1,6 @@
 // The agents overview: every agent the caller may see, with its runs per day for two weeks.
 import { query, request } from "./api.js";
-import { sparkline } from "./charts.js";
+import { everyBucket, sparkline } from "./charts.js";
 import { duration, h, link, percent, when } from "./dom.js";
 
 const DAYS = 14;
@@ -49,7 +49,7 @@ async function trends(made, signal) {
       const [, id, trend] = queue.shift();
       try {
         const stats = await request(`/agents/${id}/executions/stats${query({ started_after: after, interval: "day" })}`, { signal });
-        const counts = (stats.series || []).map((p) => p.total);
+        const counts = everyBucket(stats.series || [], Date.parse(after), Date.now(), false).map((p) => p.total);
         trend.replaceChildren(sparkline(counts, `runs per day: ${counts.join(", ")}`));
       } catch {
         trend.textContent = "–";

@@ -25,6 +25,18 @@ export function sparkline(values, label) {
   return chart;
 }
 
+// The stats series holds the buckets that have runs; a chart's time axis needs every bucket,
+// an empty one drawn as nothing (no bar, no point), not closed up.
+export function everyBucket(series, from, to, hourly) {
+  const step = hourly ? 3_600_000 : 86_400_000;
+  const had = new Map(series.map((p) => [new Date(p.start).getTime(), p]));
+  const points = [];
+  for (let t = Math.floor(from / step) * step; t < to; t += step) {
+    points.push(had.get(t) || { start: new Date(t).toISOString(), total: 0, counts: {}, execution_time_ms: { p50: null, p95: null } });
+  }
+  return points;
+}
+
 function day(iso, hourly) {
   const d = new Date(iso);
   return hourly ? `${d.getHours()}:00` : `${d.getMonth() + 1}/${d.getDate()}`;

@@ -1,7 +1,7 @@
 // An agent's history: filters in the URL, charts from the stats series, the table of runs with
 // endless scrolling by cursor, live updates from the list's event stream, and a download.
 import { download, query, request } from "./api.js";
-import { durationLines, statusBars } from "./charts.js";
+import { durationLines, everyBucket, statusBars } from "./charts.js";
 import { cost, duration, h, link, nameOf, status, tokens, when } from "./dom.js";
 import { apiParams, filterForm, fromUrl, spanOf, toUrl } from "./filters.js";
 import { follow } from "./sse.js";
@@ -119,5 +119,7 @@ async function chartsOf(el, agentId, filters, signal) {
   const after = p.started_after || new Date(Date.now() - span).toISOString();
   const stats = await request(`/agents/${agentId}/executions/stats${query({ started_after: after, started_before: p.started_before, interval: hourly ? "hour" : "day" })}`, { signal });
   if (!stats.series) return;
-  el.replaceChildren(statusBars(stats.series, hourly), durationLines(stats.series, hourly));
+  const to = p.started_before ? Date.parse(p.started_before) : Date.now();
+  const series = everyBucket(stats.series, Date.parse(after), to, hourly);
+  el.replaceChildren(statusBars(series, hourly), durationLines(series, hourly));
 }

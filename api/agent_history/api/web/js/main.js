@@ -79,7 +79,7 @@ async function route() {
   const run = path.match(/^\/ui\/executions\/([0-9a-f-]{36})$/i);
   const nav = document.getElementById("nav");
   try {
-    if (agent) { nav.textContent = "Agent history"; await historyPage(main, signal, agent[1], navigate); }
+    if (agent) { nav.textContent = "History"; await historyPage(main, signal, agent[1], navigate); }
     else if (run) { nav.textContent = "Run"; await detailPage(main, signal, run[1]); }
     else { nav.textContent = "Agents"; await agentsPage(main, signal); }
     document.body.dataset.ready = agent ? "history" : run ? "detail" : "agents";
