@@ -20,7 +20,7 @@ from agent_history.api.engine import make_reader_engine
 from agent_history.api.erasure import erasure
 from agent_history.api.exports import exports
 from agent_history.api.health import health
-from agent_history.api.login import LoginCodes
+from agent_history.api.login import LoginCodes, spend_in
 from agent_history.api.metrics import install_metrics
 from agent_history.api.page import install_page
 from agent_history.api.ports import Eraser
@@ -75,6 +75,7 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
                 "AGENT_HISTORY_ENV=production, which refuses to start without them. !!!"
             )
         engine = app.state.engine = make_reader_engine(settings)
+        app.state.login_codes = LoginCodes(settings, spend_in(engine))
         metrics.watch_pool(engine)
         feed = app.state.feed = ChangeFeed(settings.database_url)
         feed.start()
@@ -95,7 +96,6 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
     app.state.verifier = TokenVerifier(settings)
     app.state.cursors = CursorCodec(cursor_key(settings))
     app.state.eraser = eraser
-    app.state.login_codes = LoginCodes(settings)
     # Before the history: /executions/stream and /export are not execution ids.
     app.include_router(streams)
     app.include_router(exports)

@@ -7,9 +7,9 @@ ends up in a terminal's scroll-back or a CI log is worth nothing after its first
 ``CODE_TTL``, whichever comes first.
 
 A code is a JWT signed with a key derived from ``jwt_secret`` (never the key of bearer tokens, so
-a code is not itself a token anywhere). It is single-use within one API process: each process
-remembers the codes it redeemed until they expire. With ``WORKERS`` > 1 a stolen code that was
-already used could be traded once more in each other process within its few minutes.
+a code is not itself a token anywhere). It is single-use across every API process: its id goes
+into ``redeemed_login_codes`` when it is traded (``spend_in``), and a code whose id is there
+already is refused.
 """
 
 from __future__ import annotations
@@ -18,15 +18,20 @@ import hashlib
 import hmac
 import time
 import uuid
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import TypeAlias
 from uuid import UUID
 
 import jwt
 from pydantic import BaseModel, Field
+from sqlalchemy import delete, text
+from sqlalchemy.dialects.postgresql import insert as upsert
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api.auth import ALL_SCOPE, ERASE_SCOPE, mint_token
 from agent_history.api.settings import ApiSettings
+from agent_history.read_model.tables import redeemed_login_codes
 
 CODE_TTL = timedelta(minutes=5)
 SESSION_TTL = timedelta(hours=8)
@@ -85,15 +90,41 @@ def login_url(base_url: str, code: str, path: str = "/ui/") -> str:
     return f"{base_url.rstrip('/')}{path}#code={code}"
 
 
+# Records a code's id (jti) as used until the code expires: True the first time, False after.
+Spend: TypeAlias = Callable[[str, datetime], Awaitable[bool]]
+
+
+def spend_in(engine: AsyncEngine) -> Spend:
+    """``Spend`` in the read model's ``redeemed_login_codes``, shared by every API process."""
+
+    async def spend(jti: str, expires_at: datetime) -> bool:
+        async with engine.connect() as conn:
+            # The API's sessions are read only and autocommit: one short transaction that may
+            # write, for this table alone.
+            conn = await conn.execution_options(isolation_level="READ COMMITTED")
+            async with conn.begin():
+                await conn.execute(text("SET TRANSACTION READ WRITE"))
+                table = redeemed_login_codes
+                await conn.execute(delete(table).where(table.c.expires_at < datetime.now(UTC)))
+                added = await conn.execute(
+                    upsert(table)
+                    .values(jti=jti, expires_at=expires_at)
+                    .on_conflict_do_nothing()
+                    .returning(table.c.jti)
+                )
+                return added.first() is not None
+
+    return spend
+
+
 class LoginCodes:
-    """Redeems login codes, each once; built once per app by create_app."""
+    """Redeems login codes, each once (``spend`` remembers them); built once per app."""
 
-    def __init__(self, settings: ApiSettings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: ApiSettings, spend: Spend) -> None:
         self._settings = settings
-        self._clock = clock
-        self._used: dict[str, float] = {}
+        self._spend = spend
 
-    def redeem(self, code: str) -> LoginToken:
+    async def redeem(self, code: str) -> LoginToken:
         if self._settings.jwt_public_key is not None:
             raise LoginUnavailable("the API expects RS256 tokens: sign in with one from its issuer")
         try:
@@ -107,11 +138,8 @@ class LoginCodes:
             raise LoginRefused("the login link has expired: ask for a new one") from None
         except jwt.InvalidTokenError:
             raise LoginRefused("this is not a login link's code") from None
-        now = self._clock()
-        self._used = {jti: exp for jti, exp in self._used.items() if exp > now}
-        if claims["jti"] in self._used:
+        if not await self._spend(str(claims["jti"]), datetime.fromtimestamp(claims["exp"], UTC)):
             raise LoginRefused("the login link was used already: ask for a new one")
-        self._used[claims["jti"]] = float(claims["exp"])
         scopes = str(claims.get("scope", "")).split()
         session = timedelta(seconds=int(claims["session"]))
         token = mint_token(

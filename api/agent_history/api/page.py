@@ -61,7 +61,7 @@ async def the_page(path: str) -> FileResponse:
 async def redeem_login_code(codes: LoginCodesDep, body: LoginRequest) -> LoginToken:
     """The code of a link printed by `agent-history token --login-url`, once, within minutes."""
     try:
-        return codes.redeem(body.code)
+        return await codes.redeem(body.code)
     except LoginRefused as error:
         raise ProblemError(
             400, str(error), kind=INVALID_LOGIN_CODE, title="Invalid login code"

@@ -265,3 +265,13 @@ dlq_redriven = Table(
     Column("redriven_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("topic", "partition", "offset"),
 )
+
+
+# Login codes traded for a token (api/login.py), until they expire: each code once, whichever
+# API process gets it. Not part of what replay rebuilds.
+redeemed_login_codes = Table(
+    "redeemed_login_codes",
+    metadata,
+    Column("jti", Text, primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)

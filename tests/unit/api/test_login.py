@@ -1,10 +1,11 @@
-"""One-time login codes and the page's own responses, without a database."""
+"""One-time login codes and the page's own responses, without a database (the codes' ledger in
+the database: tests/integration/test_login_codes.py)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 import httpx
@@ -12,7 +13,7 @@ import jwt
 import pytest
 
 from agent_history.api.app import create_app
-from agent_history.api.auth import ALL_SCOPE, TokenVerifier
+from agent_history.api.auth import TokenVerifier
 from agent_history.api.login import (
     CODE_TTL,
     LoginCodes,
@@ -29,6 +30,18 @@ SETTINGS = ApiSettings(database_url="postgresql+asyncpg://nobody:nothing@127.0.0
 PREFIX = "/api/v1/agent-studio"
 
 
+def in_memory(settings: ApiSettings = SETTINGS) -> LoginCodes:
+    spent: set[str] = set()
+
+    async def spend(jti: str, expires_at: datetime) -> bool:
+        assert expires_at.tzinfo is not None
+        first = jti not in spent
+        spent.add(jti)
+        return first
+
+    return LoginCodes(settings, spend)
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(SETTINGS)
@@ -37,53 +50,41 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def test_a_code_is_traded_once_for_a_token_with_its_scopes() -> None:
+async def test_a_code_is_traded_once_for_a_token_with_its_scopes() -> None:
     user = uuid4()
-    codes = LoginCodes(SETTINGS)
+    codes = in_memory()
     code = mint_login_code(SETTINGS, user, all_scope=True, session=timedelta(hours=2))
-    token = codes.redeem(code)
+    token = await codes.redeem(code)
     caller = TokenVerifier(SETTINGS).verify(token.access_token)
     assert (caller.user_id, caller.reads_all, caller.erases) == (user, True, False)
     assert token.expires_in == 7200
     with pytest.raises(LoginRefused, match="used already"):
-        codes.redeem(code)
+        await codes.redeem(code)
 
 
-def test_a_code_expires_and_is_never_a_bearer_token() -> None:
+async def test_a_code_expires_and_is_never_a_bearer_token() -> None:
     code = mint_login_code(SETTINGS, uuid4())
     with pytest.raises(ProblemError, match="signature"):
         TokenVerifier(SETTINGS).verify(code)
     with pytest.raises(LoginRefused, match="not a login link"):
-        LoginCodes(SETTINGS).redeem(code[:-4] + "AAAA")
+        await in_memory().redeem(code[:-4] + "AAAA")
     claims = jwt.decode(code, options={"verify_signature": False})
     assert claims["exp"] - time.time() <= CODE_TTL.total_seconds()
     stale = jwt.encode({**claims, "exp": int(time.time()) - 1}, _key(SETTINGS), "HS256")
     with pytest.raises(LoginRefused, match="expired"):
-        LoginCodes(SETTINGS).redeem(stale)
+        await in_memory().redeem(stale)
 
 
-def test_rs256_deployments_have_no_login_links() -> None:
+async def test_rs256_deployments_have_no_login_links() -> None:
     rs256 = SETTINGS.model_copy(update={"jwt_public_key": "-----BEGIN PUBLIC KEY-----"})
     with pytest.raises(LoginUnavailable):
         mint_login_code(rs256, uuid4())
     with pytest.raises(LoginUnavailable):
-        LoginCodes(rs256).redeem("x")
+        await in_memory(rs256).redeem("x")
 
 
 def test_the_link_carries_the_code_in_its_fragment() -> None:
     assert login_url("http://h:1/", "abc", "/ui/agents/x") == "http://h:1/ui/agents/x#code=abc"
-
-
-async def test_the_login_endpoint_answers_tokens_and_problems(client: httpx.AsyncClient) -> None:
-    code = mint_login_code(SETTINGS, uuid4(), all_scope=True)
-    first = await client.post(f"{PREFIX}/login", json={"code": code})
-    assert first.status_code == 200, first.text
-    assert first.json()["token_type"] == "Bearer"
-    again = await client.post(f"{PREFIX}/login", json={"code": code})
-    assert again.status_code == 400
-    assert again.headers["content-type"] == "application/problem+json"
-    assert again.json()["type"] == "urn:agent-history:problem:invalid-login-code"
-    assert ALL_SCOPE not in again.text
 
 
 async def test_the_page_is_served_for_every_path_under_ui_with_a_strict_policy(
