@@ -205,7 +205,8 @@ async def run_to_end(command: list[str], settings: BaseSettings, within: float =
         cpu = 0.0
         while process.returncode is None:
             now = time.perf_counter() - start
-            samples.append((now, rss_bytes(process.pid)))
+            if rss := rss_bytes(process.pid):  # 0: it exited since the last look
+                samples.append((now, rss))
             cpu = _own_cpu_seconds(process.pid) or cpu  # its last reading before it exits
             if now > within:
                 raise TimeoutError(f"{command[0]} did not finish within {within:.0f} s")
