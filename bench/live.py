@@ -10,7 +10,7 @@ import tempfile
 import time
 from asyncio.subprocess import Process
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,11 +79,55 @@ def cpu_seconds(pid: int) -> float:
     return sum(ticks for p, (ppid, ticks) in stats.items() if pid in (p, ppid)) / _CLOCK_TICKS
 
 
+def _own_cpu_seconds(pid: int) -> float:
+    """User plus system CPU time so far of one process (one file read: cheap to poll)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 def busy_jiffies() -> tuple[int, int]:
     """(busy, total) CPU jiffies of the whole machine so far."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]
     return sum(values) - idle, sum(values)
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident set size of a process now (VmRSS); 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+@dataclass(frozen=True)
+class Memory:
+    """A process's resident set size, sampled: (seconds since its start, bytes)."""
+
+    samples: list[tuple[float, int]]
+
+    @property
+    def peak(self) -> int:
+        return max((rss for _, rss in self.samples), default=0)
+
+    def describe(self, points: int = 5) -> str:
+        """``max 96 MB; 41, 90, 95, 96, 93 MB at 0, 25, 50, 75, 100 % of the time``."""
+        if not self.samples:
+            return "RSS not sampled"
+        end = self.samples[-1][0]
+        shares = [i / (points - 1) for i in range(points)]
+        at = [next(rss for t, rss in self.samples if t >= share * end) for share in shares]
+        return (
+            f"RSS max {self.peak / 2**20:.0f} MB; {', '.join(f'{b / 2**20:.0f}' for b in at)} MB "
+            f"at {', '.join(f'{s:.0%}' for s in shares)} of the time"
+        )
 
 
 @dataclass(frozen=True)
@@ -92,6 +136,7 @@ class Drain:
     startup: float  # from starting the process until its first checkpoint
     projector_cpu: float  # CPU seconds the projector process used
     machine_busy: float  # share of all cores busy meanwhile (0..1)
+    memory: Memory  # the first projector process's RSS, every poll
 
 
 async def drain(
@@ -119,9 +164,11 @@ async def drain(
                 )
                 for i in range(processes)
             ]
+            samples: list[tuple[float, int]] = []
             while True:
                 stored = await read_checkpoints(conn, settings.consumer_group, settings.topic)
                 now = time.perf_counter()
+                samples.append((now - start, rss_bytes(started[0].pid)))
                 if first is None and stored:
                     first = now - start
                 if all(stored.get(p, 0) >= end for p, end in ends.items() if end):
@@ -137,9 +184,38 @@ async def drain(
                 startup=first or 0.0,
                 projector_cpu=sum(cpu_seconds(p.pid) for p in started),
                 machine_busy=(busy1 - busy0) / max(1, total1 - total0),
+                memory=Memory(samples),
             )
     finally:
         await engine.dispose()
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float  # from starting the process until it exited
+    cpu: float  # CPU seconds it used
+    memory: Memory
+
+
+async def run_to_end(command: list[str], settings: BaseSettings, within: float = 300.0) -> Run:
+    """``agent-history COMMAND`` from its start until it exits (successfully), its RSS sampled."""
+    start = time.perf_counter()
+    samples: list[tuple[float, int]] = []
+    async with service(command, settings) as process:
+        cpu = 0.0
+        while process.returncode is None:
+            now = time.perf_counter() - start
+            if rss := rss_bytes(process.pid):  # 0: it exited since the last look
+                samples.append((now, rss))
+            cpu = _own_cpu_seconds(process.pid) or cpu  # its last reading before it exits
+            if now > within:
+                raise TimeoutError(f"{command[0]} did not finish within {within:.0f} s")
+            with suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 0.05)
+        seconds = time.perf_counter() - start
+        if process.returncode != 0:
+            raise RuntimeError(f"{command[0]} exited with {process.returncode}; see {LOGS}")
+    return Run(seconds, cpu, Memory(samples))
 
 
 async def api_ready(base: str, server: Process, within: float = 60.0) -> None:

@@ -23,7 +23,6 @@ import asyncpg
 from agent_history.api.settings import ApiSettings
 from agent_history.devservices.processes import free_port
 from agent_history.projector.settings import ProjectorSettings
-from agent_history.server.bootstrap import build_replay
 from bench import environment, freshness, live, naive, references, report
 from bench.environment import Bench
 from bench.report import Row, per_second
@@ -31,7 +30,23 @@ from bench.workload import generate, publish
 
 ROOT = Path(__file__).resolve().parents[1]
 STEPS = ("read", "live", "copy", "replay", "naive", "freshness")
-ORDER = ("live", "vs copy", "vs naive", "replay", "freshness", "scale-out", "copy", "read", "naive")
+ORDER = (
+    "live",
+    "vs copy",
+    "live rss",
+    "vs naive",
+    "replay",
+    "replay vs copy",
+    "replay rss",
+    "freshness",
+    "scale-out",
+    "copy",
+    "copy bare",
+    "read",
+    "naive",
+)
+# The projector's resident set size while it drains or replays: at most this, and flat.
+RSS_GOAL = 200 * 2**20
 _CHECKSUM = """
 SELECT count(*), md5(string_agg(concat_ws('|', id, agent_id, user_id, status, execution_start,
     execution_end, execution_time_ms, input_data, output_data, error_message, input_rank,
@@ -47,7 +62,7 @@ async def measure_live(
     ends: dict[int, int],
     profile: Path | None,
     processes: int = 1,
-) -> tuple[Row, float]:
+) -> tuple[Row, float, live.Memory]:
     """The real projector, processes of its own, from their start until caught up."""
     drained = await live.drain(
         ["projector", "--log-level", "WARNING"], settings, ends, profile, processes=processes
@@ -75,7 +90,7 @@ async def measure_live(
         rate >= 50_000 if processes == 1 else None,
         how,
     )
-    return row, rate
+    return row, rate, drained.memory
 
 
 async def reset_projection(bench: Bench) -> None:
@@ -103,27 +118,38 @@ async def check_projection(bench: Bench, executions: int, statuses: Counter[str]
 
 async def measure_replay(
     bench: Bench, settings: ProjectorSettings, events: int, live_checksum: str
-) -> Row:
-    """Replay the backlog topic into a shadow table and swap it in; time it, compare tables."""
-    start = time.perf_counter()
-    async with build_replay(settings) as replay:
-        await replay()
-    seconds = time.perf_counter() - start
+) -> tuple[Row, float, live.Memory]:
+    """Replay the backlog topic into a shadow table and swap it in (`agent-history replay`, a
+    process of its own); time it, compare tables."""
+    ran = await live.run_to_end(["replay", "--metrics-port", "0"], settings)
+    seconds = ran.seconds
     conn = await asyncpg.connect(bench.dsn())
     try:
         same = (await conn.fetchrow(_CHECKSUM))["md5"] == live_checksum
     finally:
         await conn.close()
     scaled = seconds * 1_000_000 / events
-    return Row(
+    row = Row(
         f"replay of the backlog ({events:,} events)",
         f"{seconds:.1f} s",
         per_second(events, seconds),
         "<= 30 s for 1M events",
         scaled <= 30,
-        f"`agent-history replay`'s wiring (server/bootstrap.py) in this process, wall time; "
-        f"result {'equals' if same else 'DIFFERS FROM'} the live table (all columns but "
-        "timestamps)",
+        f"`agent-history replay` from process start until it exits, shadow swapped in; "
+        f"CPU {ran.cpu:.1f} s; result {'equals' if same else 'DIFFERS FROM'} the live table "
+        "(all columns but timestamps)",
+    )
+    return row, events / seconds, ran.memory
+
+
+def rss_row(what: str, memory: live.Memory) -> Row:
+    return Row(
+        f"{what} RSS",
+        f"{memory.peak / 2**20:.0f} MB",
+        "",
+        f"<= {RSS_GOAL // 2**20} MB, flat",
+        memory.peak <= RSS_GOAL,
+        f"VmRSS of the process every 50 ms: {memory.describe()}",
     )
 
 
@@ -156,6 +182,21 @@ async def measure_freshness(
         f"the {result.through} shows it; {result.samples} samples over {seconds:.0f} s, "
         f"polled every 2 ms; projector batch_timeout_ms={settings.batch_timeout_ms}",
     )
+
+
+async def measure_copy(bench: Bench, events: int, triggers: bool) -> tuple[Row, float]:
+    count, seconds = await references.copy_rows(bench.dsn(), triggers=triggers)
+    what = "with the read model's triggers (status counts, rollups)" if triggers else "bare"
+    row = Row(
+        f"reference: COPY of the final rows, {what}",
+        f"{count:,} rows in {seconds:.1f} s",
+        per_second(events, seconds),
+        how=f"{count / seconds:,.0f} rows/s; asyncpg copy_records_to_table of every stored "
+        "column into an empty twin table with the same indexes and foreign keys"
+        + (" and statement triggers filling twin count and rollup tables" if triggers else "")
+        + ", one commit; events/s = backlog events / COPY time",
+    )
+    return row, events / seconds
 
 
 def _token(settings: ApiSettings) -> str | None:
@@ -223,27 +264,23 @@ async def run(args: argparse.Namespace) -> None:
                     how="AIOKafkaConsumer.getmany from the beginning, records discarded",
                 )
             if "live" in steps:
-                rows["live"], rates["live"] = await measure_live(
+                rows["live"], rates["live"], memory = await measure_live(
                     bench, settings, events, ends, args.profile
                 )
+                rows["live rss"] = rss_row("live projector", memory)
                 checksum = await check_projection(bench, work.executions, work.statuses)
                 if "copy" in steps:
-                    count, seconds = await references.copy_rows(bench.dsn())
-                    rates["copy"] = events / seconds
-                    rows["copy"] = Row(
-                        "reference: COPY of the final rows (write limit)",
-                        f"{count:,} rows in {seconds:.1f} s",
-                        per_second(events, seconds),
-                        how=f"{count / seconds:,.0f} rows/s; asyncpg copy_records_to_table "
-                        "into an empty twin table with the same indexes and foreign keys, "
-                        "one commit; events/s = backlog events / COPY time",
-                    )
+                    for key, triggers in (("copy", True), ("copy bare", False)):
+                        rows[key], rates[key] = await measure_copy(bench, events, triggers)
                 if "replay" in steps:
-                    rows["replay"] = await measure_replay(bench, settings, events, checksum)
+                    rows["replay"], rates["replay"], memory = await measure_replay(
+                        bench, settings, events, checksum
+                    )
+                    rows["replay rss"] = rss_row("replay", memory)
                 if args.scale_out > 1:
                     await reset_projection(bench)
                     group = f"{settings.consumer_group}-scale-out"  # no Kafka offsets yet
-                    rows["scale-out"], _ = await measure_live(
+                    rows["scale-out"], *_ = await measure_live(
                         bench,
                         settings.model_copy(update={"consumer_group": group}),
                         events,
@@ -275,9 +312,17 @@ async def run(args: argparse.Namespace) -> None:
 
 def _ratios(rates: dict[str, float]) -> dict[str, Row]:
     rows = {}
-    if "live" in rates and "copy" in rates:
-        ratio = rates["live"] / rates["copy"]
-        rows["vs copy"] = Row("live vs COPY limit", f"{ratio:.2f} x", "", ">= 0.5 x", ratio >= 0.5)
+    for key, what, goal in (("live", "live", 0.6), ("replay", "replay", 0.8)):
+        if key in rates and "copy" in rates:
+            ratio, bare = rates[key] / rates["copy"], rates[key] / rates["copy bare"]
+            rows[f"{key} vs copy" if key != "live" else "vs copy"] = Row(
+                f"{what} vs COPY limit",
+                f"{ratio:.2f} x",
+                "",
+                f">= {goal} x",
+                ratio >= goal,
+                f"against the COPY with the read model's triggers; {bare:.2f} x the bare COPY",
+            )
     if "live" in rates and rates.get("naive"):
         ratio = rates["live"] / rates["naive"]
         rows["vs naive"] = Row("live vs naive", f"{ratio:.0f} x", "", ">= 30 x", ratio >= 30)

@@ -7,22 +7,28 @@ import time
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from agent_history.read_model.tables import (
+    agent_executions,
+    execution_counts_by_agent,
+    execution_counts_by_user,
+    execution_duration_sketches,
+    execution_rollups,
+)
+
 # Every stored column but the generated execution_time_ms (created_at/updated_at: defaults).
 _COLUMNS = [
-    "id",
-    "agent_id",
-    "user_id",
-    "status",
-    "execution_start",
-    "execution_end",
-    "input_data",
-    "output_data",
-    "error_message",
-    "input_rank",
-    "input_time",
-    "input_event_id",
-    "terminal_event_id",
+    c.name
+    for c in agent_executions.columns
+    if c.computed is None and c.name not in ("created_at", "updated_at")
 ]
+# The tables that agent_executions' triggers keep (status counts, rollups), twinned with it.
+_KEPT = (
+    execution_counts_by_agent,
+    execution_counts_by_user,
+    execution_rollups,
+    execution_duration_sketches,
+)
+_TWIN = "copy_limit"
 
 
 async def read_topic(
@@ -44,27 +50,47 @@ async def read_topic(
         await consumer.stop()
 
 
-async def copy_rows(dsn: str) -> tuple[int, float]:
+async def copy_rows(dsn: str, *, triggers: bool) -> tuple[int, float]:
     """COPY the projected rows into an empty twin of agent_executions: (rows, seconds).
 
-    The twin has the same columns, check constraint, five indexes and primary key
-    (LIKE ... INCLUDING ALL) plus the two foreign keys, and the COPY commits like the
-    projector does, so this is what PostgreSQL can write at best, row by final row.
+    The twin (in a schema of its own) has the same columns, check constraint, indexes and
+    primary key (LIKE ... INCLUDING ALL) plus the two foreign keys, and the COPY commits like
+    the projector does, so this is what PostgreSQL can write at best, row by final row. With
+    ``triggers`` it also has the live table's statement-level triggers, which fill twins of
+    the status counts and rollups as they fill the real ones: the read model as designed.
     """
     conn = await asyncpg.connect(dsn)
     try:
+        live = await conn.fetchval("SELECT current_schema()")
         rows = await conn.fetch(f"SELECT {', '.join(_COLUMNS)} FROM agent_executions")
+        await conn.execute(f"DROP SCHEMA IF EXISTS {_TWIN} CASCADE; CREATE SCHEMA {_TWIN}")
+        for table in (agent_executions, *_KEPT):
+            await conn.execute(
+                f"CREATE TABLE {_TWIN}.{table.name} (LIKE {live}.{table.name} INCLUDING ALL)"
+            )
         await conn.execute(
-            "DROP TABLE IF EXISTS copy_limit;"
-            "CREATE TABLE copy_limit (LIKE agent_executions INCLUDING ALL);"
-            "ALTER TABLE copy_limit ADD FOREIGN KEY (agent_id) REFERENCES agents (id),"
-            " ADD FOREIGN KEY (user_id) REFERENCES users (id)"
+            f"ALTER TABLE {_TWIN}.agent_executions"
+            f" ADD FOREIGN KEY (agent_id) REFERENCES {live}.agents (id),"
+            f" ADD FOREIGN KEY (user_id) REFERENCES {live}.users (id)"
         )
+        if triggers:  # as replay gives them to its shadow table (projector/replay.py)
+            definitions = await conn.fetch(
+                "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+                "WHERE tgrelid = $1::regclass AND NOT tgisinternal",
+                f"{live}.agent_executions",
+            )
+            on_live, on_twin = f" ON {live}.agent_executions ", f" ON {_TWIN}.agent_executions "
+            for (definition,) in definitions:
+                await conn.execute(definition.replace(on_live, on_twin))
+        # The trigger functions name their tables unqualified: the twins come first.
+        await conn.execute(f"SET search_path TO {_TWIN}, {live}")
         start = time.perf_counter()
         async with conn.transaction():
-            await conn.copy_records_to_table("copy_limit", records=rows, columns=_COLUMNS)
+            await conn.copy_records_to_table(
+                "agent_executions", schema_name=_TWIN, records=rows, columns=_COLUMNS
+            )
         seconds = time.perf_counter() - start
-        await conn.execute("DROP TABLE copy_limit")
+        await conn.execute(f"RESET search_path; DROP SCHEMA {_TWIN} CASCADE")
         return len(rows), seconds
     finally:
         await conn.close()

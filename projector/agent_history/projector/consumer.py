@@ -215,10 +215,13 @@ class Projector:
 
 
 def _first_offsets(records: Sequence[Record]) -> dict[int, int]:
-    first: dict[int, int] = {}
-    for r in records:
-        first[r.partition] = min(r.offset, first.get(r.partition, r.offset))
-    return first
+    """Each partition's first offset in the batch, partitions in the order they first appear.
+
+    That of its first record, as offsets ascend within a partition (plan_batch relies on that
+    too): walked backwards, each partition's first record is the last one written.
+    """
+    firsts = {r.partition: r.offset for r in reversed(records)}
+    return {p: firsts[p] for p in dict.fromkeys(r.partition for r in records)}
 
 
 def _batch_name(records: Sequence[Record]) -> str:

@@ -29,13 +29,15 @@ class AgeHistogram(Collector):
         """Observe ``now - t`` for each ``t`` of ``times`` (sorted in place)."""
         if not times:
             return
-        times.sort()
+        # By timestamp: one UTC offset per time, not two per comparison (the times carry a
+        # tzinfo object each). Floats keep microseconds apart for any date of the contract.
+        times.sort(key=datetime.timestamp)
         n = len(times)
         for i, bound in enumerate(self._bounds):
             # now - t <= bound exactly when t >= now - bound
             self._cumulative[i] += n - bisect_left(times, now - bound)
         self._count += n
-        self._sum += sum((now - t for t in times), timedelta()).total_seconds()
+        self._sum += sum(map(now.__sub__, times), timedelta()).total_seconds()
 
     def collect(self) -> Iterator[Metric]:
         buckets = [*zip(self._les, self._cumulative, strict=True), ("+Inf", self._count)]

@@ -10,7 +10,7 @@ from uuid import UUID
 from agent_history.contract.events import RunRequestData
 from agent_history.projector.core.decode import Poison, Record, decode
 from agent_history.projector.core.fold import Execution, fold
-from agent_history.projector.core.names import NO_NAME, Name, note_name
+from agent_history.projector.core.names import Name, Noted, names_of, note_exists, note_name
 
 # The most trace contexts a batch keeps (its span links to them; OpenTelemetry's SDK keeps 128
 # links per span by default).
@@ -41,7 +41,9 @@ def changes_of(
     whose other events name another user.
     """
     changes = Changes()
-    rows, agents, users, traces = changes.rows, changes.agents, changes.users, changes.traces
+    rows, traces = changes.rows, changes.traces
+    agents: Noted = {}
+    users: Noted = {}
     # A record identical to one already decoded (a redelivered duplicate) decodes to the same
     # result, and folding or naming the same event twice changes nothing: only its poison
     # verdict is repeated. Identical means value, key and headers: in binary mode the headers
@@ -73,13 +75,12 @@ def changes_of(
         if event.traceparent is not None and len(traces) < MAX_TRACES:
             traces[event.traceparent] = None
         if isinstance(data, RunRequestData):
-            note_name(agents, data.agent_id, data.agent_name, event)
-            note_name(users, data.user_id, data.user_name, event)
+            note_name(agents, data.agent_id, data.agent_name, event.time)
+            note_name(users, data.user_id, data.user_name, event.time)
         else:  # names no one: its agent and user need only exist
-            if data.agent_id not in agents:
-                agents[data.agent_id] = NO_NAME
-            if data.user_id not in users:
-                users[data.user_id] = NO_NAME
+            note_exists(agents, data.agent_id)
+            note_exists(users, data.user_id)
+    changes.agents, changes.users = names_of(agents), names_of(users)
     return changes
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Protocol
+from uuid import UUID
 
-from agent_history.contract.events import Event, InvalidEvent, decode_record, record_key
+from agent_history.contract.events import Event, InvalidEvent, decode_record
 
 
 class Record(Protocol):
@@ -48,21 +50,43 @@ def decode(record: Record, max_bytes: int) -> Event | Poison:
         return Poison(record, str(e))
     if (unstorable := _unstorable(event, value)) is not None:
         return Poison(record, unstorable)
-    if record.key is not None and record.key != record_key(event.data.execution_id):
+    if record.key is not None and not is_key_of(record.key, event.data.execution_id):
         return Poison(record, "record key does not match data.execution_id")
     return event
 
 
+def is_key_of(key: bytes, execution_id: UUID) -> bool:
+    """Whether ``key`` is ``record_key(execution_id)``, without building the UUID's string.
+
+    str(UUID) (a Python function) is its 32 hex digits with dashes put in: a key of 36
+    bytes with dashes at those places and those digits elsewhere is exactly that string.
+    """
+    return (
+        len(key) == 36
+        and key[8] == key[13] == key[18] == key[23] == 45  # 45: "-"
+        and key.replace(b"-", b"") == execution_id.hex.encode()
+    )
+
+
 # Byte patterns that may mean a value PostgreSQL cannot hold: a NUL escape, or a number that
-# is not finite (NaN, Infinity, an exponent of three digits or more that may overflow).
-# The exponent pattern, [0-9][eE][+]?[0-9]{3}, as a plain substring of the value with every
-# digit made "0", "E" made "e", "+" deleted and all else made "x": far cheaper than a regex.
-# Deleting "+" can join digits that were apart, so a few more values are flagged than the
-# pattern says: that only costs them the walk over their data.
-_EXPONENT_SHAPES = bytearray(b"x" * 256)
-_EXPONENT_SHAPES[ord("0") : ord("9") + 1] = b"0" * 10
-_EXPONENT_SHAPES[ord("e")] = _EXPONENT_SHAPES[ord("E")] = ord("e")
-_SUSPECT_EXPONENT = b"0e000"
+# is not finite: NaN, Infinity, or one past the largest float (~1.8e308). Such a number has
+# an exponent of three digits or more, or 200 digits or more before its exponent (with two
+# exponent digits it needs over 210 of them). In JSON a number ends before a comma, "}", "]"
+# or whitespace, so a long exponent reads [0-9][eE][+]?[0-9]{3,} and then one of those;
+# digits in strings (say, "1e2345-" in a UUID) are followed by other bytes.
+# First as plain substrings of a copy of the value with every digit made "0", "E" made "e",
+# "+" deleted, the bytes that end a number made ";" and all else made "x" (far cheaper than a
+# regex); only a copy that holds "0e000" is then searched for the exponent's end. Deleting
+# "+" can join digits that were apart, so a few more values are flagged than the patterns
+# say: that only costs them the walk over their data.
+_NUMBER_SHAPES = bytearray(b"x" * 256)
+_NUMBER_SHAPES[ord("0") : ord("9") + 1] = b"0" * 10
+_NUMBER_SHAPES[ord("e")] = _NUMBER_SHAPES[ord("E")] = ord("e")
+for _end in b",}] \t\n\r":
+    _NUMBER_SHAPES[_end] = ord(";")
+_EXPONENT = b"0e000"
+_ENDED_EXPONENT = re.compile(rb"0e000+(?:;|$)")  # or a bare number's, at the end
+_DIGITS = b"0" * 200
 
 
 def suspect(value: bytes) -> bool:
@@ -75,7 +99,10 @@ def suspect(value: bytes) -> bool:
         or (73 in value and b"Infinity" in value)  # 73: "I"
     ):
         return True
-    return _SUSPECT_EXPONENT in value.translate(_EXPONENT_SHAPES, b"+")
+    shapes = value.translate(_NUMBER_SHAPES, b"+")
+    if _EXPONENT in shapes and _ENDED_EXPONENT.search(shapes) is not None:
+        return True
+    return len(shapes) >= 200 and _DIGITS in shapes
 
 
 def _unstorable(event: Event, value: bytes) -> str | None:

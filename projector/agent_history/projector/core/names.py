@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 from uuid import UUID
-
-from agent_history.contract.events import Event
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,21 +26,36 @@ class Name:
 
 NO_NAME = Name(None, None)
 
+# A batch's names as it folds them: keyed by UUID.int (UUID's own __hash__ and __eq__ are
+# Python functions, called twice per event) to (id, name, time), a tuple instead of a Name
+# per named event; made Names once per agent or user at the end of the batch (names_of).
+Noted: TypeAlias = dict[int, tuple[UUID, str | None, datetime | None]]
 
-def note_name(names: dict[UUID, Name], key: UUID, name: str | None, event: Event) -> None:
-    """Keep in ``names`` the newer of the name known for ``key`` and the one ``event`` carries."""
-    known = names.get(key)
+
+def note_name(names: Noted, key: UUID, name: str | None, time: datetime) -> None:
+    """Keep in ``names`` the newer of the name known for ``key`` and ``name`` as of ``time``."""
+    k = key.int
+    known = names.get(k)
     if name is None:
         if known is None:
-            names[key] = NO_NAME
+            names[k] = (key, None, None)
         return
     if (  # Name.newer, without building a Name for every event
-        known is None
-        or known.name is None
-        or known.time is None
-        or (event.time, name) > (known.time, known.name)
+        known is None or known[1] is None or known[2] is None or (time, name) > (known[2], known[1])
     ):
-        names[key] = Name(name, event.time)
+        names[k] = (key, name, time)
+
+
+def note_exists(names: Noted, key: UUID) -> None:
+    """``key`` must exist, whatever its name: an event that names no one refers to it."""
+    if key.int not in names:
+        names[key.int] = (key, None, None)
+
+
+def names_of(names: Noted) -> dict[UUID, Name]:
+    return {
+        key: NO_NAME if name is None else Name(name, time) for key, name, time in names.values()
+    }
 
 
 class StoredNames:

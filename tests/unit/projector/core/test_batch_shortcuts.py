@@ -4,12 +4,14 @@ at least as new."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
+from pydantic import JsonValue, TypeAdapter
 
 from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.decode import suspect
@@ -92,10 +94,20 @@ def test_stored_names_only_move_forward_and_stay_bounded() -> None:
     )
 
 
-_SCAN = re.compile(rb"\\u0000|NaN|Infinity|[0-9][eE][+]?[0-9]{3}")
+_SCAN = re.compile(
+    rb"\\u0000|NaN|Infinity|[0-9][eE][+]?[0-9]{3,}([,}\] \t\n\r]|$)"
+    rb"|[0-9]{200}"
+)
+_DIGIT_RUNS = st.lists(st.integers(190, 210), max_size=3).map(
+    lambda runs: b".".join(b"7" * n for n in runs)
+)
 
 
-@given(st.binary(max_size=40) | st.text("0123456789eE+-x\\u0NaInfity", max_size=40).map(str.encode))
+@given(
+    st.binary(max_size=40)
+    | st.text("0123456789eE+-x\\u0NaInfity,}] ", max_size=40).map(str.encode)
+    | _DIGIT_RUNS
+)
 def test_the_byte_scan_flags_what_its_regular_expression_matches_and_little_more(
     value: bytes,
 ) -> None:
@@ -103,3 +115,30 @@ def test_the_byte_scan_flags_what_its_regular_expression_matches_and_little_more
         assert suspect(value)
     if suspect(value):  # deleting "+" joins digits: "1e+2+34" is flagged as "1e234" would be
         assert _SCAN.search(value.replace(b"+", b"")) is not None
+
+
+@st.composite
+def _numbers(draw: st.DrawFn) -> bytes:
+    """JSON numbers of up to 320 integer digits, a fraction and an exponent of up to 5 digits."""
+    digits = st.text("0123456789", min_size=1, max_size=draw(st.sampled_from([3, 30, 320])))
+    whole = draw(digits).lstrip("0") or "0"
+    fraction = draw(st.none() | digits)
+    exponent = draw(st.none() | st.tuples(st.sampled_from(["e", "E+", "e-"]), digits))
+    number = whole + ("" if fraction is None else "." + fraction)
+    if exponent is not None:
+        number += exponent[0] + exponent[1][:5]
+    return number.encode()
+
+
+@given(_numbers(), st.sampled_from([b"}", b', "m": 1}', b" }", b"]}", b"\n}"]))
+@example(b"2" + b"0" * 308 + b".5", b"}")  # past the largest float without an exponent
+@example(b"2" + b"0" * 250 + b"e60", b"}")  # ... or with a two-digit one
+def test_the_byte_scan_flags_every_number_past_the_largest_float(
+    number: bytes, after: bytes
+) -> None:
+    value = (b'{"n": [' if after.startswith(b"]") else b'{"n": ') + number + after
+    parsed = TypeAdapter(JsonValue).validate_json(value)
+    assert isinstance(parsed, dict)
+    n = parsed["n"][0] if isinstance(parsed["n"], list) else parsed["n"]
+    if isinstance(n, float) and not math.isfinite(n):
+        assert suspect(value), value

@@ -48,6 +48,16 @@ def _binary_without_id() -> FakeRecord:
             id="not-finite",
         ),
         pytest.param(
+            # 309 digits and no exponent: past the largest float (pydantic reads inf).
+            FakeRecord(
+                raw(wire("ExecutionStarted", input_data={"t": 0})).replace(
+                    b'"t": 0', b'"t": 2' + b"0" * 308 + b".5"
+                )
+            ),
+            "unstorable",
+            id="long-number",
+        ),
+        pytest.param(
             FakeRecord(raw(wire("ExecutionStarted") | {"time": "0001-01-01T00:00:00+01:00"})),
             "unstorable",
             id="time-out-of-range",
