@@ -28,6 +28,12 @@ def _number(sql: str) -> str:
     return f"coalesce(({sql})::text, 'null')"
 
 
+def _name(table: str, key: str) -> str:
+    """The agent's or user's name: a lookup by primary key per row of the page, whatever plan
+    PostgreSQL makes for the page (a join could be planned as a hash over every name)."""
+    return f"(SELECT {table}.name FROM {table} WHERE {table}.id = {_E}.{key})"
+
+
 def _uuid(sql: str) -> str:
     return f"coalesce('\"' || ({sql})::text || '\"', 'null')"
 
@@ -54,8 +60,8 @@ def _usage() -> str:
 
 
 def execution_json(payloads: Sequence[str]) -> ColumnElement[Any]:
-    """The JSON text of an agent_executions row joined with agents and users (named so), with
-    these payloads, in this order."""
+    """The JSON text of a row of agent_executions (or of a subquery so named, with its columns),
+    with these payloads, in this order."""
     fields = [
         ("id", _uuid(f"{_E}.id")),
         ("agent_id", _uuid(f"{_E}.agent_id")),
@@ -71,12 +77,12 @@ def execution_json(payloads: Sequence[str]) -> ColumnElement[Any]:
         (
             "agent",
             f"'{{\"id\":' || {_uuid(f'{_E}.agent_id')} || ',\"name\":' || "
-            f"{_text('agents.name')} || '}}'",
+            f"{_text(_name('agents', 'agent_id'))} || '}}'",
         ),
         (
             "user",
             f"'{{\"id\":' || {_uuid(f'{_E}.user_id')} || ',\"name\":' || "
-            f"{_text('users.name')} || '}}'",
+            f"{_text(_name('users', 'user_id'))} || '}}'",
         ),
         ("model", _text(f"{_E}.model")),
         ("tags", f"coalesce(array_to_json({_E}.tags)::text, '[]')"),

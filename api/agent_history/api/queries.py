@@ -175,9 +175,10 @@ async def fetch(
     raise AssertionError("unreachable")
 
 
-def _select_written(include: Collection[str], *where: ColumnElement[bool]) -> Select[Any]:
-    body = execution_json([name for name in PAYLOADS if name in include]).label("body")
-    return select(body, _e.c.execution_start, _e.c.id).select_from(_WITH_NAMES).where(*where)
+def _select_stored(include: Collection[str], *where: ColumnElement[bool]) -> Select[Any]:
+    """The stored columns that a written row needs, as they are (api.json_rows writes them)."""
+    names = (*COLUMN_NAMES, *(name for name in PAYLOADS if name in include))
+    return select(*(_e.c[name] for name in names)).where(*where)
 
 
 @dataclass(frozen=True)
@@ -315,8 +316,17 @@ def _written_page_statement(
     after: bool,
     count: _CountShape | None,
 ) -> Prepared:
-    """``_page_statement`` with each row as its JSON text and its cursor key, for asyncpg."""
-    return prepare(_page_statement(names, order, include, after, count, written=True))
+    """``_page_statement``'s page with each row as its JSON text and its cursor key, for
+    asyncpg. The JSON is written around the page, after its LIMIT: in the scan, PostgreSQL
+    would write it for every row an offset skips too (4 s instead of 1.3 s at 500,000)."""
+    page = _page_statement(names, order, include, after, count, stored=True).subquery(_e.name)
+    body = execution_json([name for name in PAYLOADS if name in include]).label("body")
+    key = (page.c.execution_start, page.c.id)
+    total = [page.c.total] if count is not None else []
+    statement = select(body, *key, *total).order_by(
+        *(c.desc() if order == "desc" else c.asc() for c in key)
+    )
+    return prepare(statement)
 
 
 @functools.cache
@@ -326,10 +336,10 @@ def _page_statement(
     include: frozenset[str],
     after: bool,
     count: _CountShape | None,
-    written: bool = False,
+    stored: bool = False,
 ) -> Select[Any]:
-    """The statement of a page of a filter whose ``bound()`` has these names; ``written``, its
-    rows are each execution's JSON text and cursor key (``_select_written``)."""
+    """The statement of a page of a filter whose ``bound()`` has these names; ``stored``, with
+    the stored columns only (``_select_stored``), for ``_written_page_statement``."""
     where = conditions(names)
     key = (_e.c.execution_start, _e.c.id)
     if after:
@@ -339,7 +349,7 @@ def _page_statement(
             bindparam("after_id", type_=_e.c.id.type),
         )
         where.append(row < mark if order == "desc" else row > mark)
-    select_rows = _select_written if written else _select_executions
+    select_rows = _select_stored if stored else _select_executions
     selected = select_rows(include, *where)
     statement = (
         selected.order_by(*(c.desc() if order == "desc" else c.asc() for c in key))
