@@ -237,7 +237,7 @@ _runs = st.fixed_dictionaries(
         "input_tokens": st.none() | st.integers(0, 2**62),
         "output_tokens": st.none() | st.integers(0, 2**62),
         "cost": st.none() | st.decimals(min_value=0, max_value=10**12, places=8),
-        "cost_currency": st.none() | st.sampled_from(["USD", "EUR"]),
+        "cost_currency": st.none() | st.sampled_from(["USD", "EUR", ""]),
         "input_data": st.none() | st.dictionaries(_text, _json, max_size=3),
         "output_data": _json,
     }

@@ -46,11 +46,13 @@ def _time(sql: str) -> str:
 
 
 def _usage() -> str:
-    """null when the run reported no usage; the cost's currency is USD when none was stored."""
+    """null when the run reported no usage; the cost's currency is USD when none (or an empty
+    one) was stored, as render._usage has it."""
     cost, inputs, outputs = (f"{_E}.{c}" for c in ("cost", "input_tokens", "output_tokens"))
+    currency = f"coalesce(nullif({_E}.cost_currency, ''), 'USD')"
     amount = (
         f"CASE WHEN {cost} IS NULL THEN 'null' ELSE '{{\"amount\":\"' || ({cost})::text || "
-        f"'\",\"currency\":' || to_json(coalesce({_E}.cost_currency, 'USD'))::text || '}}' END"
+        f"'\",\"currency\":' || to_json({currency})::text || '}}' END"
     )
     return (
         f"CASE WHEN {cost} IS NULL AND {inputs} IS NULL AND {outputs} IS NULL THEN 'null' "
