@@ -214,6 +214,9 @@ _DEAD = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,  # pg_terminate_backend, a server shutdown
+    # The server's farewell to a terminated session can arrive as the next statement starts:
+    # asyncpg then finds its protocol busy ("cannot switch to state 12").
+    asyncpg.exceptions.InternalClientError,
 )
 
 
@@ -230,7 +233,9 @@ async def fetch_prepared(
             try:
                 records: list[asyncpg.Record] = await raw.fetch(statement.sql, *arguments)
                 return records
-            except _DEAD:
+            except Exception as error:
+                if not (isinstance(error, _DEAD) or raw.is_closed()):
+                    raise  # the statement's own error (PostgreSQL refused it, say)
                 await conn.invalidate()
                 if attempt == 2:
                     raise
