@@ -142,7 +142,9 @@ async def run(args: argparse.Namespace) -> None:
     measured = time.monotonic()
     try:
         settings = ApiSettings(
-            database_url=url, jwt_secret=SecretStr(secrets.token_urlsafe(48)), port=free_port()
+            database_url=url,
+            jwt_secret=SecretStr(secrets.token_urlsafe(48)),
+            port=args.api_port or free_port(),
         )
         token = mint_token(settings, uuid4(), all_scope=True, ttl=timedelta(hours=2))
         base = f"http://127.0.0.1:{settings.port}"
@@ -166,6 +168,10 @@ async def run(args: argparse.Namespace) -> None:
                 print("waiting for a quiet machine ...", file=sys.stderr)
                 background = await quiet(args.settle)
                 lines = [line for s in plan for line in await runner.measure(s, works[s.name])]
+                first = next(x for x in lines if x.scenario.kind == "first" and x.connections > 1)
+                offered = first.api.result.rate / 2
+                print(f"first page, open loop at {offered:,.0f} req/s", file=sys.stderr)
+                paced = await runner.paced(plan[0].target, offered, args.seconds)
                 missed = [s for s in plan if any(x.scenario == s and x.missed for x in lines)]
                 profiles = await runner.profiles(missed)
             finally:
@@ -189,6 +195,8 @@ async def run(args: argparse.Namespace) -> None:
             seconds=time.monotonic() - measured,
             cell_seconds=(args.seconds, args.max_seconds),
             code=_code_version(),
+            paced=paced,
+            rss=runner.rss,
         )
         api_report.show(report)
         path = ROOT / "docs" / "benchmarks-api.md"
@@ -213,6 +221,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=int, default=30, help="for slow ones at 32")
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="API processes (--workers)"
+    )
+    parser.add_argument(
+        "--api-port", type=int, default=0, help="the API's port (default: a free one)"
     )
     parser.add_argument("--load-generator", choices=("wrk", "python"), default="wrk")
     parser.add_argument("--no-profile", action="store_true", help="no py-spy profile")

@@ -17,12 +17,14 @@ import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 
 from bench import api_load, api_profile, live
-from bench.api_load import Result, Statements
+from bench.api_load import Paced, Result, Statements
 from bench.api_profile import Profile
 from bench.api_report import Cell, Line, Scenario
 
@@ -48,6 +50,35 @@ async def wait_for_database(dsn: str, within: float = 120.0) -> None:
             await asyncio.sleep(1)
 
 
+def worker_rss(pid: int) -> dict[int, int]:
+    """VmRSS in kB of each process below ``pid`` (the API's workers), or of ``pid`` itself
+    when it has none (a single process serves)."""
+    parents: dict[int, int] = {}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(path.parent.name)] = int(path.read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:  # gone meanwhile
+            continue
+    below: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - below
+        below |= frontier
+    rss: dict[int, int] = {}
+    for p in below or {pid}:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            # multiprocessing's resource tracker is no worker
+            if b"resource_tracker" in Path(f"/proc/{p}/cmdline").read_bytes():
+                continue
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss[p] = int(line.split()[1])
+    return rss
+
+
 class Runner:
     """Runs the cells of the table: each load generator in a process of its own."""
 
@@ -56,6 +87,30 @@ class Runner:
         self.wrk = None if args.load_generator == "python" else api_load.find_wrk()
         spawn = multiprocessing.get_context("spawn")
         self.pool = ProcessPoolExecutor(1, mp_context=spawn)
+        # The most resident memory each API process had while under load (kB, by pid).
+        self.rss: dict[int, int] = {}
+
+    async def sampled(self, load: Awaitable[Any]) -> Any:
+        """``load``'s result; every API process's resident memory sampled meanwhile."""
+        task = asyncio.ensure_future(load)
+        while not task.done():
+            for p, kb in (await asyncio.to_thread(worker_rss, self.pid)).items():
+                self.rss[p] = max(kb, self.rss.get(p, 0))
+            await asyncio.wait([task], timeout=0.25)
+        return task.result()
+
+    async def sampled_http(self, target: str, connections: int, seconds: int) -> Result:
+        result: Result = await self.sampled(self.http(target, connections, seconds))
+        return result
+
+    async def paced(self, target: str, rate: float, seconds: int) -> Paced:
+        """``target`` at ``rate`` requests a second, open loop, from a process of its own."""
+        host, port = self.base.removeprefix("http://").split(":")
+        load = asyncio.get_running_loop().run_in_executor(
+            self.pool, api_load.paced_load, host, int(port), target, self.token, rate, seconds
+        )
+        paced: Paced = await self.sampled(load)
+        return paced
 
     @property
     def generator(self) -> str:
@@ -120,7 +175,10 @@ class Runner:
                 f"{scenario.name}, {connections} conn: API {api_secs} s, DB {db_secs} s",
                 file=sys.stderr,
             )
-            api = await self.cell(partial(self.http, scenario.target, connections, api_secs))
+            http = partial(self.http, scenario.target, connections, api_secs)
+            if connections == CONNECTIONS[-1]:
+                http = partial(self.sampled_http, scenario.target, connections, api_secs)
+            api = await self.cell(http)
             db = await self.cell(partial(self.db, work, connections, db_secs))
             lines.append(Line(scenario, connections, api, db))
         return lines

@@ -1,4 +1,5 @@
-"""Load generators for the API benchmark, each in a process of its own, all closed-loop.
+"""Load generators for the API benchmark, each in a process of its own: closed loops, and
+one open loop at a constant rate (``paced_load``).
 
 HTTP: wrk (Debian's package, installed when missing and running as root) on one thread, so
 on one core; without it, an asyncio HTTP/1.1 client on uvloop in a worker process. The
@@ -95,6 +96,19 @@ async def wrk(binary: str, url: str, token: str, connections: int, seconds: int)
     return Result(requests, micros / 1e6, p50 / 1000, p99 / 1000, errors, cpu)
 
 
+async def _answer(reader: asyncio.StreamReader) -> bytes:
+    """The head of the next HTTP/1.1 answer on ``reader``, its body read past (StopIteration
+    without a Content-Length)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await reader.readexactly(length)
+    return head
+
+
 def http_load(
     host: str, port: int, target: str, token: str, connections: int, seconds: float
 ) -> Result:
@@ -112,13 +126,7 @@ def http_load(
                 assert reader is not None
                 began = time.perf_counter()
                 writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                await reader.readexactly(length)
+                head = await _answer(reader)
                 record(time.perf_counter() - began, head[9:12] == b"200")
             except (OSError, asyncio.IncompleteReadError, StopIteration):
                 record(None, False)
@@ -130,6 +138,108 @@ def http_load(
             writer.close()
 
     return uvloop.run(_drive(loop, connections, seconds))
+
+
+@dataclass(frozen=True)
+class Paced:
+    """An open-loop measurement: requests sent on a fixed schedule, whatever the answers do."""
+
+    offered: float  # requests per second asked for
+    seconds: float
+    sent: int
+    answered: int
+    p50_ms: float  # from each request's intended send time to its whole answer
+    p99_ms: float
+    max_ms: float
+    errors: int
+    late_p99_ms: float  # how late the generator itself sent (already inside the latencies)
+    client_cpu: float  # CPU seconds the generator used
+    connections: int  # keep-alive connections it needed
+
+
+def paced_load(host: str, port: int, target: str, token: str, rate: float, seconds: float) -> Paced:
+    """In a worker process: GET ``target`` ``rate`` times a second for ``seconds``, open loop.
+
+    Request i is due at start + i / rate and is sent then on an idle keep-alive connection (a
+    new one if every one is busy), never held back by a slow answer; its latency runs from when
+    it was due, not from when it went out, so a stall of the server (or of this generator)
+    counts in full for every request that waited behind it (no coordinated omission).
+    """
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+    async def run() -> Paced:
+        Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+        idle: list[Connection] = []
+        opened = 0
+        latencies: list[float] = []
+        late: list[float] = []
+        errors = 0  # answers other than 200
+
+        async def connect() -> Connection:
+            nonlocal opened
+            opened += 1
+            return await asyncio.open_connection(host, port, limit=1 << 24)
+
+        # Enough connections for the usual overlap, opened before the clock starts.
+        idle.extend([await connect() for _ in range(16)])
+
+        async def one(due: float) -> None:
+            nonlocal errors
+            conn, reused = (idle.pop(), True) if idle else (await connect(), False)
+            late.append(time.perf_counter() - due)
+            while True:
+                reader, writer = conn
+                try:
+                    writer.write(request)
+                    head = await _answer(reader)
+                    break
+                except (OSError, asyncio.IncompleteReadError, StopIteration):
+                    writer.close()
+                    if not reused:
+                        return  # unanswered: counted as an error below
+                    # The server closed a keep-alive connection that sat idle (uvicorn after
+                    # 5 s): sent again on a new one, as HTTP clients do with a GET, the time
+                    # still running from when the request was due.
+                    conn, reused = await connect(), False
+            latencies.append(time.perf_counter() - due)
+            errors += head[9:12] != b"200"
+            idle.append(conn)
+
+        cpu = time.process_time()
+        count = int(rate * seconds)
+        pending: set[asyncio.Task[None]] = set()
+        start = time.perf_counter() + 0.05
+        for i in range(count):
+            due = start + i / rate
+            if (wait := due - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
+            task = asyncio.create_task(one(due))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        if pending:
+            await asyncio.wait(pending, timeout=120)
+        used = time.process_time() - cpu
+        for _, writer in idle:
+            writer.close()
+        latencies.sort()
+        late.sort()
+        return Paced(
+            offered=rate,
+            seconds=seconds,
+            sent=count,
+            answered=len(latencies),
+            p50_ms=percentile(latencies, 50) * 1000,
+            p99_ms=percentile(latencies, 99) * 1000,
+            max_ms=(latencies[-1] if latencies else 0.0) * 1000,
+            errors=errors + count - len(latencies),
+            late_p99_ms=percentile(late, 99) * 1000,
+            client_cpu=used,
+            connections=opened,
+        )
+
+    return uvloop.run(run())
 
 
 def db_load(dsn: str, work: Statements, connections: int, seconds: float) -> Result:

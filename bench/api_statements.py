@@ -2,7 +2,9 @@
 
 The app runs in this process (ASGI, no sockets) with listeners on its engine that record each
 transaction's options and each statement with its parameters, exactly as asyncpg receives
-them; the benchmark replays those straight through asyncpg for the database's own limit.
+them: SQLAlchemy's events for what runs through SQLAlchemy, and asyncpg's query logger on each
+of the pool's connections for what the lists send to asyncpg themselves (api.queries.prepare).
+The benchmark replays those straight through asyncpg for the database's own limit.
 EXPLAIN (ANALYZE, BUFFERS) of a captured statement shows what a page reads, and timing it
 over repeated executions shows when a generic plan replaces the custom ones.
 """
@@ -46,6 +48,15 @@ async def capture(
         def executed(*args: Any) -> None:
             statement, parameters = args[2], args[3]
             statements.append((statement, tuple(parameters or ())))
+
+        def logged(query: asyncpg.connection.LoggedQuery) -> None:
+            statements.append((query.query, tuple(query.args)))
+
+        @event.listens_for(engine, "connect")
+        def connected(connection: Any, _: Any) -> None:
+            # Statements SQLAlchemy prepares itself do not reach asyncpg's query loggers, so
+            # nothing is recorded twice.
+            connection.driver_connection.add_query_logger(logged)
 
         transport = httpx.ASGITransport(app=app)
         headers = {"Authorization": f"Bearer {token}"}

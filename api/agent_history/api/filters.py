@@ -34,7 +34,9 @@ _CONDITIONS: dict[str, ColumnElement[bool]] = {
     "agent_id": _e.c.agent_id == bindparam("agent_id"),
     "user_id": _e.c.user_id == bindparam("user_id"),
     "owner_id": _e.c.user_id == bindparam("owner_id"),
-    "statuses": _e.c.status.in_(bindparam("statuses", expanding=True)),
+    # = ANY(array), not IN (expanding): one statement text whatever the number of statuses, so
+    # it compiles once for asyncpg (api.queries.prepare). PostgreSQL plans both alike.
+    "statuses": _e.c.status == any_(bindparam("statuses", type_=ARRAY(Text))),
     "started_after": _e.c.execution_start >= bindparam("started_after"),
     "started_before": _e.c.execution_start < bindparam("started_before"),
     "tags": _e.c.tags.contains(bindparam("tags", type_=ARRAY(Text))),

@@ -74,13 +74,13 @@ async def list_page(
         after=after,
         include=params.included,
     )
-    page = await queries.list_executions(engine, where, request)
+    page = await queries.list_executions(engine, where, request, written=True)
     next_cursor = None
     if page.more:
         last = page.rows[-1]
         next_cursor = cursors.encode(Position(last["execution_start"], last["id"]), query)
     return render.page(
-        page.rows,
+        [row["body"] for row in page.rows],
         total=page.total,
         limit=params.limit,
         offset=params.offset,

@@ -127,7 +127,8 @@ def test_a_page_is_the_models_page(
     cursor: str | None,
 ) -> None:
     include, rows = page
-    body = bytes(render.page(rows, total=total, limit=50, offset=3, next_cursor=cursor).body)
+    executions = [render.item(row, include).decode() for row in rows]
+    body = bytes(render.page(executions, total=total, limit=50, offset=3, next_cursor=cursor).body)
     model = ExecutionPage(
         executions=[ExecutionSummary.model_validate(_modelled(row)) for row in rows],
         total=total,
