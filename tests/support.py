@@ -112,13 +112,19 @@ FROM execution_rollups WHERE ({where}) AND n <> 0
 """
 _SKETCHED = """
 SELECT agent_id, p.period, date_trunc(p.period, execution_start, 'UTC'), COALESCE(model, ''),
-    status, execution_duration_bucket(execution_time_ms), count(*)
+    execution_duration_bucket(execution_time_ms), count(*)
 FROM agent_executions CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS p(period)
-WHERE ({where}) AND execution_time_ms IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6
+WHERE ({where}) AND execution_time_ms IS NOT NULL GROUP BY 1, 2, 3, 4, 5
 """
 _KEPT_SKETCH = """
-SELECT agent_id, period, bucket_start, model, status, bucket, n
-FROM execution_duration_sketches WHERE ({where}) AND n <> 0
+SELECT agent_id, period, bucket_start, model, lo + o - 1, n
+FROM execution_duration_sketches, unnest(counts) WITH ORDINALITY AS u(n, o)
+WHERE ({where}) AND n <> 0
+"""
+# Sketch arrays are trimmed: a zero at either end is a bucket kept for nothing.
+_UNTRIMMED = """
+SELECT agent_id, period, bucket_start, model, lo, counts FROM execution_duration_sketches
+WHERE ({where}) AND (counts[1] = 0 OR counts[cardinality(counts)] = 0)
 """
 
 
@@ -137,3 +143,5 @@ async def assert_rollups_match_rows(
             assert have == want, (
                 f"rollups drifted: kept-only {have - want}, rows-only {want - have}"
             )
+        untrimmed = (await conn.execute(text(_UNTRIMMED.format(where=where)), values)).all()
+        assert not untrimmed, f"sketches with zeros at an end: {untrimmed}"

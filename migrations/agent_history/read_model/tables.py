@@ -209,7 +209,6 @@ def _rollup_key() -> list[Column[object]]:
         Column("period", Text, nullable=False),  # 'hour', 'day' or 'month', in UTC
         Column("bucket_start", DateTime(timezone=True), nullable=False),
         Column("model", Text, nullable=False),  # '' for runs without a model
-        Column("status", Text, nullable=False),
     ]
 
 
@@ -220,6 +219,7 @@ execution_rollups = Table(
     "execution_rollups",
     metadata,
     *_rollup_key(),
+    Column("status", Text, nullable=False),
     Column("cost_currency", Text, nullable=False),
     Column("n", BigInteger, nullable=False),
     Column("timed", BigInteger, nullable=False),  # runs with a known execution_time_ms
@@ -231,15 +231,17 @@ execution_rollups = Table(
     PrimaryKeyConstraint("agent_id", "period", "bucket_start", "model", "status", "cost_currency"),
 )
 
-# The durations of the same runs as a log-bucket histogram: bucket i >= 0 counts durations in
-# (GAMMA^(i-1), GAMMA^i] ms, bucket -1 those of 0 ms (execution_duration_bucket() in SQL).
+# The durations of the same runs, all statuses together, as a log-bucket histogram (migration
+# 0010): bucket i >= 0 counts durations in (GAMMA^(i-1), GAMMA^i] ms, bucket -1 those of 0 ms
+# (execution_duration_bucket() in SQL). Dense: counts[k] (1-based) is bucket lo + k - 1, the
+# first and last counts are not zero, and a row whose runs are all gone holds '{}'.
 execution_duration_sketches = Table(
     "execution_duration_sketches",
     metadata,
     *_rollup_key(),
-    Column("bucket", SmallInteger, nullable=False),
-    Column("n", BigInteger, nullable=False),
-    PrimaryKeyConstraint("agent_id", "period", "bucket_start", "model", "status", "bucket"),
+    Column("lo", SmallInteger, nullable=False),
+    Column("counts", ARRAY(BigInteger), nullable=False),
+    PrimaryKeyConstraint("agent_id", "period", "bucket_start", "model"),
 )
 
 # The sketch's relative error and bucket growth factor.

@@ -1,0 +1,156 @@
+"""duration sketches as arrays: one row per (agent, period, bucket_start, model)
+
+Migration 0006 kept a row per log bucket and per status, so a stats request read and grouped
+thousands of sketch rows (25,869 for a 30-day daily series of the benchmark's big agent). Now
+a row holds its histogram as a dense array: ``counts[i]`` runs in log bucket ``lo + i - 1``
+(the buckets are 0006's: ``execution_duration_bucket``), trimmed so that its first and last
+counts are not zero; a row whose runs are all gone holds ``'{}'``. The same request reads ~90
+rows and the API merges and ranks them itself (docs/benchmarks-stats.md).
+
+``status`` left the key: a stats request over every status (the requests that matter) reads a
+third of the rows; ``group_by=status`` reads the runs' rows instead (exact percentiles).
+
+The trigger adds each statement's changes to a row with ``add_duration_counts`` (plpgsql: it
+expands both arrays once; the same merge in plain SQL re-read the stored array at every
+reference and was 4x slower). The trigger runs with replay's search path (the shadow schema
+only), so it names that function with the schema this migration runs in. The existing
+sketches are converted from 0006's rows; the downgrade refills 0006's from the runs' rows.
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-11
+"""
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0010"
+down_revision: str | None = "0009"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _rollups() -> ModuleType:
+    """Migration 0006: the rollups' trigger template, which this one reuses."""
+    path = Path(__file__).with_name("0006_rollups.py")
+    spec = importlib.util.spec_from_file_location("agent_history_migration_0006", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_MERGE_FUNCTION = """
+CREATE FUNCTION add_duration_counts(a_lo smallint, a bigint[], b_lo smallint, b bigint[],
+    OUT lo smallint, OUT counts bigint[])
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    first bigint;
+    last bigint;
+BEGIN
+    -- Both dense arrays padded to start at the lower bucket, then added pairwise (unnest pads
+    -- the shorter one with NULLs at its end).
+    lo := LEAST(a_lo, b_lo);
+    counts := ARRAY(
+        SELECT COALESCE(x, 0) + COALESCE(y, 0)
+        FROM unnest(array_fill(0::bigint, ARRAY[a_lo - lo]) || a,
+                    array_fill(0::bigint, ARRAY[b_lo - lo]) || b) AS u(x, y));
+    -- Removals (prune, erase, a run that changed) can leave zeros at the ends: trimmed, so a
+    -- row whose runs are all gone holds nothing.
+    IF counts[1] = 0 OR counts[cardinality(counts)] = 0 THEN
+        SELECT min(o), max(o) INTO first, last
+        FROM unnest(counts) WITH ORDINALITY AS v(x, o) WHERE x <> 0;
+        lo := lo + COALESCE(first, 1) - 1;
+        counts := COALESCE(counts[first:last], '{}');
+    END IF;
+END
+$$
+"""
+
+# Sparse (…, bucket, n) rows, grouped by the sketch key, as (lo, dense counts).
+_DENSE = """min(bucket), ARRAY(
+        SELECT COALESCE(d.n, 0) FROM generate_series(min(bucket)::int, max(bucket)) AS i
+        LEFT JOIN unnest(array_agg(bucket), array_agg(n)) AS d(bucket, n) ON d.bucket = i
+        ORDER BY i)"""
+
+
+def _add(schema: str) -> str:
+    """0006's template with this revision's sketch: per hour, bucket sums; then per period."""
+    rollups = _rollups()
+    durations = f"""
+    , hourly_durations AS (
+        SELECT agent_id, date_trunc('hour', execution_start, 'UTC') AS hour, model,
+            {rollups.BUCKET.format(ms="ms")} AS bucket, sum(d) AS n
+        FROM changes WHERE ms IS NOT NULL GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0)
+"""
+    sketch = f"""
+    , durations AS (
+        SELECT agent_id, period, date_trunc(period, hour, 'UTC') AS bucket_start, model, bucket,
+            sum(n) AS n
+        FROM hourly_durations CROSS JOIN periods GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0)
+    INSERT INTO execution_duration_sketches AS s (agent_id, period, bucket_start, model, lo, counts)
+    SELECT agent_id, period, bucket_start, model, {_DENSE}
+    FROM durations GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    ON CONFLICT (agent_id, period, bucket_start, model) DO UPDATE SET (lo, counts) = (
+        SELECT m.lo, m.counts
+        FROM {schema}.add_duration_counts(s.lo, s.counts, EXCLUDED.lo, EXCLUDED.counts) AS m);
+"""
+    return str(rollups.HOURLY) + durations + str(rollups.SUMS) + sketch
+
+
+def upgrade() -> None:
+    # No writes between the conversion and the new trigger.
+    op.execute("LOCK TABLE agent_executions IN SHARE MODE")
+    schema = op.get_bind().scalar(sa.text("SELECT quote_ident(current_schema())"))
+    op.execute(_MERGE_FUNCTION)
+    op.rename_table("execution_duration_sketches", "execution_duration_sketches_0006")
+    op.execute(
+        "ALTER TABLE execution_duration_sketches_0006 "
+        "RENAME CONSTRAINT pk_execution_duration_sketches TO pk_execution_duration_sketches_0006"
+    )
+    op.create_table(
+        "execution_duration_sketches",
+        sa.Column("agent_id", sa.UUID(), nullable=False),
+        sa.Column("period", sa.Text(), nullable=False),
+        sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("model", sa.Text(), nullable=False),
+        sa.Column("lo", sa.SmallInteger(), nullable=False),
+        sa.Column("counts", sa.ARRAY(sa.BigInteger()), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "agent_id",
+            "period",
+            "bucket_start",
+            "model",
+            name=op.f("pk_execution_duration_sketches"),
+        ),
+    )
+    op.execute(f"""
+    INSERT INTO execution_duration_sketches (agent_id, period, bucket_start, model, lo, counts)
+    SELECT agent_id, period, bucket_start, model, {_DENSE}
+    FROM (SELECT agent_id, period, bucket_start, model, bucket, sum(n) AS n
+          FROM execution_duration_sketches_0006 GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0) d
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+    """)
+    rollups = _rollups()
+    op.execute(rollups.trigger_function(_add(schema)))
+    op.execute(rollups.fill_function(_add(schema)))
+    op.drop_table("execution_duration_sketches_0006")
+
+
+def downgrade() -> None:
+    op.execute("LOCK TABLE agent_executions IN SHARE MODE")
+    rollups = _rollups()
+    op.drop_table("execution_duration_sketches")
+    rollups.create_duration_sketches()
+    op.execute(rollups.trigger_function(rollups.ADD))
+    op.execute(rollups.fill_function(rollups.ADD))
+    # 0006's sketch keeps statuses that the arrays do not: both tables refilled from the rows.
+    op.execute("TRUNCATE execution_rollups")
+    op.execute("SELECT fill_execution_rollups()")
+    op.execute("DROP FUNCTION add_duration_counts(smallint, bigint[], smallint, bigint[])")
