@@ -38,7 +38,8 @@ LEFT JOIN LATERAL (
     SELECT min(bucket) FILTER (WHERE c >= GREATEST(ceil(0.95 * t), 1)) AS p95
     FROM (SELECT bucket, sum(n) OVER (ORDER BY bucket) AS c, sum(n) OVER () AS t
           FROM (SELECT k.lo + u.o - 1 AS bucket, sum(u.n) AS n
-                FROM execution_duration_sketches k, unnest(k.counts) WITH ORDINALITY AS u(n, o)
+                FROM execution_duration_sketches_all_models k,
+                    unnest(k.counts) WITH ORDINALITY AS u(n, o)
                 WHERE k.agent_id = p.agent_id AND k.period = 'month'
                 GROUP BY 1 HAVING sum(u.n) > 0) m) s) k ON true
 LEFT JOIN LATERAL (

@@ -120,7 +120,7 @@ class ExecutionStats(Summary):
     )
     source: Literal["rollups", "rows"] = Field(
         description="rollups: merged per-period buckets, edge hours counted from rows; "
-        "rows: the executions themselves (one caller's own, or grouped by user or tag)."
+        "rows: the executions themselves (one caller's own, or grouped by user, status or tag)."
     )
     group_by: GroupBy | None = None
     interval: Interval | None = None
@@ -194,7 +194,7 @@ async def execution_stats(
         statement = rollup_statement(shape(cut), "model" if group_by else None, interval)
         values.update(span_values(cut))
     tallies: dict[_Key, _Tally] = defaultdict(_Tally)
-    sketches: dict[_Key, Histogram] = defaultdict(Histogram)
+    sketches: dict[tuple[str, datetime | None], Histogram] = defaultdict(Histogram)
     for row in await fetch(engine, statement, values):
         if row["kind"] == "sums":
             tallies[(row["level"], row["g"], row["s"])].add(row)
@@ -202,20 +202,28 @@ async def execution_stats(
             pct = (row["p50"], row["p95"], row["p99"], row["mx"])
             tallies[(row["level"], row["g"], row["s"])].pct = pct
         elif row["counts"]:
-            for key in _levels(row["g"], row["s"], group_by is not None):
-                sketches[key].add(row["lo"], row["counts"])
-    for key, sketch in sketches.items():
+            sketches[(row["g"], row["s"])].add(row["lo"], row["counts"])
+    for key, sketch in _levels(sketches, group_by is not None).items():
         if key in tallies:
             tallies[key].pct = tuple(None if b is None else bucket_value(b) for b in sketch.ranks())
     return _assemble(where, from_rows, group_by, interval, tallies)
 
 
-def _levels(g: str, s: datetime | None, grouped: bool) -> list[_Key]:
-    """The tallies a sketch row of group g and series bucket s counts in."""
-    keys: list[_Key] = [("all", "", s)] + ([("group", g, s)] if grouped else [])
-    if s is not None:
-        keys += [(level, key, None) for level, key, _ in keys]
-    return keys
+def _levels(
+    sketches: dict[tuple[str, datetime | None], Histogram], grouped: bool
+) -> dict[_Key, Histogram]:
+    """Each tally's sketch, from the sketches per group and series bucket: each merged once
+    more into its group's total, its bucket over all groups and the total of all."""
+    levels: dict[_Key, Histogram] = defaultdict(Histogram)
+    for (g, s), sketch in sketches.items():
+        own: _Key = ("group", g, s) if grouped else ("all", "", s)
+        levels[own] = sketch
+        wider = {("group", g, None), ("all", "", s), ("all", "", None)} if grouped else set()
+        if s is not None:
+            wider.add(("all", "", None))
+        for key in wider - {own}:
+            levels[key].add(sketch.lo, sketch.counts)
+    return levels
 
 
 def _series(tallies: dict[_Key, _Tally], level: str, g: str) -> list[SeriesPoint]:

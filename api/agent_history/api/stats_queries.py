@@ -109,13 +109,14 @@ def rollup_statement(
             f"{_NO_SKETCH} FROM {level}_f GROUP BY {_sets(interval, 'status', 'cost_currency')} "
             "HAVING sum(n) <> 0"
         )
-    # The duration sketches per group and series bucket as stored (a few dozen arrays), the
-    # edge rows' durations as one-bucket arrays: api.stats merges them into every level and
-    # ranks them, faster than unnesting and ranking the same values here.
+    # The duration sketches per group and series bucket as stored (a few dozen arrays; over
+    # all models unless grouped by model), the edge rows' durations as one-bucket arrays:
+    # api.stats merges them into every level and ranks them, faster than unnesting and
+    # ranking the same values here.
     key = group_by or "''"
+    table = "execution_duration_sketches" + ("" if group_by else "_all_models")
     sketch = [
-        f"SELECT {key} AS g, {s} AS s, lo, counts FROM execution_duration_sketches WHERE {where}"
-        for _, where in whole
+        f"SELECT {key} AS g, {s} AS s, lo, counts FROM {table} WHERE {where}" for _, where in whole
     ]
     sketch.append(
         f"SELECT {key} AS g, {edge_s} AS s, execution_duration_bucket(ms) AS lo, "

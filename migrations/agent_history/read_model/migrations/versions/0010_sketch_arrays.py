@@ -1,14 +1,17 @@
-"""duration sketches as arrays: one row per (agent, period, bucket_start, model)
+"""duration sketches as arrays: one row per (agent, period, bucket_start[, model])
 
 Migration 0006 kept a row per log bucket and per status, so a stats request read and grouped
 thousands of sketch rows (25,869 for a 30-day daily series of the benchmark's big agent). Now
 a row holds its histogram as a dense array: ``counts[i]`` runs in log bucket ``lo + i - 1``
 (the buckets are 0006's: ``execution_duration_bucket``), trimmed so that its first and last
-counts are not zero; a row whose runs are all gone holds ``'{}'``. The same request reads ~90
-rows and the API merges and ranks them itself (docs/benchmarks-stats.md).
+counts are not zero; a row whose runs are all gone holds ``'{}'``. Two tables:
+execution_duration_sketches per model (for group_by=model) and
+execution_duration_sketches_all_models (for everything else: a third of the values to read
+and merge when an agent's runs use three models). The API merges and ranks the arrays itself
+(docs/benchmarks-stats.md).
 
-``status`` left the key: a stats request over every status (the requests that matter) reads a
-third of the rows; ``group_by=status`` reads the runs' rows instead (exact percentiles).
+``status`` left the key: a stats request over every status reads a third of the values;
+``group_by=status`` reads the runs' rows instead (exact percentiles).
 
 The trigger adds each statement's changes to a row with ``add_duration_counts`` (plpgsql: it
 expands both arrays once; the same merge in plain SQL re-read the stored array at every
@@ -80,8 +83,16 @@ _DENSE = """min(bucket), ARRAY(
         ORDER BY i)"""
 
 
+def _merge(schema: str) -> str:
+    return (
+        "(lo, counts) = (SELECT m.lo, m.counts FROM "
+        f"{schema}.add_duration_counts(s.lo, s.counts, EXCLUDED.lo, EXCLUDED.counts) AS m)"
+    )
+
+
 def _add(schema: str) -> str:
-    """0006's template with this revision's sketch: per hour, bucket sums; then per period."""
+    """0006's template with this revision's sketches: per hour, bucket sums; then per period,
+    per model and over all models."""
     rollups = _rollups()
     durations = f"""
     , hourly_durations AS (
@@ -89,19 +100,49 @@ def _add(schema: str) -> str:
             {rollups.BUCKET.format(ms="ms")} AS bucket, sum(d) AS n
         FROM changes WHERE ms IS NOT NULL GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0)
 """
-    sketch = f"""
+    sketches = f"""
     , durations AS (
         SELECT agent_id, period, date_trunc(period, hour, 'UTC') AS bucket_start, model, bucket,
             sum(n) AS n
         FROM hourly_durations CROSS JOIN periods GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0)
-    INSERT INTO execution_duration_sketches AS s (agent_id, period, bucket_start, model, lo, counts)
-    SELECT agent_id, period, bucket_start, model, {_DENSE}
-    FROM durations GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    ON CONFLICT (agent_id, period, bucket_start, model) DO UPDATE SET (lo, counts) = (
-        SELECT m.lo, m.counts
-        FROM {schema}.add_duration_counts(s.lo, s.counts, EXCLUDED.lo, EXCLUDED.counts) AS m);
+    , by_model AS (
+        INSERT INTO execution_duration_sketches AS s (
+            agent_id, period, bucket_start, model, lo, counts)
+        SELECT agent_id, period, bucket_start, model, {_DENSE}
+        FROM durations GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+        ON CONFLICT (agent_id, period, bucket_start, model) DO UPDATE SET {_merge(schema)})
+    INSERT INTO execution_duration_sketches_all_models AS s (
+        agent_id, period, bucket_start, lo, counts)
+    SELECT agent_id, period, bucket_start, {_DENSE}
+    FROM (SELECT agent_id, period, bucket_start, bucket, sum(n) AS n FROM durations
+          GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0) d
+    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (agent_id, period, bucket_start) DO UPDATE SET {_merge(schema)};
 """
-    return str(rollups.HOURLY) + durations + str(rollups.SUMS) + sketch
+    return str(rollups.HOURLY) + durations + str(rollups.SUMS) + sketches
+
+
+def _create_sketches(name: str, *key: str) -> None:
+    op.create_table(
+        name,
+        sa.Column("agent_id", sa.UUID(), nullable=False),
+        sa.Column("period", sa.Text(), nullable=False),
+        sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
+        *[sa.Column(column, sa.Text(), nullable=False) for column in key],
+        sa.Column("lo", sa.SmallInteger(), nullable=False),
+        sa.Column("counts", sa.ARRAY(sa.BigInteger()), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "agent_id", "period", "bucket_start", *key, name=op.f(f"pk_{name}")
+        ),
+    )
+    columns = ", ".join(("agent_id", "period", "bucket_start", *key))
+    op.execute(f"""
+    INSERT INTO {name} ({columns}, lo, counts)
+    SELECT {columns}, {_DENSE}
+    FROM (SELECT {columns}, bucket, sum(n) AS n FROM execution_duration_sketches_0006
+          GROUP BY {columns}, bucket HAVING sum(n) <> 0) d
+    GROUP BY {columns} ORDER BY {columns}
+    """)
 
 
 def upgrade() -> None:
@@ -114,29 +155,8 @@ def upgrade() -> None:
         "ALTER TABLE execution_duration_sketches_0006 "
         "RENAME CONSTRAINT pk_execution_duration_sketches TO pk_execution_duration_sketches_0006"
     )
-    op.create_table(
-        "execution_duration_sketches",
-        sa.Column("agent_id", sa.UUID(), nullable=False),
-        sa.Column("period", sa.Text(), nullable=False),
-        sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("model", sa.Text(), nullable=False),
-        sa.Column("lo", sa.SmallInteger(), nullable=False),
-        sa.Column("counts", sa.ARRAY(sa.BigInteger()), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "agent_id",
-            "period",
-            "bucket_start",
-            "model",
-            name=op.f("pk_execution_duration_sketches"),
-        ),
-    )
-    op.execute(f"""
-    INSERT INTO execution_duration_sketches (agent_id, period, bucket_start, model, lo, counts)
-    SELECT agent_id, period, bucket_start, model, {_DENSE}
-    FROM (SELECT agent_id, period, bucket_start, model, bucket, sum(n) AS n
-          FROM execution_duration_sketches_0006 GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0) d
-    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-    """)
+    _create_sketches("execution_duration_sketches", "model")
+    _create_sketches("execution_duration_sketches_all_models")
     rollups = _rollups()
     op.execute(rollups.trigger_function(_add(schema)))
     op.execute(rollups.fill_function(_add(schema)))
@@ -146,6 +166,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("LOCK TABLE agent_executions IN SHARE MODE")
     rollups = _rollups()
+    op.drop_table("execution_duration_sketches_all_models")
     op.drop_table("execution_duration_sketches")
     rollups.create_duration_sketches()
     op.execute(rollups.trigger_function(rollups.ADD))
