@@ -49,21 +49,34 @@ def _rollups() -> ModuleType:
     return module
 
 
-_MERGE_FUNCTION = """
-CREATE FUNCTION add_duration_counts(a_lo smallint, a bigint[], b_lo smallint, b bigint[],
+_ADD_FUNCTION = """
+CREATE FUNCTION add_duration_buckets(a_lo smallint, a bigint[], buckets smallint[], ns bigint[],
     OUT lo smallint, OUT counts bigint[])
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
 DECLARE
+    b_lo int := (SELECT min(b) FROM unnest(buckets) AS b);
+    b_hi int := (SELECT max(b) FROM unnest(buckets) AS b);
     first bigint;
     last bigint;
 BEGIN
-    -- Both dense arrays padded to start at the lower bucket, then added pairwise (unnest pads
-    -- the shorter one with NULLs at its end).
-    lo := LEAST(a_lo, b_lo);
-    counts := ARRAY(
-        SELECT COALESCE(x, 0) + COALESCE(y, 0)
-        FROM unnest(array_fill(0::bigint, ARRAY[a_lo - lo]) || a,
-                    array_fill(0::bigint, ARRAY[b_lo - lo]) || b) AS u(x, y));
+    -- The stored array widened to the new buckets, then each (few) bucket added in place.
+    lo := a_lo;
+    counts := a;
+    IF cardinality(counts) = 0 THEN
+        lo := b_lo;
+        counts := array_fill(0::bigint, ARRAY[b_hi - b_lo + 1]);
+    ELSE
+        IF b_lo < lo THEN
+            counts := array_fill(0::bigint, ARRAY[lo - b_lo]) || counts;
+            lo := b_lo;
+        END IF;
+        IF b_hi >= lo + cardinality(counts) THEN
+            counts := counts || array_fill(0::bigint, ARRAY[b_hi - lo - cardinality(counts) + 1]);
+        END IF;
+    END IF;
+    FOR i IN 1 .. cardinality(buckets) LOOP
+        counts[buckets[i] - lo + 1] := counts[buckets[i] - lo + 1] + ns[i];
+    END LOOP;
     -- Removals (prune, erase, a run that changed) can leave zeros at the ends: trimmed, so a
     -- row whose runs are all gone holds nothing.
     IF counts[1] = 0 OR counts[cardinality(counts)] = 0 THEN
@@ -76,50 +89,88 @@ END
 $$
 """
 
-# Sparse (…, bucket, n) rows, grouped by the sketch key, as (lo, dense counts).
+# Sparse (…, bucket, n) rows, grouped by the sketch key, as (lo, dense counts): the conversion
+# of 0006's rows.
 _DENSE = """min(bucket), ARRAY(
         SELECT COALESCE(d.n, 0) FROM generate_series(min(bucket)::int, max(bucket)) AS i
         LEFT JOIN unnest(array_agg(bucket), array_agg(n)) AS d(bucket, n) ON d.bucket = i
         ORDER BY i)"""
 
 
-def _merge(schema: str) -> str:
-    return (
-        "(lo, counts) = (SELECT m.lo, m.counts FROM "
-        f"{schema}.add_duration_counts(s.lo, s.counts, EXCLUDED.lo, EXCLUDED.counts) AS m)"
-    )
+def _sketch(table: str, key: tuple[str, ...], source: str, schema: str) -> tuple[str, str]:
+    """CTEs that add ``source``'s (key…, bucket, n) rows to ``table``'s existing rows, and
+    the INSERT of its new ones.
+
+    The existing rows are locked in key order first (as the other rollups' ORDER BY does, so
+    concurrent projectors never deadlock), then updated with each key's few new buckets. Keys
+    without a row are inserted; one that a concurrent transaction inserted meanwhile
+    conflicts and is merged the same way.
+    """
+    cols = ("agent_id", "period", "bucket_start", *key)
+    names = ", ".join(cols)
+
+    def same(a: str, b: str) -> str:
+        return " AND ".join(f"{a}.{c} = {b}.{c}" for c in cols)
+
+    add = f"{schema}.add_duration_buckets"
+    ctes = f"""
+    , {table}_d AS (
+        SELECT {names}, array_agg(bucket)::smallint[] AS buckets, array_agg(n)::bigint[] AS ns
+        FROM {source}
+        GROUP BY {names})
+    , {table}_l AS (
+        SELECT {", ".join(f"s.{c}" for c in cols)} FROM {table} s JOIN {table}_d d ON {same("s", "d")}
+        ORDER BY {", ".join(f"s.{c}" for c in cols)} FOR UPDATE OF s)
+    , {table}_u AS (
+        UPDATE {table} AS s SET (lo, counts) = (
+            SELECT m.lo, m.counts FROM {add}(s.lo, s.counts, d.buckets, d.ns) AS m)
+        FROM {table}_l l JOIN {table}_d d ON {same("l", "d")} WHERE {same("s", "l")})
+"""
+    insert = f"""
+        INSERT INTO {table} AS s ({names}, lo, counts)
+        SELECT {", ".join(f"d.{c}" for c in cols)}, m.lo, m.counts
+        FROM {table}_d d CROSS JOIN LATERAL {add}(0::smallint, '{{}}', d.buckets, d.ns) AS m
+        WHERE NOT EXISTS (SELECT FROM {table}_l l WHERE {same("l", "d")})
+        ORDER BY {", ".join(f"d.{c}" for c in cols)}
+        ON CONFLICT ({names}) DO UPDATE SET (lo, counts) = (
+            SELECT m.lo, m.counts FROM {add}(s.lo, s.counts,
+                ARRAY(SELECT EXCLUDED.lo + o - 1 FROM unnest(EXCLUDED.counts)
+                      WITH ORDINALITY AS u(n, o) WHERE n <> 0)::smallint[],
+                ARRAY(SELECT n FROM unnest(EXCLUDED.counts) AS u(n) WHERE n <> 0)) AS m)
+"""
+    return ctes, insert
 
 
 def _add(schema: str) -> str:
     """0006's template with this revision's sketches: per hour, bucket sums; then per period,
     per model and over all models."""
     rollups = _rollups()
-    durations = f"""
+    hourly = f"""
     , hourly_durations AS (
         SELECT agent_id, date_trunc('hour', execution_start, 'UTC') AS hour, model,
             {rollups.BUCKET.format(ms="ms")} AS bucket, sum(d) AS n
         FROM changes WHERE ms IS NOT NULL GROUP BY 1, 2, 3, 4 HAVING sum(d) <> 0)
 """
-    sketches = f"""
+    durations = """
     , durations AS (
         SELECT agent_id, period, date_trunc(period, hour, 'UTC') AS bucket_start, model, bucket,
             sum(n) AS n
         FROM hourly_durations CROSS JOIN periods GROUP BY 1, 2, 3, 4, 5 HAVING sum(n) <> 0)
-    , by_model AS (
-        INSERT INTO execution_duration_sketches AS s (
-            agent_id, period, bucket_start, model, lo, counts)
-        SELECT agent_id, period, bucket_start, model, {_DENSE}
-        FROM durations GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (agent_id, period, bucket_start, model) DO UPDATE SET {_merge(schema)})
-    INSERT INTO execution_duration_sketches_all_models AS s (
-        agent_id, period, bucket_start, lo, counts)
-    SELECT agent_id, period, bucket_start, {_DENSE}
-    FROM (SELECT agent_id, period, bucket_start, bucket, sum(n) AS n FROM durations
-          GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0) d
-    GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (agent_id, period, bucket_start) DO UPDATE SET {_merge(schema)};
+    , all_models AS (
+        SELECT agent_id, period, bucket_start, bucket, sum(n) AS n FROM durations
+        GROUP BY 1, 2, 3, 4 HAVING sum(n) <> 0)
 """
-    return str(rollups.HOURLY) + durations + str(rollups.SUMS) + sketches
+    by_model, insert_by_model = _sketch(
+        "execution_duration_sketches", ("model",), "durations", schema
+    )
+    over_all, insert_over_all = _sketch(
+        "execution_duration_sketches_all_models", (), "all_models", schema
+    )
+    return (
+        f"{rollups.HOURLY}{hourly}{rollups.SUMS}{durations}{by_model}"
+        f"    , execution_duration_sketches_i AS ({insert_by_model})\n"
+        f"{over_all}{insert_over_all};\n"
+    )
 
 
 def _create_sketches(name: str, *key: str) -> None:
@@ -149,7 +200,7 @@ def upgrade() -> None:
     # No writes between the conversion and the new trigger.
     op.execute("LOCK TABLE agent_executions IN SHARE MODE")
     schema = op.get_bind().scalar(sa.text("SELECT quote_ident(current_schema())"))
-    op.execute(_MERGE_FUNCTION)
+    op.execute(_ADD_FUNCTION)
     op.rename_table("execution_duration_sketches", "execution_duration_sketches_0006")
     op.execute(
         "ALTER TABLE execution_duration_sketches_0006 "
@@ -174,4 +225,4 @@ def downgrade() -> None:
     # 0006's sketch keeps statuses that the arrays do not: both tables refilled from the rows.
     op.execute("TRUNCATE execution_rollups")
     op.execute("SELECT fill_execution_rollups()")
-    op.execute("DROP FUNCTION add_duration_counts(smallint, bigint[], smallint, bigint[])")
+    op.execute("DROP FUNCTION add_duration_buckets(smallint, bigint[], smallint[], bigint[])")
