@@ -87,7 +87,7 @@ def rollup_statement(
         if period is None
     ]
     edge = " UNION ALL ".join(edges) if edges else columns + "false"
-    whole = [(i, _whole(i, p, lo, hi)) for i, (p, lo, hi) in enumerate(spans) if p is not None]
+    whole = [_whole(i, p, lo, hi) for i, (p, lo, hi) in enumerate(spans) if p is not None]
     ctes = [f"edge AS MATERIALIZED ({edge})"]
     outputs = []
     s, edge_s = _series(interval, "bucket_start"), _series(interval, "execution_start")
@@ -95,7 +95,7 @@ def rollup_statement(
         facts = [
             f"SELECT {key} AS g, {s} AS s, status, cost_currency, {_FACTS} "
             f"FROM execution_rollups WHERE {where}"
-            for _, where in whole
+            for where in whole
         ]
         facts.append(
             f"SELECT {key} AS g, {edge_s} AS s, status, cost_currency, 1, "
@@ -116,7 +116,7 @@ def rollup_statement(
     key = group_by or "''"
     table = "execution_duration_sketches" + ("" if group_by else "_all_models")
     sketch = [
-        f"SELECT {key} AS g, {s} AS s, lo, counts FROM {table} WHERE {where}" for _, where in whole
+        f"SELECT {key} AS g, {s} AS s, lo, counts FROM {table} WHERE {where}" for where in whole
     ]
     sketch.append(
         f"SELECT {key} AS g, {edge_s} AS s, execution_duration_bucket(ms) AS lo, "
