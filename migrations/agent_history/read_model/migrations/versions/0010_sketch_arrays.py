@@ -13,11 +13,13 @@ and merge when an agent's runs use three models). The API merges and ranks the a
 ``status`` left the key: a stats request over every status reads a third of the values;
 ``group_by=status`` reads the runs' rows instead (exact percentiles).
 
-The trigger adds each statement's changes to a row with ``add_duration_counts`` (plpgsql: it
-expands both arrays once; the same merge in plain SQL re-read the stored array at every
-reference and was 4x slower). The trigger runs with replay's search path (the shadow schema
-only), so it names that function with the schema this migration runs in. The existing
-sketches are converted from 0006's rows; the downgrade refills 0006's from the runs' rows.
+The trigger locks a statement's existing sketch rows in key order and adds each key's few new
+buckets in place with ``add_duration_buckets`` (plpgsql); keys without a row are inserted.
+Building a dense array of the new buckets and merging it element by element cost 3x more; the
+same merge in plain SQL re-read the stored array at every reference and was 4x slower still.
+The trigger runs with replay's search path (the shadow schema only), so it names that function
+with the schema this migration runs in. The existing sketches are converted from 0006's rows;
+the downgrade refills 0006's from the runs' rows.
 
 Revision ID: 0010
 Revises: 0009
