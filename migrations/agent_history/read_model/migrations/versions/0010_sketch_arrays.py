@@ -187,6 +187,9 @@ def _create_sketches(name: str, *key: str) -> None:
         sa.PrimaryKeyConstraint(
             "agent_id", "period", "bucket_start", *key, name=op.f(f"pk_{name}")
         ),
+        # Rows up to ~8 kB stay whole and uncompressed: the trigger rewrites a row on every
+        # write, and compressing each (arrays of 250+ buckets) made that 15x slower.
+        postgresql_with={"toast_tuple_target": 8160},
     )
     columns = ", ".join(("agent_id", "period", "bucket_start", *key))
     op.execute(f"""
