@@ -10,8 +10,9 @@ execution_duration_sketches_all_models (for everything else: a third of the valu
 and merge when an agent's runs use three models). The API merges and ranks the arrays itself
 (docs/benchmarks-stats.md).
 
-``status`` left the key: a stats request over every status reads a third of the values;
-``group_by=status`` reads the runs' rows instead (exact percentiles).
+``status`` left the key: a stats request over every status merges one histogram per bucket
+instead of one per status as well; ``group_by=status`` reads the runs' rows instead (exact
+percentiles).
 
 The trigger locks a statement's existing sketch rows in key order and adds each key's few new
 buckets in place with ``add_duration_buckets`` (plpgsql); keys without a row are inserted.
