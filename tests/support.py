@@ -111,15 +111,25 @@ SELECT agent_id, period, bucket_start, model, status, cost_currency, n, timed, i
 FROM execution_rollups WHERE ({where}) AND n <> 0
 """
 _SKETCHED = """
-SELECT agent_id, p.period, date_trunc(p.period, execution_start, 'UTC'), COALESCE(model, ''),
-    status, execution_duration_bucket(execution_time_ms), count(*)
+SELECT agent_id, p.period, date_trunc(p.period, execution_start, 'UTC'), {model}
+    execution_duration_bucket(execution_time_ms), count(*)
 FROM agent_executions CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS p(period)
-WHERE ({where}) AND execution_time_ms IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6
+WHERE ({where}) AND execution_time_ms IS NOT NULL GROUP BY {key}
 """
 _KEPT_SKETCH = """
-SELECT agent_id, period, bucket_start, model, status, bucket, n
-FROM execution_duration_sketches WHERE ({where}) AND n <> 0
+SELECT agent_id, period, bucket_start, {model} lo + o - 1, n
+FROM {table}, unnest(counts) WITH ORDINALITY AS u(n, o)
+WHERE ({where}) AND n <> 0
 """
+# Sketch arrays are trimmed: a zero at either end is a bucket kept for nothing.
+_UNTRIMMED = """
+SELECT * FROM {table}
+WHERE ({where}) AND (counts[1] = 0 OR counts[cardinality(counts)] = 0)
+"""
+_SKETCHES = {
+    "execution_duration_sketches": ("COALESCE(model, ''),", "model,", "1, 2, 3, 4, 5"),
+    "execution_duration_sketches_all_models": ("", "", "1, 2, 3, 4"),
+}
 
 
 async def assert_rollups_match_rows(
@@ -131,9 +141,21 @@ async def assert_rollups_match_rows(
     where = "true" if ids is None else "agent_id = ANY(CAST(:ids AS uuid[]))"
     values = {} if ids is None else {"ids": ids}
     async with engine.connect() as conn:
-        for kept, counted in ((_KEPT, _ROLLED), (_KEPT_SKETCH, _SKETCHED)):
+        pairs = [(_KEPT, _ROLLED)] + [
+            (
+                _KEPT_SKETCH.format(table=table, model=kept, where="{where}"),
+                _SKETCHED.format(model=rolled, key=key, where="{where}"),
+            )
+            for table, (rolled, kept, key) in _SKETCHES.items()
+        ]
+        for kept, counted in pairs:
             have = {tuple(r) for r in await conn.execute(text(kept.format(where=where)), values)}
             want = {tuple(r) for r in await conn.execute(text(counted.format(where=where)), values)}
             assert have == want, (
                 f"rollups drifted: kept-only {have - want}, rows-only {want - have}"
             )
+        for table in _SKETCHES:
+            untrimmed = (
+                await conn.execute(text(_UNTRIMMED.format(table=table, where=where)), values)
+            ).all()
+            assert not untrimmed, f"{table}: zeros at an end: {untrimmed}"

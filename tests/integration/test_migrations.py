@@ -1,16 +1,20 @@
-"""The Alembic migrations and the models in agent_history/read_model/tables.py agree."""
+"""The Alembic migrations and the models in agent_history/read_model/tables.py agree, and the
+migrations that change a layout convert the data in it both ways."""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 from alembic import command
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from agent_history.read_model.db import DatabaseSettings
+from agent_history.read_model.db import DatabaseSettings, make_engine
 from agent_history.read_model.migrate import alembic_config
 from agent_history.read_model.tables import metadata
 from tests.conftest import fresh_database
+from tests.support import assert_rollups_match_rows
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +57,79 @@ async def test_the_generated_duration_is_the_same_in_models_and_migrations(
             await conn.execute(text("DROP SCHEMA models_check CASCADE"))
     assert from_models is not None
     assert from_models == from_migrations
+
+
+_OLD_SKETCHES = """
+SELECT agent_id, period, bucket_start, model, status, bucket, n
+FROM execution_duration_sketches WHERE n <> 0
+"""
+_OLD_SKETCHED = """
+SELECT agent_id, p.period, date_trunc(p.period, execution_start, 'UTC'), COALESCE(model, ''),
+    status, execution_duration_bucket(execution_time_ms), count(*)
+FROM agent_executions CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS p(period)
+WHERE execution_time_ms IS NOT NULL GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
+
+async def _runs_then_some_gone(url: str) -> None:
+    """Runs of two agents over a few days (some without a duration, some of 0 ms), then a
+    delete, so that migration 0006's sketch holds rows whose counts fell to zero."""
+    engine = make_engine(DatabaseSettings(database_url=url))
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO agents (id, name) SELECT gen_random_uuid(), 'a' || i "
+                    "FROM generate_series(1, 2) i; "
+                )
+            )
+            await conn.execute(text("INSERT INTO users (id, name) VALUES (gen_random_uuid(), 'u')"))
+            await conn.execute(
+                text(
+                    "INSERT INTO agent_executions (id, agent_id, user_id, status, "
+                    "execution_start, execution_end, input_rank, model) "
+                    "SELECT gen_random_uuid(), a.id, u.id, (ARRAY['completed', 'failed', "
+                    "'running'])[1 + i % 3], TIMESTAMPTZ '2025-01-01' + i * interval '37 minutes', "
+                    "CASE WHEN i % 3 <> 2 THEN TIMESTAMPTZ '2025-01-01' + i * interval "
+                    "'37 minutes' + (i * i % 5000) * interval '1 millisecond' END, 0, "
+                    "(ARRAY['m1', 'm2', NULL])[1 + i % 5 % 3] "
+                    "FROM generate_series(0, 399) i, agents a, users u"
+                )
+            )
+            await conn.execute(text("DELETE FROM agent_executions WHERE random() < 0.3"))
+    finally:
+        await engine.dispose()
+
+
+async def _old_sketches_match_rows(url: str) -> None:
+    engine = make_engine(DatabaseSettings(database_url=url))
+    try:
+        async with engine.connect() as conn:
+            have = {tuple(r) for r in await conn.execute(text(_OLD_SKETCHES))}
+            want = {tuple(r) for r in await conn.execute(text(_OLD_SKETCHED))}
+        assert have, "the runs left no sketch"
+        assert have == want, f"kept-only {have - want}, rows-only {want - have}"
+    finally:
+        await engine.dispose()
+
+
+async def _rollups_match_rows(url: str) -> None:
+    engine = make_engine(DatabaseSettings(database_url=url))
+    try:
+        await assert_rollups_match_rows(engine)
+    finally:
+        await engine.dispose()
+
+
+def test_the_sketch_arrays_are_converted_from_the_old_sketch_and_back(
+    service_urls: tuple[str, str],
+) -> None:
+    with fresh_database(service_urls[1]) as url:
+        config = alembic_config(DatabaseSettings(database_url=url))
+        command.downgrade(config, "0009")
+        asyncio.run(_runs_then_some_gone(url))
+        asyncio.run(_old_sketches_match_rows(url))
+        command.upgrade(config, "head")
+        asyncio.run(_rollups_match_rows(url))
+        command.downgrade(config, "0009")
+        asyncio.run(_old_sketches_match_rows(url))

@@ -146,7 +146,10 @@ async def test_grouped_by_status_user_and_tag(
         )
 
     by_status = await get_ok(client, _url(agent_id), group_by="status")
+    # The sketch keeps no status (migration 0010): per-status percentiles come from the rows.
+    assert (by_status["source"], by_status["percentiles"]) == ("rows", "exact")
     assert [(g["key"], g["total"]) for g in by_status["groups"]] == [("completed", 3)]
+    assert by_status["groups"][0]["execution_time_ms"]["p50"] == 20
     by_user = await get_ok(client, _url(agent_id), group_by="user")
     assert (by_user["source"], by_user["percentiles"]) == ("rows", "exact")
     assert {g["key"]: g["total"] for g in by_user["groups"]} == {str(ada): 1, str(grace): 2}

@@ -37,9 +37,11 @@ LEFT JOIN agents a ON a.id = p.agent_id
 LEFT JOIN LATERAL (
     SELECT min(bucket) FILTER (WHERE c >= GREATEST(ceil(0.95 * t), 1)) AS p95
     FROM (SELECT bucket, sum(n) OVER (ORDER BY bucket) AS c, sum(n) OVER () AS t
-          FROM (SELECT bucket, sum(n) AS n FROM execution_duration_sketches
-                WHERE agent_id = p.agent_id AND period = 'month'
-                GROUP BY bucket HAVING sum(n) > 0) m) s) k ON true
+          FROM (SELECT k.lo + u.o - 1 AS bucket, sum(u.n) AS n
+                FROM execution_duration_sketches_all_models k,
+                    unnest(k.counts) WITH ORDINALITY AS u(n, o)
+                WHERE k.agent_id = p.agent_id AND k.period = 'month'
+                GROUP BY 1 HAVING sum(u.n) > 0) m) s) k ON true
 LEFT JOIN LATERAL (
     SELECT execution_start AS at FROM agent_executions e WHERE e.agent_id = p.agent_id
     ORDER BY execution_start DESC LIMIT 1) last ON true

@@ -1,14 +1,13 @@
 """An agent's execution statistics: counts by status, success rate, durations, tokens and cost,
 optionally grouped (model, user, status, tag) and as a time series (hour, day).
 
-One statement per request (api.stats_queries). Over every user's runs and grouped by nothing,
-model or status, it merges the rollups the triggers keep (migration 0006): the cost grows with
-the number of buckets in the range, never with runs; counts and sums are exact (the partial
-hours at the range's edges are counted from the rows), percentiles come from the duration
-sketch, within 1 % of the nearest-rank value. Narrowed to one caller's own runs, or grouped by
-user or tag, it reads the rows: exact percentiles (percentile_disc), a cost that grows with
-the runs.
-"""
+One statement per request (api.stats_queries). Over every user's runs and grouped by nothing
+or model, it merges the rollups the triggers keep (migrations 0006 and 0010): the cost grows
+with the number of buckets in the range, never with runs; counts and sums are exact (the
+partial hours at the range's edges are counted from the rows), percentiles come from the
+duration sketches (merged here, api.sketches), within 1 % of the nearest-rank value. Narrowed
+to one caller's own runs, or grouped by user, status or tag, it reads the rows: exact
+percentiles (percentile_disc), a cost that grows with the runs."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api.filters import ExecutionFilter
 from agent_history.api.queries import fetch
+from agent_history.api.sketches import Histogram
 from agent_history.api.spans import spans
 from agent_history.api.stats_queries import (
     GroupBy,
@@ -36,7 +36,8 @@ from agent_history.api.stats_queries import (
 from agent_history.contract.statuses import STATUSES, TERMINAL_STATUSES
 from agent_history.read_model.tables import SKETCH_ERROR, bucket_value
 
-PERCENTILES = (0.5, 0.95, 0.99)
+# A tally's level ('all' or 'group'), group key and series bucket (None: the level's total).
+_Key: TypeAlias = tuple[str, str, datetime | None]
 APPROXIMATE = f"approximate, {SKETCH_ERROR:.0%} relative error"
 EXACT = "exact"
 
@@ -119,7 +120,7 @@ class ExecutionStats(Summary):
     )
     source: Literal["rollups", "rows"] = Field(
         description="rollups: merged per-period buckets, edge hours counted from rows; "
-        "rows: the executions themselves (one caller's own, or grouped by user or tag)."
+        "rows: the executions themselves (one caller's own, or grouped by user, status or tag)."
     )
     group_by: GroupBy | None = None
     interval: Interval | None = None
@@ -175,7 +176,7 @@ async def execution_stats(
 ) -> ExecutionStats:
     """The statistics of the executions ``where`` selects, which must name an agent."""
     assert where.agent_id is not None
-    from_rows = where.owner_id is not None or group_by in ("user", "tag")
+    from_rows = where.owner_id is not None or group_by in ("user", "tag", "status")
     values: dict[str, Any] = {"agent_id": where.agent_id}
     if from_rows:
         conditions = ["e.agent_id = :agent_id"]
@@ -190,26 +191,42 @@ async def execution_stats(
         statement = row_statement(tuple(conditions), group_by, interval)
     else:
         cut = spans(where.started_after, where.started_before, interval or "month")
-        statement = rollup_statement(shape(cut), group_by, interval)
+        statement = rollup_statement(shape(cut), "model" if group_by else None, interval)
         values.update(span_values(cut))
-    tallies: dict[tuple[str, str, datetime | None], _Tally] = defaultdict(_Tally)
+    tallies: dict[_Key, _Tally] = defaultdict(_Tally)
+    sketches: dict[tuple[str, datetime | None], Histogram] = defaultdict(Histogram)
     for row in await fetch(engine, statement, values):
-        tally = tallies[(row["level"], row["g"], row["s"])]
         if row["kind"] == "sums":
-            tally.add(row)
-        else:
-            found = (row["p50"], row["p95"], row["p99"], row["mx"])
-            tally.pct = found if from_rows else tuple(_ms(b) for b in found)
+            tallies[(row["level"], row["g"], row["s"])].add(row)
+        elif row["kind"] == "pct":
+            pct = (row["p50"], row["p95"], row["p99"], row["mx"])
+            tallies[(row["level"], row["g"], row["s"])].pct = pct
+        elif row["counts"]:
+            sketches[(row["g"], row["s"])].add(row["lo"], row["counts"])
+    for key, sketch in _levels(sketches, group_by is not None).items():
+        if key in tallies:
+            tallies[key].pct = tuple(None if b is None else bucket_value(b) for b in sketch.ranks())
     return _assemble(where, from_rows, group_by, interval, tallies)
 
 
-def _ms(bucket: int | None) -> float | None:
-    return None if bucket is None else bucket_value(bucket)
+def _levels(
+    sketches: dict[tuple[str, datetime | None], Histogram], grouped: bool
+) -> dict[_Key, Histogram]:
+    """Each tally's sketch, from the sketches per group and series bucket: each merged once
+    more into its group's total, its bucket over all groups and the total of all."""
+    levels: dict[_Key, Histogram] = defaultdict(Histogram)
+    for (g, s), sketch in sketches.items():
+        own: _Key = ("group", g, s) if grouped else ("all", "", s)
+        levels[own] = sketch
+        wider = {("group", g, None), ("all", "", s), ("all", "", None)} if grouped else set()
+        if s is not None:
+            wider.add(("all", "", None))
+        for key in wider - {own}:
+            levels[key].add(sketch.lo, sketch.counts)
+    return levels
 
 
-def _series(
-    tallies: dict[tuple[str, str, datetime | None], _Tally], level: str, g: str
-) -> list[SeriesPoint]:
+def _series(tallies: dict[_Key, _Tally], level: str, g: str) -> list[SeriesPoint]:
     points = {s: t for (lv, key, s), t in tallies.items() if (lv, key) == (level, g) and s}
     return [SeriesPoint(start=s, **points[s].summary()) for s in sorted(points)]
 
@@ -219,7 +236,7 @@ def _assemble(
     from_rows: bool,
     group_by: GroupBy | None,
     interval: Interval | None,
-    tallies: dict[tuple[str, str, datetime | None], _Tally],
+    tallies: dict[_Key, _Tally],
 ) -> ExecutionStats:
     groups = None
     if group_by is not None:

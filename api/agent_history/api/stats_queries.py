@@ -1,15 +1,15 @@
 """The statements behind an agent's stats: one per request, from rollups or from rows.
 
-Both return the same rows: ``kind`` 'sums' (per level, group, series bucket, status and
-currency: runs, timed runs, token sums and counts, cost sum) and 'pct' (per level, group and
-series bucket: the p50, p95, p99 and max duration). ``level`` is 'all' (every run of the range)
+Both return rows of ``kind`` 'sums' (per level, group, series bucket, status and currency:
+runs, timed runs, token sums and counts, cost sum). ``level`` is 'all' (every run of the range)
 or 'group' (per value of group_by); ``s`` is the series bucket, NULL for the level's total.
 
 From rollups (``rollup_statement``): sums of execution_rollups over whole periods plus the rows
-of the partial hours at the range's edges (through the agent history index), and percentiles
-from the merged duration sketches: the bucket holding the nearest rank, as a bucket number
-(api.stats turns it into milliseconds). From rows (``row_statement``): the rows themselves,
-percentiles exact by percentile_disc.
+of the partial hours at the range's edges (through the agent history index), and rows of kind
+'sketch' (per group and series bucket: ``lo`` and ``counts``, a duration histogram in
+execution_duration_sketches' layout, several per group and bucket), which api.stats merges and
+ranks. From rows (``row_statement``): the rows themselves, and rows of kind 'pct' (per level,
+group and series bucket: the p50, p95, p99 and max duration, exact by percentile_disc).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ SpanShape: TypeAlias = tuple[str | None, bool, bool]
 _FACTS = "n, timed, input_tokens, input_tokens_n, output_tokens, output_tokens_n, cost"
 _SUMS = ", ".join(f"sum({c})::numeric AS {c}" for c in _FACTS.split(", "))
 _NO_PCT = "NULL::bigint AS p50, NULL::bigint AS p95, NULL::bigint AS p99, NULL::bigint AS mx"
+_NO_SKETCH = "NULL::smallint AS lo, NULL::bigint[] AS counts"
 _NO_SUMS = ", ".join(f"NULL::numeric AS {c}" for c in _FACTS.split(", "))
 _QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
@@ -61,11 +62,19 @@ def _sets(interval: Interval | None, *keys: str) -> str:
     return f"GROUPING SETS (({inner}, s), ({inner}))"
 
 
+def _whole(i: int, period: str, has_lo: bool, has_hi: bool) -> str:
+    """The rollup rows of span i: the agent's buckets of its period within its bounds."""
+    return (
+        f"agent_id = :agent_id AND period = '{period}' AND "
+        f"{_bounds(i, has_lo, has_hi, 'bucket_start')}"
+    )
+
+
 @functools.cache
 def rollup_statement(
-    spans: tuple[SpanShape, ...], group_by: GroupBy | None, interval: Interval | None
+    spans: tuple[SpanShape, ...], group_by: Literal["model"] | None, interval: Interval | None
 ) -> TextClause:
-    """Stats of one agent over spans (api.spans), grouped by model or status or not at all."""
+    """Stats of one agent over spans (api.spans), grouped by model or not at all."""
     # Each edge on its own, so each is one range of the agent history index.
     columns = (
         "SELECT COALESCE(model, '') AS model, status, execution_start, "
@@ -78,58 +87,45 @@ def rollup_statement(
         if period is None
     ]
     edge = " UNION ALL ".join(edges) if edges else columns + "false"
-    levels = [("all", "''")] + ([("group", group_by)] if group_by else [])
+    whole = [_whole(i, p, lo, hi) for i, (p, lo, hi) in enumerate(spans) if p is not None]
     ctes = [f"edge AS MATERIALIZED ({edge})"]
     outputs = []
-    for level, key in levels:
-        facts, sketch = [], []
-        for i, (period, lo, hi) in enumerate(spans):
-            if period is None:
-                continue
-            where = (
-                f"agent_id = :agent_id AND period = '{period}' AND "
-                f"{_bounds(i, lo, hi, 'bucket_start')}"
-            )
-            s = _series(interval, "bucket_start")
-            facts.append(
-                f"SELECT {key} AS g, {s} AS s, status, cost_currency, {_FACTS} "
-                f"FROM execution_rollups WHERE {where}"
-            )
-            sketch.append(
-                f"SELECT {key} AS g, {s} AS s, bucket, n "
-                f"FROM execution_duration_sketches WHERE {where}"
-            )
-        s = _series(interval, "execution_start")
+    s, edge_s = _series(interval, "bucket_start"), _series(interval, "execution_start")
+    for level, key in [("all", "''")] + ([("group", group_by)] if group_by else []):
+        facts = [
+            f"SELECT {key} AS g, {s} AS s, status, cost_currency, {_FACTS} "
+            f"FROM execution_rollups WHERE {where}"
+            for where in whole
+        ]
         facts.append(
-            f"SELECT {key} AS g, {s} AS s, status, cost_currency, 1, (ms IS NOT NULL)::int, "
-            "COALESCE(input_tokens, 0), (input_tokens IS NOT NULL)::int, "
+            f"SELECT {key} AS g, {edge_s} AS s, status, cost_currency, 1, "
+            "(ms IS NOT NULL)::int, COALESCE(input_tokens, 0), (input_tokens IS NOT NULL)::int, "
             "COALESCE(output_tokens, 0), (output_tokens IS NOT NULL)::int, COALESCE(cost, 0) "
             "FROM edge"
         )
-        sketch.append(
-            f"SELECT {key} AS g, {s} AS s, execution_duration_bucket(ms) AS bucket, 1 AS n "
-            "FROM edge WHERE ms IS NOT NULL"
-        )
-        ctes += [
-            f"{level}_f ({_FACTS_COLUMNS}) AS ({' UNION ALL '.join(facts)})",
-            f"{level}_k AS (SELECT g, s, GROUPING(s) AS total, bucket, sum(n) AS n "
-            f"FROM ({' UNION ALL '.join(sketch)}) k GROUP BY {_sets(interval, 'bucket')} "
-            "HAVING sum(n) > 0)",
-            f"{level}_c AS (SELECT g, s, bucket, "
-            "sum(n) OVER (PARTITION BY g, s, total ORDER BY bucket) AS c, "
-            "sum(n) OVER (PARTITION BY g, s, total) AS t, total FROM " + f"{level}_k)",
-        ]
-        pcts = ", ".join(
-            f"min(bucket) FILTER (WHERE c >= GREATEST(ceil({q} * t), 1))::bigint AS {name}"
-            for name, q in _QUANTILES.items()
-        )
-        outputs += [
+        ctes.append(f"{level}_f ({_FACTS_COLUMNS}) AS ({' UNION ALL '.join(facts)})")
+        outputs.append(
             f"SELECT 'sums' AS kind, '{level}' AS level, g, s, status, cost_currency, {_SUMS}, "
-            f"{_NO_PCT} FROM {level}_f GROUP BY {_sets(interval, 'status', 'cost_currency')} "
-            "HAVING sum(n) <> 0",
-            f"SELECT 'pct', '{level}', g, s, NULL, NULL, {_NO_SUMS}, {pcts}, "
-            f"max(bucket)::bigint FROM {level}_c GROUP BY g, s, total",
-        ]
+            f"{_NO_SKETCH} FROM {level}_f GROUP BY {_sets(interval, 'status', 'cost_currency')} "
+            "HAVING sum(n) <> 0"
+        )
+    # The duration sketches per group and series bucket as stored (a few dozen arrays; over
+    # all models unless grouped by model), the edge rows' durations as one-bucket arrays:
+    # api.stats merges them into every level and ranks them, faster than unnesting and
+    # ranking the same values here.
+    key = group_by or "''"
+    table = "execution_duration_sketches" + ("" if group_by else "_all_models")
+    sketch = [
+        f"SELECT {key} AS g, {s} AS s, lo, counts FROM {table} WHERE {where}" for where in whole
+    ]
+    sketch.append(
+        f"SELECT {key} AS g, {edge_s} AS s, execution_duration_bucket(ms) AS lo, "
+        "ARRAY[count(*)] AS counts FROM edge WHERE ms IS NOT NULL GROUP BY 1, 2, 3"
+    )
+    outputs.append(
+        f"SELECT 'sketch', NULL, g, s, NULL, NULL, {_NO_SUMS}, lo, counts "
+        f"FROM ({' UNION ALL '.join(sketch)}) k"
+    )
     return text(f"WITH {', '.join(ctes)} {' UNION ALL '.join(outputs)}")
 
 

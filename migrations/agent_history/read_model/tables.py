@@ -208,9 +208,11 @@ def _rollup_key() -> list[Column[object]]:
         Column("agent_id", UUID(as_uuid=True), nullable=False),
         Column("period", Text, nullable=False),  # 'hour', 'day' or 'month', in UTC
         Column("bucket_start", DateTime(timezone=True), nullable=False),
-        Column("model", Text, nullable=False),  # '' for runs without a model
-        Column("status", Text, nullable=False),
     ]
+
+
+def _model() -> Column[object]:
+    return Column("model", Text, nullable=False)  # '' for runs without a model
 
 
 # An agent's runs summed per period (migration 0006), kept by statement-level triggers on
@@ -220,6 +222,8 @@ execution_rollups = Table(
     "execution_rollups",
     metadata,
     *_rollup_key(),
+    _model(),
+    Column("status", Text, nullable=False),
     Column("cost_currency", Text, nullable=False),
     Column("n", BigInteger, nullable=False),
     Column("timed", BigInteger, nullable=False),  # runs with a known execution_time_ms
@@ -231,16 +235,32 @@ execution_rollups = Table(
     PrimaryKeyConstraint("agent_id", "period", "bucket_start", "model", "status", "cost_currency"),
 )
 
-# The durations of the same runs as a log-bucket histogram: bucket i >= 0 counts durations in
-# (GAMMA^(i-1), GAMMA^i] ms, bucket -1 those of 0 ms (execution_duration_bucket() in SQL).
-execution_duration_sketches = Table(
-    "execution_duration_sketches",
-    metadata,
-    *_rollup_key(),
-    Column("bucket", SmallInteger, nullable=False),
-    Column("n", BigInteger, nullable=False),
-    PrimaryKeyConstraint("agent_id", "period", "bucket_start", "model", "status", "bucket"),
-)
+
+# The durations of the same runs, all statuses together, as log-bucket histograms (migration
+# 0010), per model and over all models: bucket i >= 0 counts durations in (GAMMA^(i-1), GAMMA^i]
+# ms, bucket -1 those of 0 ms (execution_duration_bucket() in SQL). Dense: counts[k] (1-based)
+# is bucket lo + k - 1, the first and last counts are not zero, and a row whose runs are all
+# gone holds '{}'.
+# Rows up to ~8 kB (arrays of ~1,000 buckets) stay whole and uncompressed: the trigger rewrites
+# a row on every write, and compressing it each time made that 15x slower (migration 0010).
+SKETCH_STORAGE = {"toast_tuple_target": 8160}
+
+
+def _sketch(name: str, *key: Column[object]) -> Table:
+    return Table(
+        name,
+        metadata,
+        *_rollup_key(),
+        *key,
+        Column("lo", SmallInteger, nullable=False),
+        Column("counts", ARRAY(BigInteger), nullable=False),
+        PrimaryKeyConstraint("agent_id", "period", "bucket_start", *(c.name for c in key)),
+        postgresql_with=SKETCH_STORAGE,
+    )
+
+
+execution_duration_sketches = _sketch("execution_duration_sketches", _model())
+execution_duration_sketches_all_models = _sketch("execution_duration_sketches_all_models")
 
 # The sketch's relative error and bucket growth factor.
 SKETCH_ERROR = 0.01

@@ -39,17 +39,18 @@ depends_on: str | Sequence[str] | None = None
 
 # ln(1.01 / 0.99) as a double: the log-bucket width for 1 % relative error.
 LN_GAMMA = "0.020000666706669522"
-_BUCKET = f"CASE WHEN {{ms}} = 0 THEN -1 ELSE ceil(ln({{ms}}::float8) / {LN_GAMMA})::smallint END"
+BUCKET = f"CASE WHEN {{ms}} = 0 THEN -1 ELSE ceil(ln({{ms}}::float8) / {LN_GAMMA})::smallint END"
 
 # What each changed row contributes, d = +1 (new) or -1 (old); then both tables in one statement.
-_ROW = (
+ROW = (
     "agent_id, status, execution_start, COALESCE(model, '') AS model, "
     "COALESCE(cost_currency, '') AS cost_currency, input_tokens, output_tokens, cost, "
     "execution_time_ms AS ms"
 )
 # First summed per hour (an UPDATE's unchanged rows cancel out there), then each hour's sums
-# added to its hour, day and month: the expansion costs hour groups, not rows.
-_ADD = f"""
+# added to its hour, day and month: the expansion costs hour groups, not rows. In parts, which
+# migration 0010 reuses around its own duration sketch.
+HOURLY = """
     , hourly AS (
         SELECT agent_id, date_trunc('hour', execution_start, 'UTC') AS hour, model, status,
             cost_currency, sum(d) AS n, COALESCE(sum(d) FILTER (WHERE ms IS NOT NULL), 0) AS timed,
@@ -59,10 +60,14 @@ _ADD = f"""
             COALESCE(sum(d) FILTER (WHERE output_tokens IS NOT NULL), 0) AS output_tokens_n,
             COALESCE(sum(d * cost), 0) AS cost
         FROM changes GROUP BY 1, 2, 3, 4, 5)
+"""
+_HOURLY_DURATIONS = f"""
     , hourly_durations AS (
         SELECT agent_id, date_trunc('hour', execution_start, 'UTC') AS hour, model, status,
-            {_BUCKET.format(ms="ms")} AS bucket, sum(d) AS n
+            {BUCKET.format(ms="ms")} AS bucket, sum(d) AS n
         FROM changes WHERE ms IS NOT NULL GROUP BY 1, 2, 3, 4, 5 HAVING sum(d) <> 0)
+"""
+SUMS = """
     , periods AS (SELECT unnest(ARRAY['hour', 'day', 'month']) AS period)
     , sums AS (
         INSERT INTO execution_rollups AS r (
@@ -82,6 +87,8 @@ _ADD = f"""
             output_tokens = r.output_tokens + EXCLUDED.output_tokens,
             output_tokens_n = r.output_tokens_n + EXCLUDED.output_tokens_n,
             cost = r.cost + EXCLUDED.cost)
+"""
+_SKETCH = """
     INSERT INTO execution_duration_sketches AS s (
         agent_id, period, bucket_start, model, status, bucket, n)
     SELECT agent_id, period, date_trunc(period, hour, 'UTC'), model, status, bucket, sum(n)
@@ -89,40 +96,48 @@ _ADD = f"""
     ON CONFLICT (agent_id, period, bucket_start, model, status, bucket) DO UPDATE SET
         n = s.n + EXCLUDED.n;
 """
+ADD = HOURLY + _HOURLY_DURATIONS + SUMS + _SKETCH
 
-_TRIGGER_FUNCTION = f"""
-CREATE FUNCTION roll_up_executions() RETURNS trigger LANGUAGE plpgsql AS $$
+
+def trigger_function(add: str) -> str:
+    """roll_up_executions(): each write statement's changed rows through ``add``."""
+    return f"""
+CREATE OR REPLACE FUNCTION roll_up_executions() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        WITH changes AS (SELECT {_ROW}, 1 AS d FROM new_rows)
-        {_ADD}
+        WITH changes AS (SELECT {ROW}, 1 AS d FROM new_rows)
+        {add}
     ELSIF TG_OP = 'DELETE' THEN
-        WITH changes AS (SELECT {_ROW}, -1 AS d FROM old_rows)
-        {_ADD}
+        WITH changes AS (SELECT {ROW}, -1 AS d FROM old_rows)
+        {add}
     ELSE
         WITH changes AS (
-            SELECT {_ROW}, -1 AS d FROM old_rows
+            SELECT {ROW}, -1 AS d FROM old_rows
             UNION ALL
-            SELECT {_ROW}, 1 AS d FROM new_rows)
-        {_ADD}
+            SELECT {ROW}, 1 AS d FROM new_rows)
+        {add}
     END IF;
     RETURN NULL;
 END
 $$
 """
 
-_FILL_FUNCTION = f"""
-CREATE FUNCTION fill_execution_rollups() RETURNS void LANGUAGE plpgsql AS $$
+
+def fill_function(add: str) -> str:
+    """fill_execution_rollups(): every row of agent_executions through ``add``."""
+    return f"""
+CREATE OR REPLACE FUNCTION fill_execution_rollups() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    WITH changes AS (SELECT {_ROW}, 1 AS d FROM agent_executions)
-    {_ADD}
+    WITH changes AS (SELECT {ROW}, 1 AS d FROM agent_executions)
+    {add}
 END
 $$
 """
 
+
 _BUCKET_FUNCTION = f"""
 CREATE FUNCTION execution_duration_bucket(ms bigint) RETURNS smallint
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT {_BUCKET.format(ms="ms")} $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT {BUCKET.format(ms="ms")} $$
 """
 
 _TRIGGERS = {
@@ -145,6 +160,21 @@ def _key() -> list[sa.Column[object]]:
     ]
 
 
+def create_duration_sketches() -> None:
+    """This revision's duration sketch: one row per log bucket."""
+    op.create_table(
+        "execution_duration_sketches",
+        *_key(),
+        sa.Column("bucket", sa.SmallInteger(), nullable=False),
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            *(column.name for column in _key()),
+            "bucket",
+            name=op.f("pk_execution_duration_sketches"),
+        ),
+    )
+
+
 def upgrade() -> None:
     # No writes between the backfill and the triggers.
     op.execute("LOCK TABLE agent_executions IN SHARE MODE")
@@ -160,33 +190,15 @@ def upgrade() -> None:
         sa.Column("output_tokens_n", sa.BigInteger(), nullable=False),
         sa.Column("cost", sa.Numeric(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "agent_id",
-            "period",
-            "bucket_start",
-            "model",
-            "status",
+            *(column.name for column in _key()),
             "cost_currency",
             name=op.f("pk_execution_rollups"),
         ),
     )
-    op.create_table(
-        "execution_duration_sketches",
-        *_key(),
-        sa.Column("bucket", sa.SmallInteger(), nullable=False),
-        sa.Column("n", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint(
-            "agent_id",
-            "period",
-            "bucket_start",
-            "model",
-            "status",
-            "bucket",
-            name=op.f("pk_execution_duration_sketches"),
-        ),
-    )
+    create_duration_sketches()
     op.execute(_BUCKET_FUNCTION)
-    op.execute(_TRIGGER_FUNCTION)
-    op.execute(_FILL_FUNCTION)
+    op.execute(trigger_function(ADD))
+    op.execute(fill_function(ADD))
     op.execute("SELECT fill_execution_rollups()")
     for name, when in _TRIGGERS.items():
         op.execute(
