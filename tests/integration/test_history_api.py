@@ -208,16 +208,26 @@ async def test_a_pooled_connection_that_died_is_replaced_without_an_error(
     """The API pings nobody before a query: when the server drops its pooled connections (a
     restart, a failover), the next requests run again on fresh ones instead of failing."""
     agent_id, user_id = await new_agent(db_engine)
-    await add_execution(db_engine, agent_id, user_id)
+    execution_id = await add_execution(db_engine, agent_id, user_id)
     settings = api_settings.model_copy(update={"database_pool_size": 2})
-    async with api_client(settings, bearer(settings, user_id, all_scope=True)) as client:
-        for _ in range(2):
-            assert len(ids(await get_ok(client, agent_list(agent_id)))) == 1
+
+    async def end_the_api_sessions() -> None:
         async with db_engine.connect() as conn:
             ended = await conn.exec_driver_sql(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND application_name = 'agent-history-api'"
             )
             assert ended.scalar_one() >= 1
+
+    async with api_client(settings, bearer(settings, user_id, all_scope=True)) as client:
+        for _ in range(2):
+            assert len(ids(await get_ok(client, agent_list(agent_id)))) == 1
+        await end_the_api_sessions()
+        # The list (its prepared statement straight through asyncpg) ...
         for _ in range(4):
             assert len(ids(await get_ok(client, agent_list(agent_id)))) == 1
+        await end_the_api_sessions()
+        # ... and the detail (a statement through SQLAlchemy) both run again on fresh ones.
+        for _ in range(4):
+            body = await get_ok(client, f"{PREFIX}/executions/{execution_id}")
+            assert body["id"] == str(execution_id)

@@ -33,9 +33,9 @@ carried the total, and the count runs on its own.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -58,7 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agent_history.api.cursor import Position
 from agent_history.api.filters import COUNTED, ExecutionFilter, conditions
@@ -159,20 +159,55 @@ class Page:
     more: bool
 
 
+T = TypeVar("T")
+
+# What a connection that died while pooled raises on its next statement.
+_DEAD = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,  # pg_terminate_backend, a server shutdown
+    # The server's farewell to a terminated session can arrive as the next statement starts:
+    # asyncpg then finds its protocol busy ("cannot switch to state 12").
+    asyncpg.exceptions.InternalClientError,
+)
+
+
+async def _on_a_live_connection(
+    engine: AsyncEngine, read: Callable[[AsyncConnection], Awaitable[T]]
+) -> T:
+    """``read`` on a pooled connection; on a fresh connection once more if the pooled one had
+    died (its statement failed with the connection, which is then dropped from the pool)."""
+    for attempt in (1, 2):
+        async with engine.connect() as conn:
+            try:
+                return await read(conn)
+            except Exception as error:
+                if attempt == 2 or not await _dropped_if_dead(conn, error):
+                    raise
+    raise AssertionError("unreachable")
+
+
+async def _dropped_if_dead(conn: AsyncConnection, error: Exception) -> bool:
+    """Whether ``error`` came of ``conn`` having died; if so, ``conn`` is invalidated."""
+    if isinstance(error, DBAPIError):  # through SQLAlchemy, which invalidated it already
+        return error.connection_invalidated
+    raw = (await conn.get_raw_connection()).driver_connection
+    if isinstance(error, _DEAD) or (raw is not None and raw.is_closed()):
+        await conn.invalidate()
+        return True
+    return False  # the statement's own error (PostgreSQL refused it, say)
+
+
 async def fetch(
     engine: AsyncEngine, statement: Executable, values: Mapping[str, Any] | None = None
 ) -> Sequence[RowMapping]:
     """The rows of one statement; on a fresh connection once more if the pooled one had died."""
-    for attempt in (1, 2):
-        try:
-            async with engine.connect() as conn:
-                result = await conn.execute(statement, values)
-                rows: Sequence[RowMapping] = result.mappings().all()
-                return rows
-        except DBAPIError as error:
-            if attempt == 2 or not error.connection_invalidated:
-                raise
-    raise AssertionError("unreachable")
+
+    async def read(conn: AsyncConnection) -> Sequence[RowMapping]:
+        return (await conn.execute(statement, values)).mappings().all()
+
+    return await _on_a_live_connection(engine, read)
 
 
 def _select_stored(include: Collection[str], *where: ColumnElement[bool]) -> Select[Any]:
@@ -208,17 +243,6 @@ def prepare(statement: Select[Any]) -> Prepared:
 
 _ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
 
-# What a connection that died while pooled raises on its next statement.
-_DEAD = (
-    OSError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,  # pg_terminate_backend, a server shutdown
-    # The server's farewell to a terminated session can arrive as the next statement starts:
-    # asyncpg then finds its protocol busy ("cannot switch to state 12").
-    asyncpg.exceptions.InternalClientError,
-)
-
 
 async def fetch_prepared(
     engine: AsyncEngine, statement: Prepared, values: Mapping[str, Any]
@@ -226,20 +250,14 @@ async def fetch_prepared(
     """The records of a prepared statement, straight from asyncpg on a pooled connection; on a
     fresh connection once more if the pooled one had died (as ``fetch``)."""
     arguments = statement.arguments(values)
-    for attempt in (1, 2):
-        async with engine.connect() as conn:
-            raw = (await conn.get_raw_connection()).driver_connection
-            assert raw is not None
-            try:
-                records: list[asyncpg.Record] = await raw.fetch(statement.sql, *arguments)
-                return records
-            except Exception as error:
-                if not (isinstance(error, _DEAD) or raw.is_closed()):
-                    raise  # the statement's own error (PostgreSQL refused it, say)
-                await conn.invalidate()
-                if attempt == 2:
-                    raise
-    raise AssertionError("unreachable")
+
+    async def read(conn: AsyncConnection) -> Sequence[asyncpg.Record]:
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        records: list[asyncpg.Record] = await raw.fetch(statement.sql, *arguments)
+        return records
+
+    return await _on_a_live_connection(engine, read)
 
 
 def _select_executions(include: Collection[str], *where: ColumnElement[bool]) -> Select[Any]:
