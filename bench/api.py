@@ -199,7 +199,7 @@ async def run(args: argparse.Namespace) -> None:
                 profiles = await runner.profiles(missed)
             finally:
                 runner.pool.shutdown()
-        floor = await measure_floor(args, settings, token, plan[0].target, works["first"])
+        floor = await measure_floor(args, settings, token, plan[0].target, works[plan[0].name])
         machine = await api_report.describe_machine(dsn, runner.generator, background, args.workers)
         command = shlex.join([".venv/bin/python", "-m", "bench.api", *sys.argv[1:]])
         report = api_report.Report(
