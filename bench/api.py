@@ -21,6 +21,7 @@ import shlex
 import sys
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from uuid import uuid4
 
@@ -37,6 +38,7 @@ from agent_history.read_model.migrate import migrate
 from bench import (
     api_data,
     api_doc,
+    api_floor,
     api_profile,
     api_report,
     api_statements,
@@ -45,7 +47,8 @@ from bench import (
 )
 from bench.api_cells import DROPPED, Runner, quiet, wait_for_database
 from bench.api_data import Dataset
-from bench.api_report import Scenario
+from bench.api_load import Statements
+from bench.api_report import Cell, Scenario
 from bench.api_rows import Shape
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,6 +127,26 @@ async def _deep_cursor(base: str, token: str, dataset: Dataset) -> str:
     return cursor
 
 
+async def measure_floor(
+    args: argparse.Namespace, settings: ApiSettings, token: str, target: str, work: Statements
+) -> Cell:
+    """The first page at 32 connections from bench/api_floor.py's minimal app, with the API's
+    workers and pool size: the rate no Python HTTP API on this machine goes beyond."""
+    port = free_port()
+    statements = api_floor.save(work, live.LOGS / f"floor-{os.getpid()}.pickle")
+    command = [str(port), str(args.workers), str(statements)]
+    async with live.service(command, settings, module=api_floor.__name__) as floor:
+        base = f"http://127.0.0.1:{port}"
+        await live.api_ready(base, floor)
+        runner = Runner(args, base, token, "", floor.pid)
+        try:
+            await runner.warm(target)
+            print("the floor: first page, 32 conn", file=sys.stderr)
+            return await runner.cell(partial(runner.http, target, 32, args.seconds))
+        finally:
+            runner.pool.shutdown()
+
+
 def _code_version() -> str:
     """A short hash of the API's code and engine settings as measured (they change)."""
     digest = hashlib.sha256()
@@ -176,6 +199,7 @@ async def run(args: argparse.Namespace) -> None:
                 profiles = await runner.profiles(missed)
             finally:
                 runner.pool.shutdown()
+        floor = await measure_floor(args, settings, token, plan[0].target, works[plan[0].name])
         machine = await api_report.describe_machine(dsn, runner.generator, background, args.workers)
         command = shlex.join([".venv/bin/python", "-m", "bench.api", *sys.argv[1:]])
         report = api_report.Report(
@@ -197,6 +221,7 @@ async def run(args: argparse.Namespace) -> None:
             code=_code_version(),
             paced=paced,
             rss=runner.rss,
+            floor=floor,
         )
         api_report.show(report)
         path = ROOT / "docs" / "benchmarks-api.md"

@@ -74,7 +74,12 @@ def _paced(report: Report) -> list[str]:
         "share of a core at this rate), and how late it sent is measured and printed beside "
         "the latencies (that lateness is inside them: the figures are, if anything, high). "
         f"Memory: VmRSS of every {SERVER} process below the API's, sampled every 0.25 s "
-        "during the 32-connection cells and the open loop; the most each one had.",
+        "during the 32-connection cells and the open loop; the most each one had. The floor: "
+        "bench/api_floor.py, a raw ASGI callable run by the same server with the same workers "
+        "and pool size, answers each GET with the first page's captured statement on an "
+        "asyncpg pool, its rows' JSON joined: HTTP, the event loop, a pooled connection and "
+        "the statement, nothing else (no token, parameters, routing or metrics); what code "
+        "changes to the API can approach, measured after the API's cells by the same wrk.",
         "",
     ]
 

@@ -108,6 +108,8 @@ class Report:
     # First pages offered at half the API's 32-connection rate, open loop.
     paced: Paced | None
     rss: dict[int, int]  # the most resident kB of each API process under load, by pid
+    # The first page at 32 connections from the minimal ASGI app (bench/api_floor.py).
+    floor: Cell | None = None
     when: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
     def line(self, kind: Kind, connections: int) -> Line:
@@ -202,6 +204,19 @@ def paced_lines(report: Report) -> list[str]:
             f"the generator sent late by {ms(p.late_p99_ms)} ms at p99, used "
             f"{1e6 * p.client_cpu / max(1, p.sent):,.0f} µs of CPU per request and "
             f"{p.connections} connections; goal p99 <= {GOAL_PACED_P99_MS:.0f} ms {met}"
+        )
+    if (floor := report.floor) is not None:
+        first = report.line("first", 32)
+        reference = first.db.result.rate
+        f = floor.result
+        lines.append(
+            f"the floor, first page at 32 connections from a minimal ASGI app (no framework: "
+            f"the same statement on an asyncpg pool, under {SERVER} with the same workers): "
+            f"{rate(f.rate)} req/s, p99 {ms(f.p99_ms)} ms, "
+            f"{1000 * floor.api_cpu / max(1, f.requests):.2f} ms of CPU per request, "
+            f"{f.rate / reference if reference else 0:.2f} x the asyncpg reference; the API "
+            f"{first.ratio:.2f} x, so {first.api.result.rate / f.rate if f.rate else 0:.2f} x "
+            "the floor"
         )
     if report.rss:
         top = max(report.rss.values()) / 1024

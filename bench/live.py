@@ -28,9 +28,13 @@ LOGS = Path(tempfile.gettempdir()) / "agent-history-bench"
 
 @asynccontextmanager
 async def service(
-    command: list[str], settings: BaseSettings, profile: Path | None = None
+    command: list[str],
+    settings: BaseSettings,
+    profile: Path | None = None,
+    module: str = "agent_history.server",
 ) -> AsyncIterator[Process]:
-    """``agent-history COMMAND`` running with ``settings``; SIGINT and a wait on the way out.
+    """``agent-history COMMAND`` (``python -m MODULE COMMAND``) running with ``settings``;
+    SIGINT and a wait on the way out.
 
     Its output goes to a file under LOGS. With ``profile``, py-spy (installed by hand, not a
     project dependency) samples it into that file as raw stacks.
@@ -39,7 +43,7 @@ async def service(
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-m", "agent_history.server", *command),
+            *(sys.executable, "-m", module, *command),
             env=environment_of(settings),
             stdout=out,
             stderr=asyncio.subprocess.STDOUT,

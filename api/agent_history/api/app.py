@@ -19,13 +19,14 @@ from agent_history.api.cursor import CursorCodec, cursor_key
 from agent_history.api.engine import make_reader_engine
 from agent_history.api.erasure import erasure
 from agent_history.api.exports import exports
+from agent_history.api.fast_lists import FastLists, list_routes
 from agent_history.api.health import health
 from agent_history.api.login import LoginCodes, spend_in
 from agent_history.api.metrics import install_metrics
 from agent_history.api.page import install_page
 from agent_history.api.ports import Eraser
 from agent_history.api.problems import install_problem_handlers, problem_media_types
-from agent_history.api.routes import history
+from agent_history.api.routes import LISTS, history
 from agent_history.api.settings import ApiSettings
 from agent_history.api.streams import streams
 from agent_history.contract.settings import environment_of
@@ -58,10 +59,14 @@ with `include=input_data,output_data`. One execution (`/executions/{{id}}`) alwa
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
+def create_app(
+    settings: ApiSettings, eraser: Eraser | None = None, *, fast_lists: bool = True
+) -> FastAPI:
     """The API; its engine is built when the app starts and disposed when it stops.
 
     ``eraser`` serves DELETE /users/{id}/executions (without one, that answers 501).
+    ``fast_lists``: list pages skip FastAPI's routing and dependency solving (api.fast_lists;
+    off only to compare its answers with FastAPI's own).
     """
 
     @asynccontextmanager
@@ -104,6 +109,9 @@ def create_app(settings: ApiSettings, eraser: Eraser | None = None) -> FastAPI:
     app.include_router(health)
     app.include_router(asyncapi)
     install_page(app)
+    if fast_lists:
+        # Inside the problem and metrics middleware, which see its requests as any other.
+        app.add_middleware(FastLists, routes=list_routes(history.routes, LISTS))
     install_problem_handlers(app)
     metrics = install_metrics(app)
 

@@ -139,6 +139,10 @@ async def list_user_executions(
     return await _conditional_page(request, engine, cursors, feed, where, params)
 
 
+# The list routes, which api.fast_lists serves in front of FastAPI.
+LISTS = (list_agent_executions, list_user_executions)
+
+
 async def _conditional_page(
     request: Request,
     engine: AsyncEngine,
