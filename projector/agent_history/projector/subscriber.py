@@ -6,6 +6,8 @@ partition starts at its checkpoint, and on revocation the batch in flight commit
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -78,6 +80,13 @@ def subscribe(settings: ProjectorSettings, projector: Projector) -> KafkaBroker:
         consumer = subscriber.consumer
         assert consumer is not None, "the subscriber hands out messages only while started"
         raw = message.raw_message
-        await projector.handle(raw if isinstance(raw, tuple) else (raw,), consumer)
+        records = raw if isinstance(raw, tuple) else (raw,)
+        # In a context of its own: FastStream keeps the message in a context variable while the
+        # handler runs, every task and timer started meanwhile copies the context, and asyncio
+        # keeps a timer's copy until the timer is due, cancelled or not (a Kafka request's
+        # timeout is 40 s). The batch's records lived on as long as the timers of its write.
+        await asyncio.create_task(
+            projector.handle(records, consumer), context=contextvars.Context()
+        )
 
     return broker
