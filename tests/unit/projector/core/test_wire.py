@@ -240,13 +240,18 @@ def valid_label() -> st.SearchStrategy[str]:
     )
 
 
+def edge(valid: st.SearchStrategy[Any], *invalid: Any) -> st.SearchStrategy[Any]:
+    """Mostly ``valid``; now and then a value just past one of the contract's bounds."""
+    return st.one_of(valid, valid, st.sampled_from(invalid))
+
+
 def valid_data(kind: str) -> st.SearchStrategy[dict[str, Any]]:
     """The data of a valid event of ``kind``, with its optional fields now and then."""
     usage = st.fixed_dictionaries(
         {},
         optional={
-            "input_tokens": st.integers(0, 10**15),
-            "output_tokens": st.integers(0, 10**15),
+            "input_tokens": edge(st.integers(0, 10**15), -1, 10**15 + 1),
+            "output_tokens": edge(st.integers(0, 10**15), -1, 10**15 + 1),
             "cost": st.fixed_dictionaries(
                 {"amount": st.sampled_from(["0.0042", "12", "0"])},
                 optional={"currency": st.just("EUR")},
@@ -260,20 +265,24 @@ def valid_data(kind: str) -> st.SearchStrategy[dict[str, Any]]:
         optional = {
             "agent_name": st.one_of(TEXT, st.none()),
             "user_name": st.one_of(TEXT, st.none()),
-            "timeout_ms": st.integers(1, 366 * 86_400_000),
+            "timeout_ms": edge(st.integers(1, 366 * 86_400_000), 0, 366 * 86_400_000 + 1),
             "model": valid_label(),
-            "tags": st.lists(valid_label(), max_size=3),
-            "metadata": st.dictionaries(
-                valid_label(),
-                st.one_of(
-                    TEXT,
-                    st.booleans(),
-                    st.integers(),
-                    st.floats(allow_nan=False, allow_infinity=False),
+            "tags": edge(st.lists(valid_label(), max_size=3), ["t"] * 64, ["t"] * 65),
+            "metadata": edge(
+                st.dictionaries(
+                    valid_label(),
+                    st.one_of(
+                        TEXT,
+                        st.booleans(),
+                        st.integers(),
+                        st.floats(allow_nan=False, allow_infinity=False),
+                    ),
+                    max_size=3,
                 ),
-                max_size=3,
+                {f"k{i}": i for i in range(64)},
+                {f"k{i}": i for i in range(65)},
             ),
-            "parent_execution_id": st.sampled_from(IDS[1:]),
+            "parent_execution_id": st.sampled_from(IDS),  # IDS[0]: the execution itself
         }
     elif kind != "ExecutionHeartbeat":
         optional["usage"] = st.one_of(usage, st.none())
@@ -285,10 +294,12 @@ def valid_data(kind: str) -> st.SearchStrategy[dict[str, Any]]:
             optional["reason"] = st.one_of(TEXT, st.none())
         if kind == "ExecutionTimedOut":
             required |= {
-                "reason": st.sampled_from(["worker_lost", "late"]),
-                "last_seen_at": st.just("2025-06-01T11:00:00Z"),
-                "since": st.just("2025-06-01T11:00:00.5+01:00"),
-                "limit_ms": st.integers(0, 10**12),
+                "reason": edge(st.sampled_from(["worker_lost", "late"]), ""),
+                "last_seen_at": edge(st.just("2025-06-01T11:00:00Z"), "2025-06-01T11:00"),
+                "since": edge(
+                    st.just("2025-06-01T11:00:00.5+01:00"), "2025-06-01T11:00:00.1234567Z"
+                ),
+                "limit_ms": edge(st.integers(0, 10**12), -1),
             }
     return st.fixed_dictionaries(required, optional=optional)
 
@@ -306,10 +317,15 @@ def events(draw: st.DrawFn) -> bytes:
     event: dict[str, Any] = {
         "specversion": "1.0",
         "id": draw(st.sampled_from(IDS)),
-        "source": "urn:worker:1",
+        "source": draw(edge(st.just("urn:worker:1"), "")),
         "type": kind,
         "subject": execution,
-        "time": draw(st.sampled_from(["2025-06-01T12:00:00.123456+00:00", "2025-06-01T12:00:00Z"])),
+        "time": draw(
+            edge(
+                st.sampled_from(["2025-06-01T12:00:00.123456+00:00", "2025-06-01T12:00:00Z"]),
+                "2025-06-01T12:00:00",  # no offset
+            )
+        ),
         "data": data,
     }
     optional = {
