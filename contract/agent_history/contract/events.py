@@ -207,7 +207,7 @@ _TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[
 MAX_TRACESTATE_CHARS = 512  # what W3C asks a vendor to propagate at least
 
 
-def _traceparent(value: object) -> str | None:
+def valid_traceparent(value: object) -> str | None:
     """A valid traceparent as given; anything else reads as absent: tracing data never makes
     an event invalid (it is not worth a dead letter)."""
     if not isinstance(value, str) or _TRACEPARENT.fullmatch(value) is None:
@@ -220,7 +220,7 @@ def _traceparent(value: object) -> str | None:
     return value
 
 
-def _tracestate(value: object) -> str | None:
+def valid_tracestate(value: object) -> str | None:
     if not isinstance(value, str) or not 0 < len(value) <= MAX_TRACESTATE_CHARS:
         return None
     if not value.isascii() or not value.isprintable():
@@ -243,8 +243,8 @@ class _Envelope(_Frozen):
     data: ExecutionData
     # The CloudEvents distributed-tracing extension: the W3C trace context of the operation
     # that produced the event (a tracked run's span). Invalid values read as absent.
-    traceparent: Annotated[str | None, BeforeValidator(_traceparent)] = Added
-    tracestate: Annotated[str | None, BeforeValidator(_tracestate)] = Added
+    traceparent: Annotated[str | None, BeforeValidator(valid_traceparent)] = Added
+    tracestate: Annotated[str | None, BeforeValidator(valid_tracestate)] = Added
 
     @model_validator(mode="after")
     def _subject_names_the_execution(self) -> _Envelope:
@@ -376,6 +376,16 @@ def decode_record(headers: Sequence[tuple[str, bytes | None]], value: bytes) -> 
     otherwise. A record with neither a ``content-type`` nor a ``ce_`` header is read as
     structured, as records always were: it cannot be a binary event, which needs ``ce_id``.
     """
+    if is_binary(headers):
+        return _binary(headers, value)
+    try:
+        return _EVENT.validate_json(value)
+    except ValidationError as e:
+        raise InvalidEvent(_reason(e, binary=False)) from None
+
+
+def is_binary(headers: Sequence[tuple[str, bytes | None]]) -> bool:
+    """Whether a record with these headers is in binary content mode (decode_record's rule)."""
     binary = False
     for name, raw in headers:  # usually one header: this runs for every record
         if name == CONTENT_TYPE_HEADER:
@@ -386,12 +396,7 @@ def decode_record(headers: Sequence[tuple[str, bytes | None]], value: bytes) -> 
                 break
         elif name.startswith(ATTRIBUTE_PREFIX):
             binary = True
-    if binary:
-        return _binary(headers, value)
-    try:
-        return _EVENT.validate_json(value)
-    except ValidationError as e:
-        raise InvalidEvent(_reason(e, binary=False)) from None
+    return binary
 
 
 def _binary(headers: Sequence[tuple[str, bytes | None]], value: bytes) -> Event:

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 from agent_history.contract.events import RunRequestData
-from agent_history.projector.core.decode import Poison, Record, decode
+from agent_history.projector.core import wire
+from agent_history.projector.core.decode import Poison, Record, decode_hot
 from agent_history.projector.core.fold import Execution, fold
 from agent_history.projector.core.names import Name, Noted, names_of, note_exists, note_name
 
@@ -58,7 +59,7 @@ def changes_of(
             if value in reasons:
                 changes.poison.append(Poison(record, reasons[value]))
             continue
-        decoded = decode(record, max_bytes)
+        decoded = decode_hot(record, max_bytes)
         if value is not None:
             firsts.setdefault(value, record)
         if isinstance(decoded, Poison):
@@ -74,7 +75,7 @@ def changes_of(
         rows[data.execution_id] = fold(rows.get(data.execution_id), event)
         if event.traceparent is not None and len(traces) < MAX_TRACES:
             traces[event.traceparent] = None
-        if isinstance(data, RunRequestData):
+        if isinstance(data, (wire.RunRequestData, RunRequestData)):
             note_name(agents, data.agent_id, data.agent_name, event.time)
             note_name(users, data.user_id, data.user_name, event.time)
         else:  # names no one: its agent and user need only exist

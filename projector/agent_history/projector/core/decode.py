@@ -7,10 +7,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Protocol
+from typing import Protocol, TypeAlias, TypeVar
 from uuid import UUID
 
-from agent_history.contract.events import Event, InvalidEvent, decode_record
+from agent_history.contract.events import Event, InvalidEvent, decode_record, is_binary
+from agent_history.projector.core import wire
+
+# What decode gives: the contract's pydantic event, or its msgspec mirror (core/wire.py).
+AnyEvent: TypeAlias = Event | wire.Event
+E = TypeVar("E", bound=AnyEvent)
 
 
 class Record(Protocol):
@@ -39,16 +44,39 @@ class Poison:
 
 
 def decode(record: Record, max_bytes: int) -> Event | Poison:
+    """The record's event as the contract reads it, or why it is poison."""
     value = record.value
-    if value is None:
-        return Poison(record, "empty record value (tombstone)")
-    if len(value) > max_bytes:
-        return Poison(record, f"record value is {len(value)} bytes, over the {max_bytes} limit")
+    if value is None or len(value) > max_bytes:
+        return _unreadable(record, max_bytes)
     try:
         event = decode_record(record.headers, value)
     except InvalidEvent as e:
         return Poison(record, str(e))
-    if (unstorable := _unstorable(event, value)) is not None:
+    return _checked(record, event, value, number_shapes(value))
+
+
+def decode_hot(record: Record, max_bytes: int) -> AnyEvent | Poison:
+    """``decode`` for a batch: msgspec's mirror of the event (wire.py) where it is sure to
+    read the record as the contract does, else what ``decode`` gives. Same verdicts."""
+    value = record.value
+    if value is None or len(value) > max_bytes or is_binary(record.headers):
+        return decode(record, max_bytes)
+    event = wire.decode_sure(value)
+    if event is None:  # not sure, or poison: the contract decides and says why
+        return decode(record, max_bytes)
+    return _checked(record, event, value, number_shapes(value))
+
+
+def _unreadable(record: Record, max_bytes: int) -> Poison:
+    value = record.value
+    if value is None:
+        return Poison(record, "empty record value (tombstone)")
+    return Poison(record, f"record value is {len(value)} bytes, over the {max_bytes} limit")
+
+
+def _checked(record: Record, event: E, value: bytes, shapes: bytes) -> E | Poison:
+    """``event`` unless it cannot be stored or the record's key names another execution."""
+    if (unstorable := _unstorable(event, value, shapes)) is not None:
         return Poison(record, unstorable)
     if record.key is not None and not is_key_of(record.key, event.data.execution_id):
         return Poison(record, "record key does not match data.execution_id")
@@ -89,8 +117,15 @@ _ENDED_EXPONENT = re.compile(rb"0e000+(?:;|$)")  # or a bare number's, at the en
 _DIGITS = b"0" * 200
 
 
-def suspect(value: bytes) -> bool:
-    """Whether ``value`` may hold what PostgreSQL cannot store (then its data is walked)."""
+def number_shapes(value: bytes) -> bytes:
+    """``value`` with digits made "0", "e" and "E" "e", "+" deleted, the bytes that end a
+    number ";" and all else "x"."""
+    return value.translate(_NUMBER_SHAPES, b"+")
+
+
+def suspect(value: bytes, shapes: bytes | None = None) -> bool:
+    """Whether ``value`` may hold what PostgreSQL cannot store (then its data is walked);
+    ``shapes``: its number_shapes, if known."""
     # A test for one byte (memchr) is much cheaper than a search for a pattern: each pattern
     # is only searched for in values that hold its first byte.
     if (
@@ -99,13 +134,14 @@ def suspect(value: bytes) -> bool:
         or (73 in value and b"Infinity" in value)  # 73: "I"
     ):
         return True
-    shapes = value.translate(_NUMBER_SHAPES, b"+")
+    if shapes is None:
+        shapes = number_shapes(value)
     if _EXPONENT in shapes and _ENDED_EXPONENT.search(shapes) is not None:
         return True
     return len(shapes) >= 200 and _DIGITS in shapes
 
 
-def _unstorable(event: Event, value: bytes) -> str | None:
+def _unstorable(event: AnyEvent, value: bytes, shapes: bytes) -> str | None:
     """Why the event, though valid, could never be written; None when it can be.
 
     Such a record must go to the dead-letter topic: left in a batch, it would make that
@@ -117,11 +153,13 @@ def _unstorable(event: Event, value: bytes) -> str | None:
             event.time.astimezone(UTC)
         except OverflowError:
             return f"event time {event.time.isoformat()} is outside years 1 to 9999 in UTC"
-    if not suspect(value):
+    if not suspect(value, shapes):
         return None
-    # UUIDs often hold a digit, an "e" and three digits, so many events get here: one pass
-    # over the fields as parsed (a model keeps them in its __dict__) finds both flaws.
-    nul, not_finite = _flaws(vars(event.data))
+    # One pass over the fields as parsed (a model keeps them in its __dict__) finds both flaws.
+    data = event.data
+    nul, not_finite = _flaws(
+        wire.fields_of(data) if isinstance(data, wire.ExecutionData) else vars(data)
+    )
     if nul:
         return "event data contains a NUL character (\\u0000), which cannot be stored"
     if not_finite:

@@ -25,6 +25,7 @@ The parts and who wins them:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -34,7 +35,6 @@ from uuid import UUID
 from pydantic import JsonValue
 
 from agent_history.contract.events import (
-    Event,
     ExecutionCancelled,
     ExecutionCompleted,
     ExecutionFailed,
@@ -47,6 +47,8 @@ from agent_history.contract.events import (
     trace_id_of,
 )
 from agent_history.contract.statuses import STATUSES, TERMINAL_STATUSES, Status
+from agent_history.projector.core import wire
+from agent_history.projector.core.decode import AnyEvent
 
 # Input sources, best first: a Started event's input beats a Queued event's.
 INPUT_FROM_STARTED = 0
@@ -122,13 +124,19 @@ class Execution:
         return max(0, (self.execution_end - self.execution_start) // _MS)
 
 
-def from_event(event: Event) -> Execution:
-    """The row that this event alone describes."""
-    # Each case builds the row once: this runs for every event the projector reads.
+def from_event(event: AnyEvent) -> Execution:
+    """The row that this event alone describes: a contract event or its mirror (wire.py)."""
+    # Each case builds the row once: this runs for every event the projector reads. The
+    # mirrors come first: they are what the hot path decodes.
     data = event.data
     match event:
-        case ExecutionQueued() | ExecutionStarted():
-            started = isinstance(event, ExecutionStarted)
+        case (
+            wire.ExecutionQueued()
+            | wire.ExecutionStarted()
+            | ExecutionQueued()
+            | ExecutionStarted()
+        ):
+            started = isinstance(event, (wire.ExecutionStarted, ExecutionStarted))
             request = event.data
             return Execution(
                 id=data.execution_id,
@@ -156,13 +164,13 @@ def from_event(event: Event) -> Execution:
                 input_event_id=event.id,
                 terminal_event_id=None,
             )
-        case ExecutionCompleted():
+        case wire.ExecutionCompleted() | ExecutionCompleted():
             return _terminal(event, "completed", event.data.output_data, None)
-        case ExecutionFailed():
+        case wire.ExecutionFailed() | ExecutionFailed():
             return _terminal(event, "failed", event.data.output_data, event.data.error_message)
-        case ExecutionCancelled():
+        case wire.ExecutionCancelled() | ExecutionCancelled():
             return _terminal(event, "cancelled", None, event.data.reason)
-        case ExecutionHeartbeat():
+        case wire.ExecutionHeartbeat() | ExecutionHeartbeat():
             return Execution(
                 id=data.execution_id,
                 agent_id=data.agent_id,
@@ -189,12 +197,12 @@ def from_event(event: Event) -> Execution:
                 input_event_id=None,
                 terminal_event_id=None,
             )
-        case ExecutionTimedOut():
+        case wire.ExecutionTimedOut() | ExecutionTimedOut():
             return _terminal(event, VERDICT_STATUS, None, event.data.reason, seen=False)
 
 
 def _terminal(
-    event: TerminalEvent | ExecutionTimedOut,
+    event: TerminalEvent | ExecutionTimedOut | wire.TerminalEvent | wire.ExecutionTimedOut,
     status: Status,
     output: JsonValue,
     error: str | None,
@@ -319,13 +327,13 @@ def _heartbeat_key(row: Execution) -> tuple[datetime, UUID, UUID]:
     return (row.execution_start, row.agent_id, row.user_id)
 
 
-def fold(row: Execution | None, event: Event) -> Execution:
+def fold(row: Execution | None, event: AnyEvent) -> Execution:
     """The row after folding ``event`` into ``row`` (None: nothing seen yet)."""
     new = from_event(event)
     return new if row is None else merge(row, new)
 
 
-def fold_all(events: list[Event]) -> dict[UUID, Execution]:
+def fold_all(events: Sequence[AnyEvent]) -> dict[UUID, Execution]:
     """Fold events of any executions, in the order given, into one row per execution."""
     rows: dict[UUID, Execution] = {}
     for event in events:
