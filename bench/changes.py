@@ -13,21 +13,10 @@ from __future__ import annotations
 import argparse
 import gc
 import time
-from dataclasses import dataclass
 
 from agent_history.projector.core import changes
 from agent_history.projector.pipeline import collecting_rarely
-from bench.workload import HEADERS, generate
-
-
-@dataclass(frozen=True, slots=True)
-class _Record:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes]]
+from bench.workload import HEADERS, Record, generate
 
 
 def main() -> None:
@@ -38,7 +27,7 @@ def main() -> None:
     args = parser.parse_args()
     work = generate(args.events, 6)
     records = [
-        _Record("bench", part, offset, key, value, HEADERS)
+        Record("bench", part, offset, key, value, HEADERS)
         for offset, (part, key, value) in enumerate(work.records)
     ]
     batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]

@@ -25,7 +25,6 @@ import lzma
 import time
 import zlib
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
 from itertools import count
 from typing import TypeVar
 from uuid import uuid4
@@ -49,7 +48,7 @@ from bench.environment import (
     from_environment,
 )
 from bench.report import table
-from bench.workload import Workload
+from bench.workload import Record, Workload
 from bench.workload import generate as generate_events
 
 BATCH = 10_000
@@ -74,31 +73,19 @@ _SIZE_HEAD = ("relation", "rows", "MiB", "TOAST MiB", "bytes per execution", "by
 _VARIANTS = {(): "every trigger", _ROLLUPS: "no rollups", (*_ROLLUPS, *_COUNTS): "neither"}
 
 
-@dataclass(frozen=True, slots=True)
-class _Record:
-    """The parts of a ConsumerRecord the projector reads."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Sequence[tuple[str, bytes]]
-
-
-def _records(work: Workload) -> list[list[_Record]]:
+def _records(work: Workload) -> list[list[Record]]:
     offsets = {p: count() for p in range(PARTITIONS)}
     records = [
-        _Record("sizes", p, next(offsets[p]), key, value, []) for p, key, value in work.records
+        Record("sizes", p, next(offsets[p]), key, value, []) for p, key, value in work.records
     ]
     return [records[start : start + BATCH] for start in range(0, len(records), BATCH)]
 
 
-def _heartbeats(runs: Sequence[asyncpg.Record]) -> list[_Record]:
+def _heartbeats(runs: Sequence[asyncpg.Record]) -> list[Record]:
     """One heartbeat for each run, newer than anything it has seen: each moves last_seen_at."""
     ids = [(str(run["id"]), str(run["agent_id"]), str(run["user_id"])) for run in runs]
     return [
-        _Record(
+        Record(
             "sizes",
             0,
             n,
@@ -120,7 +107,7 @@ def _heartbeats(runs: Sequence[asyncpg.Record]) -> list[_Record]:
     ]
 
 
-async def _apply(engine: AsyncEngine, batches: Sequence[Sequence[_Record]]) -> tuple[int, float]:
+async def _apply(engine: AsyncEngine, batches: Sequence[Sequence[Record]]) -> tuple[int, float]:
     """Fold and write each batch as the projector does (names it wrote are not rewritten, the
     commit does not wait for the disk): rows written, and seconds spent in the transactions
     (statements, the batch's JSON, the commit; not the decoding and folding)."""

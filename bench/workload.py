@@ -14,6 +14,7 @@ import asyncio
 import gc
 import random
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,18 @@ _PROSE = (
     "with a table of the open questions, the decisions already taken and who takes the next "
     "step. Keep it short, cite the sources you used and flag anything you are unsure about. "
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """The parts of a ConsumerRecord the projector reads: a record handed over without Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, bytes]]
 
 
 @dataclass(slots=True)

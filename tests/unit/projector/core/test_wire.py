@@ -13,13 +13,14 @@ import dataclasses
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 from uuid import UUID
 
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from agent_history.contract.events import EventType
 from agent_history.projector.core import wire as mirror
 from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.decode import AnyEvent, Poison, decode, decode_hot
@@ -27,15 +28,7 @@ from agent_history.projector.core.fold import Execution, fold, fold_all
 from tests.unit.projector.core.test_batch import FakeRecord
 
 MAX_BYTES = 1 << 20
-TYPES = (
-    "ExecutionQueued",
-    "ExecutionStarted",
-    "ExecutionCompleted",
-    "ExecutionFailed",
-    "ExecutionCancelled",
-    "ExecutionHeartbeat",
-    "ExecutionTimedOut",
-)
+TYPES = get_args(EventType)
 IDS = [
     "0b5a2c1e-4f6d-4e8a-9b7c-1d2e3f405162",
     "d3c1e7a0-1234-4abc-8def-0123456789ab",
