@@ -46,13 +46,15 @@ class Poison:
 def decode(record: Record, max_bytes: int) -> Event | Poison:
     """The record's event as the contract reads it, or why it is poison."""
     value = record.value
-    if value is None or len(value) > max_bytes:
-        return _unreadable(record, max_bytes)
+    if value is None:
+        return Poison(record, "empty record value (tombstone)")
+    if len(value) > max_bytes:
+        return Poison(record, f"record value is {len(value)} bytes, over the {max_bytes} limit")
     try:
         event = decode_record(record.headers, value)
     except InvalidEvent as e:
         return Poison(record, str(e))
-    return _checked(record, event, value, number_shapes(value))
+    return _checked(record, event, value)
 
 
 def decode_hot(record: Record, max_bytes: int) -> AnyEvent | Poison:
@@ -64,19 +66,12 @@ def decode_hot(record: Record, max_bytes: int) -> AnyEvent | Poison:
     event = wire.decode_sure(value)
     if event is None:  # not sure, or poison: the contract decides and says why
         return decode(record, max_bytes)
-    return _checked(record, event, value, number_shapes(value))
+    return _checked(record, event, value)
 
 
-def _unreadable(record: Record, max_bytes: int) -> Poison:
-    value = record.value
-    if value is None:
-        return Poison(record, "empty record value (tombstone)")
-    return Poison(record, f"record value is {len(value)} bytes, over the {max_bytes} limit")
-
-
-def _checked(record: Record, event: E, value: bytes, shapes: bytes) -> E | Poison:
+def _checked(record: Record, event: E, value: bytes) -> E | Poison:
     """``event`` unless it cannot be stored or the record's key names another execution."""
-    if (unstorable := _unstorable(event, value, shapes)) is not None:
+    if (unstorable := _unstorable(event, value)) is not None:
         return Poison(record, unstorable)
     if record.key is not None and not is_key_of(record.key, event.data.execution_id):
         return Poison(record, "record key does not match data.execution_id")
@@ -117,15 +112,8 @@ _ENDED_EXPONENT = re.compile(rb"0e000+(?:;|$)")  # or a bare number's, at the en
 _DIGITS = b"0" * 200
 
 
-def number_shapes(value: bytes) -> bytes:
-    """``value`` with digits made "0", "e" and "E" "e", "+" deleted, the bytes that end a
-    number ";" and all else "x"."""
-    return value.translate(_NUMBER_SHAPES, b"+")
-
-
-def suspect(value: bytes, shapes: bytes | None = None) -> bool:
-    """Whether ``value`` may hold what PostgreSQL cannot store (then its data is walked);
-    ``shapes``: its number_shapes, if known."""
+def suspect(value: bytes) -> bool:
+    """Whether ``value`` may hold what PostgreSQL cannot store (then its data is walked)."""
     # A test for one byte (memchr) is much cheaper than a search for a pattern: each pattern
     # is only searched for in values that hold its first byte.
     if (
@@ -134,14 +122,13 @@ def suspect(value: bytes, shapes: bytes | None = None) -> bool:
         or (73 in value and b"Infinity" in value)  # 73: "I"
     ):
         return True
-    if shapes is None:
-        shapes = number_shapes(value)
+    shapes = value.translate(_NUMBER_SHAPES, b"+")
     if _EXPONENT in shapes and _ENDED_EXPONENT.search(shapes) is not None:
         return True
     return len(shapes) >= 200 and _DIGITS in shapes
 
 
-def _unstorable(event: AnyEvent, value: bytes, shapes: bytes) -> str | None:
+def _unstorable(event: AnyEvent, value: bytes) -> str | None:
     """Why the event, though valid, could never be written; None when it can be.
 
     Such a record must go to the dead-letter topic: left in a batch, it would make that
@@ -153,7 +140,7 @@ def _unstorable(event: AnyEvent, value: bytes, shapes: bytes) -> str | None:
             event.time.astimezone(UTC)
         except OverflowError:
             return f"event time {event.time.isoformat()} is outside years 1 to 9999 in UTC"
-    if not suspect(value, shapes):
+    if not suspect(value):
         return None
     # One pass over the fields as parsed (a model keeps them in its __dict__) finds both flaws.
     data = event.data
