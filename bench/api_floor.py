@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import uvicorn
 
+from agent_history.api.app import serve
 from agent_history.api.settings import ApiSettings
 from bench.api_load import Statements
+from bench.environment import asyncpg_dsn
 
 # Where each worker process finds the statements (uvicorn imports the app by name).
 _STATEMENTS = "BENCH_FLOOR_STATEMENTS"
@@ -72,25 +73,16 @@ class Floor:
 def floor_from_environment() -> Floor:
     """The app of one uvicorn worker process."""
     settings = ApiSettings()
-    dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
     statements = pickle.loads(Path(os.environ[_STATEMENTS]).read_bytes())
-    return Floor(dsn, settings.database_pool_size, statements)
+    return Floor(asyncpg_dsn(settings.database_url), settings.database_pool_size, statements)
 
 
 def main() -> None:
     port, workers, statements = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     os.environ[_STATEMENTS] = statements
-    # The options agent_history.api.app.serve gives uvicorn.
-    uvicorn.run(
-        f"{__name__}:{floor_from_environment.__name__}",
-        factory=True,
-        host="127.0.0.1",
-        port=port,
-        workers=workers,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-        log_level="warning",
-    )
+    # Served as the API is: the same function, so the same uvicorn options.
+    settings = ApiSettings(host="127.0.0.1", port=port, workers=workers)
+    serve(settings, f"{__name__}:{floor_from_environment.__name__}")
 
 
 if __name__ == "__main__":

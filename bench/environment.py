@@ -24,6 +24,11 @@ from agent_history.read_model.migrate import migrate
 PARTITIONS = 6
 
 
+def asyncpg_dsn(url: str) -> str:
+    """The asyncpg DSN of a SQLAlchemy URL."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 @dataclass(frozen=True)
 class Bench:
     """Names of this run's own database, topics and consumer groups."""
@@ -38,11 +43,7 @@ class Bench:
 
     def dsn(self, url: str | None = None) -> str:
         """The asyncpg DSN of a SQLAlchemy URL (default: this run's database)."""
-        return (
-            make_url(url or self.database_url)
-            .set(drivername="postgresql")
-            .render_as_string(hide_password=False)
-        )
+        return asyncpg_dsn(url or self.database_url)
 
     def topic(self, purpose: str) -> str:
         return f"bench-{self.run}-{purpose}"

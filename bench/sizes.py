@@ -31,7 +31,6 @@ from uuid import uuid4
 
 import asyncpg
 import orjson
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.projector.core.changes import changes_of
@@ -43,6 +42,7 @@ from bench.api_rows import Shape
 from bench.environment import (
     PARTITIONS,
     Bench,
+    asyncpg_dsn,
     create_database,
     drop_database,
     from_environment,
@@ -139,7 +139,7 @@ async def _wal_of(conn: asyncpg.Connection, work: Awaitable[T]) -> tuple[T, floa
 async def _write(url: str, work: Workload, disabled: Sequence[str]) -> list[str]:
     """Project the workload into ``url``'s database, then a heartbeat for 10,000 of its runs:
     a row of WAL figures."""
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     engine = make_engine(DatabaseSettings(database_url=url))
     try:
         for trigger in disabled:
@@ -186,7 +186,7 @@ def _log_bytes(work: Workload) -> list[str]:
 
 async def _sizes(url: str) -> list[list[str]]:
     """Each relation's bytes, per execution."""
-    conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await conn.execute("ANALYZE")
         executions = await conn.fetchval("SELECT count(*) FROM agent_executions")
