@@ -27,13 +27,13 @@ Revises: 0009
 Create Date: 2026-12-11
 """
 
-import importlib.util
 from collections.abc import Sequence
-from pathlib import Path
 from types import ModuleType
 
 import sqlalchemy as sa
 from alembic import op
+
+from agent_history.read_model.migrate import revision_module
 
 revision: str = "0010"
 down_revision: str | None = "0009"
@@ -43,13 +43,7 @@ depends_on: str | Sequence[str] | None = None
 
 def _rollups() -> ModuleType:
     """Migration 0006: the rollups' trigger template, which this one reuses."""
-    path = Path(__file__).with_name("0006_rollups.py")
-    spec = importlib.util.spec_from_file_location("agent_history_migration_0006", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return revision_module("0006_rollups.py")
 
 
 _ADD_FUNCTION = """
