@@ -7,7 +7,7 @@ Like the live projector, each batch's transaction overlaps reading and decoding 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import partial
 from uuid import UUID
 
@@ -22,6 +22,26 @@ from agent_history.projector.store import commit_asynchronously, use_schema, wri
 
 # Events read so far, and how many there are in all (as far as known).
 Progress = Callable[[int, int], None]
+
+
+def replay_consumer(settings: ProjectorSettings) -> AIOKafkaConsumer:
+    """A consumer in no group, for reading partitions assigned to it (not started yet)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+    )
+
+
+async def read_from_start(
+    consumer: AIOKafkaConsumer, topic: str, partitions: Iterable[int]
+) -> list[TopicPartition]:
+    """Assign ``partitions`` to the started consumer, each to be read from its beginning."""
+    tps = [TopicPartition(topic, p) for p in partitions]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    return tps
 
 
 class Loader:
@@ -66,6 +86,11 @@ class Loader:
             changes = changes_of(records, self._settings.max_event_bytes, self.erased)
             await self._write(conn, changes, len(records), None)
 
+    def skip_to(self, offsets: dict[int, int]) -> None:
+        """Read on from these offsets (those below them were loaded elsewhere)."""
+        for partition, offset in offsets.items():
+            self._consumer.seek(TopicPartition(self._settings.topic, partition), offset)
+
     async def _read(self, until: dict[int, int]) -> list[Record]:
         """The next records below ``until``; empty once every partition got there."""
         while await self._behind(until):
@@ -102,9 +127,13 @@ class Loader:
     ) -> None:
         await write_changes(conn, changes.agents, changes.users, changes.rows.values(), writing)
         # Invalid records were dead-lettered by the live projector; here they are only counted.
-        self.invalid += len(changes.poison)
-        self.dropped += changes.dropped.total()
-        self.events += records
+        self.count(records, len(changes.poison), changes.dropped.total())
+
+    def count(self, events: int, invalid: int, dropped: int) -> None:
+        """Add events read and applied (here, or by a loader of a share of the partitions)."""
+        self.invalid += invalid
+        self.dropped += dropped
+        self.events += events
         self.total = max(self.total, self.events)
         if self._progress is not None:
             self._progress(self.events, self.total)
