@@ -7,7 +7,8 @@ Like the live projector, each batch's transaction overlaps reading and decoding 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from functools import partial
 from uuid import UUID
 
@@ -84,7 +85,8 @@ class Loader:
         """Within ``conn``'s transaction, whose search path is already the schema."""
         while records := await self._read(until):
             changes = changes_of(records, self._settings.max_event_bytes, self.erased)
-            await self._write(conn, changes, len(records), None)
+            await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+            self._count_batch(changes, len(records))
 
     def skip_to(self, offsets: dict[int, int]) -> None:
         """Read on from these offsets (those below them were loaded elsewhere)."""
@@ -112,20 +114,24 @@ class Loader:
     async def _commit(
         self, engine: AsyncEngine, changes: Changes, records: int, writing: asyncio.Event
     ) -> None:
+        # The names first, committed on their own: loaders of other shares of the partitions
+        # (shares.py) upsert the same agents and users, and would otherwise wait for this
+        # batch's rows statement too, taking turns instead of writing side by side.
+        async with self._transaction(engine) as conn:
+            await write_changes(conn, changes.agents, changes.users, ())
+        async with self._transaction(engine) as conn:
+            await write_changes(conn, {}, {}, changes.rows.values(), writing)
+        self._count_batch(changes, records)
+
+    @asynccontextmanager
+    async def _transaction(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.begin() as conn:
             await use_schema(conn, self._schema)
             # A lost shadow transaction costs only a rerun: no need to wait for the disk.
             await commit_asynchronously(conn)
-            await self._write(conn, changes, records, writing)
+            yield conn
 
-    async def _write(
-        self,
-        conn: AsyncConnection,
-        changes: Changes,
-        records: int,
-        writing: asyncio.Event | None,
-    ) -> None:
-        await write_changes(conn, changes.agents, changes.users, changes.rows.values(), writing)
+    def _count_batch(self, changes: Changes, records: int) -> None:
         # Invalid records were dead-lettered by the live projector; here they are only counted.
         self.count(records, len(changes.poison), changes.dropped.total())
 
