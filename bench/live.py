@@ -84,12 +84,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def _own_cpu_seconds(pid: int) -> float:
-    """User plus system CPU time so far of one process (one file read: cheap to poll)."""
+    """User plus system CPU time so far of one process and of its children it has waited for,
+    such as replay's loader processes (one file read: cheap to poll)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return sum(int(f) for f in fields[11:15]) / _CLOCK_TICKS
 
 
 def busy_jiffies() -> tuple[int, int]:
@@ -111,11 +112,22 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+def tree_rss_bytes(pid: int) -> list[int]:
+    """The resident set sizes of a process and of its children now; empty once it is gone."""
+    children = []
+    for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+        with suppress(OSError):
+            children += [int(c) for c in listing.read_text().split()]
+    return [rss for p in (pid, *children) if (rss := rss_bytes(p))]
+
+
 @dataclass(frozen=True)
 class Memory:
-    """A process's resident set size, sampled: (seconds since its start, bytes)."""
+    """A process's resident set size, sampled: (seconds since its start, bytes); for a process
+    with children, their sum, and ``largest`` the most any one of them held."""
 
     samples: list[tuple[float, int]]
+    largest: int = 0
 
     @property
     def peak(self) -> int:
@@ -197,20 +209,25 @@ async def drain(
 @dataclass(frozen=True)
 class Run:
     seconds: float  # from starting the process until it exited
-    cpu: float  # CPU seconds it used
-    memory: Memory
+    cpu: float  # CPU seconds it and its children used
+    memory: Memory  # it and its children together
+    machine_busy: float  # share of all cores busy meanwhile (0..1)
 
 
 async def run_to_end(command: list[str], settings: BaseSettings, within: float = 300.0) -> Run:
-    """``agent-history COMMAND`` from its start until it exits (successfully), its RSS sampled."""
+    """``agent-history COMMAND`` from its start until it exits (successfully), its RSS (with its
+    children's) sampled."""
+    busy0, total0 = busy_jiffies()
     start = time.perf_counter()
     samples: list[tuple[float, int]] = []
+    largest = 0
     async with service(command, settings) as process:
         cpu = 0.0
         while process.returncode is None:
             now = time.perf_counter() - start
-            if rss := rss_bytes(process.pid):  # 0: it exited since the last look
-                samples.append((now, rss))
+            if rss := tree_rss_bytes(process.pid):  # empty: it exited since the last look
+                samples.append((now, sum(rss)))
+                largest = max(largest, *rss)
             cpu = _own_cpu_seconds(process.pid) or cpu  # its last reading before it exits
             if now > within:
                 raise TimeoutError(f"{command[0]} did not finish within {within:.0f} s")
@@ -219,7 +236,9 @@ async def run_to_end(command: list[str], settings: BaseSettings, within: float =
         seconds = time.perf_counter() - start
         if process.returncode != 0:
             raise RuntimeError(f"{command[0]} exited with {process.returncode}; see {LOGS}")
-    return Run(seconds, cpu, Memory(samples))
+    busy1, total1 = busy_jiffies()
+    busy = (busy1 - busy0) / max(1, total1 - total0)
+    return Run(seconds, cpu, Memory(samples, largest), busy)
 
 
 async def api_ready(base: str, server: Process, within: float = 60.0) -> None:

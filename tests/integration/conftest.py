@@ -27,6 +27,15 @@ def settings(projector_settings: ProjectorSettings, own_database: str) -> Projec
     return projector_settings.model_copy(update={"database_url": own_database})
 
 
+@pytest.fixture(params=[1, 2], ids=["in-process", "two-loader-processes"])
+def replay_settings(
+    request: pytest.FixtureRequest, settings: ProjectorSettings
+) -> ProjectorSettings:
+    """The settings for a replay that loads in its own process, then for one with two loader
+    processes (shares.py)."""
+    return settings.model_copy(update={"replay_workers": request.param})
+
+
 @pytest.fixture
 async def engine(settings: ProjectorSettings) -> AsyncIterator[AsyncEngine]:
     e = make_engine(settings)

@@ -91,7 +91,10 @@ NOTHING = {"executions": 0, "users": 0, "counts": 0}
 
 @pytest.mark.usefixtures("projector")
 async def test_erase_then_late_events_are_dropped_counted_and_replay_agrees(
-    settings: ProjectorSettings, engine: AsyncEngine, kafka_bootstrap: str
+    settings: ProjectorSettings,
+    replay_settings: ProjectorSettings,
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
 ) -> None:
     rng = random.Random(10)
     ada, shared_agent = uuid.uuid4(), uuid.uuid4()
@@ -130,7 +133,7 @@ async def test_erase_then_late_events_are_dropped_counted_and_replay_agrees(
     assert await table(engine) == reference(others + more)
     live = await snapshot(engine)
 
-    result = await replay(settings)
+    result = await replay(replay_settings)
 
     assert result.erased == len(adas) + len(late)
     assert await traces(engine, ada) == NOTHING
@@ -151,7 +154,10 @@ async def test_erase_then_late_events_are_dropped_counted_and_replay_agrees(
 
 @pytest.mark.usefixtures("projector")
 async def test_an_erase_while_her_events_stream_in_leaves_nothing_behind(
-    settings: ProjectorSettings, engine: AsyncEngine, kafka_bootstrap: str
+    settings: ProjectorSettings,
+    replay_settings: ProjectorSettings,
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
 ) -> None:
     ada, agent = uuid.uuid4(), uuid.uuid4()
     others = history(random.Random(11), 50, T0)
@@ -179,7 +185,7 @@ async def test_an_erase_while_her_events_stream_in_leaves_nothing_behind(
     removed = erased.executions
     assert removed + await dropped_events(engine, ada) > 0
 
-    result = await replay(settings)
+    result = await replay(replay_settings)
     assert await traces(engine, ada) == NOTHING
     assert await table(engine) == reference(others)
     assert result.erased == 20 * 10 * 2

@@ -7,7 +7,10 @@ own, not the session's.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import random
+import signal
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
@@ -30,6 +33,7 @@ from agent_history.contract.events import (
 )
 from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings
+from agent_history.projector.shares import LoaderFailed
 from agent_history.read_model.migrate import alembic_config
 from tests.support import (
     assert_counts_match_rows,
@@ -104,7 +108,10 @@ async def publish(bootstrap: str, topic: str, events: list[Event]) -> list[Any]:
 
 @pytest.mark.usefixtures("projector")
 async def test_replay_equals_live_projection_and_api_answers_throughout(
-    settings: ProjectorSettings, engine: AsyncEngine, kafka_bootstrap: str
+    settings: ProjectorSettings,
+    replay_settings: ProjectorSettings,
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
 ) -> None:
     rng = random.Random(3)
     first = history(rng, 300, datetime(2025, 1, 1, tzinfo=UTC))
@@ -142,7 +149,7 @@ async def test_replay_equals_live_projection_and_api_answers_throughout(
         # New events while the replay runs: the live projector applies them, and the swap must
         # catch the rebuilt table up with them.
         result, more = await asyncio.gather(
-            replay(settings), publish(kafka_bootstrap, settings.topic, second)
+            replay(replay_settings), publish(kafka_bootstrap, settings.topic, second)
         )
         await caught_up(engine, settings.consumer_group, settings.topic, [*sent, *more])
         await asyncio.sleep(0.2)  # a few more API calls after the swap
@@ -159,14 +166,17 @@ async def test_replay_equals_live_projection_and_api_answers_throughout(
     # The swapped-in tables carry the migration's names: the schema still matches the models.
     await asyncio.to_thread(command.check, alembic_config(api))
 
-    again = await replay(settings)
+    again = await replay(replay_settings)
     assert again.events == len(first) + len(second)
     assert await table(engine) == reference(first + second)
 
 
 @pytest.mark.usefixtures("projector")
 async def test_replay_applies_retention_like_prune(
-    settings: ProjectorSettings, engine: AsyncEngine, kafka_bootstrap: str
+    settings: ProjectorSettings,
+    replay_settings: ProjectorSettings,
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
 ) -> None:
     now = datetime.now(UTC)
     rng = random.Random(5)
@@ -182,8 +192,42 @@ async def test_replay_applies_retention_like_prune(
     await assert_counts_match_rows(engine)
     await assert_rollups_match_rows(engine)
 
-    result = await replay(settings.model_copy(update={"retention_days": 90}))
+    result = await replay(replay_settings.model_copy(update={"retention_days": 90}))
     assert result.pruned == 50
     assert await table(engine) == pruned
     await assert_counts_match_rows(engine)
     await assert_rollups_match_rows(engine)
+
+
+@pytest.mark.usefixtures("projector")
+async def test_a_loader_process_that_dies_fails_the_replay_before_any_swap(
+    settings: ProjectorSettings, engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    events = history(random.Random(7), 100, datetime(2025, 3, 1, tzinfo=UTC))
+    sent = await publish(kafka_bootstrap, settings.topic, events)
+    await caught_up(engine, settings.consumer_group, settings.topic, sent)
+    live = await table(engine)
+    two = settings.model_copy(update={"replay_workers": 2})
+
+    replaying = asyncio.create_task(replay(two))
+    victim = await _a_loader_process()
+    os.kill(victim, signal.SIGKILL)  # as the kernel's OOM killer would
+    with pytest.raises(LoaderFailed, match=r"failed: exited with code -9 before it was done"):
+        await replaying
+
+    assert not multiprocessing.active_children(), "the other loader was stopped"
+    assert await table(engine) == live, "nothing swapped in"
+    again = await replay(two)  # the lock is free and the shadow starts over
+    assert again.events == len(events)
+    assert await table(engine) == reference(events)
+
+
+async def _a_loader_process(within: float = 10.0) -> int:
+    """The pid of one of this process's loader processes, as soon as there is one."""
+    deadline = asyncio.get_running_loop().time() + within
+    while asyncio.get_running_loop().time() < deadline:
+        for child in multiprocessing.active_children():
+            if child.name.startswith("replay-loader-") and child.pid is not None:
+                return child.pid
+        await asyncio.sleep(0.005)
+    raise AssertionError(f"no loader process started within {within} s")

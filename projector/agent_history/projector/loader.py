@@ -7,7 +7,8 @@ Like the live projector, each batch's transaction overlaps reading and decoding 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from functools import partial
 from uuid import UUID
 
@@ -22,6 +23,26 @@ from agent_history.projector.store import commit_asynchronously, use_schema, wri
 
 # Events read so far, and how many there are in all (as far as known).
 Progress = Callable[[int, int], None]
+
+
+def replay_consumer(settings: ProjectorSettings) -> AIOKafkaConsumer:
+    """A consumer in no group, for reading partitions assigned to it (not started yet)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+    )
+
+
+async def read_from_start(
+    consumer: AIOKafkaConsumer, topic: str, partitions: Iterable[int]
+) -> list[TopicPartition]:
+    """Assign ``partitions`` to the started consumer, each to be read from its beginning."""
+    tps = [TopicPartition(topic, p) for p in partitions]
+    consumer.assign(tps)
+    await consumer.seek_to_beginning(*tps)
+    return tps
 
 
 class Loader:
@@ -64,7 +85,13 @@ class Loader:
         """Within ``conn``'s transaction, whose search path is already the schema."""
         while records := await self._read(until):
             changes = changes_of(records, self._settings.max_event_bytes, self.erased)
-            await self._write(conn, changes, len(records), None)
+            await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+            self._count_batch(changes, len(records))
+
+    def skip_to(self, offsets: dict[int, int]) -> None:
+        """Read on from these offsets (those below them were loaded elsewhere)."""
+        for partition, offset in offsets.items():
+            self._consumer.seek(TopicPartition(self._settings.topic, partition), offset)
 
     async def _read(self, until: dict[int, int]) -> list[Record]:
         """The next records below ``until``; empty once every partition got there."""
@@ -87,24 +114,32 @@ class Loader:
     async def _commit(
         self, engine: AsyncEngine, changes: Changes, records: int, writing: asyncio.Event
     ) -> None:
+        # The names first, committed on their own: loaders of other shares of the partitions
+        # (shares.py) upsert the same agents and users, and would otherwise wait for this
+        # batch's rows statement too, taking turns instead of writing side by side.
+        async with self._transaction(engine) as conn:
+            await write_changes(conn, changes.agents, changes.users, ())
+        async with self._transaction(engine) as conn:
+            await write_changes(conn, {}, {}, changes.rows.values(), writing)
+        self._count_batch(changes, records)
+
+    @asynccontextmanager
+    async def _transaction(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.begin() as conn:
             await use_schema(conn, self._schema)
             # A lost shadow transaction costs only a rerun: no need to wait for the disk.
             await commit_asynchronously(conn)
-            await self._write(conn, changes, records, writing)
+            yield conn
 
-    async def _write(
-        self,
-        conn: AsyncConnection,
-        changes: Changes,
-        records: int,
-        writing: asyncio.Event | None,
-    ) -> None:
-        await write_changes(conn, changes.agents, changes.users, changes.rows.values(), writing)
+    def _count_batch(self, changes: Changes, records: int) -> None:
         # Invalid records were dead-lettered by the live projector; here they are only counted.
-        self.invalid += len(changes.poison)
-        self.dropped += changes.dropped.total()
-        self.events += records
+        self.count(records, len(changes.poison), changes.dropped.total())
+
+    def count(self, events: int, invalid: int, dropped: int) -> None:
+        """Add events read and applied (here, or by a loader of a share of the partitions)."""
+        self.invalid += invalid
+        self.dropped += dropped
+        self.events += events
         self.total = max(self.total, self.events)
         if self._progress is not None:
             self._progress(self.events, self.total)

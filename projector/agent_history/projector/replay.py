@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -24,10 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from agent_history.projector.announce import announce_everything
 from agent_history.projector.checkpoints import hold_off_projectors, read_checkpoints
 from agent_history.projector.erasure import all_erased, remove_erased
-from agent_history.projector.loader import Loader, Progress
+from agent_history.projector.loader import Loader, Progress, read_from_start
 from agent_history.projector.pipeline import collecting_rarely
 from agent_history.projector.retention import delete_older_than
 from agent_history.projector.settings import ProjectorSettings
+from agent_history.projector.shares import Share, load_in_processes, shares_of
 from agent_history.projector.store import use_schema
 from agent_history.read_model.tables import (
     agent_executions,
@@ -83,22 +84,39 @@ async def replay(
             if not await lock.scalar(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")):
                 raise ReplayError("another replay is running against this database")
             await consumer.start()
-            tps = [TopicPartition(settings.topic, p) for p in await _partitions(settings)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
+            tps = await read_from_start(consumer, settings.topic, await _partitions(settings))
             start = await consumer.beginning_offsets(tps)
             end = {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()}
             total = sum(end.values()) - sum(start.values())
             loader = Loader(settings, consumer, SHADOW, progress, total, batch_records)
             loader.erased = await all_erased(lock)
             await _create_shadow(engine)
-            with collecting_rarely():
-                await loader.load(engine, end)
+            await _load(settings, engine, loader, end, batch_records)
             result = await _swap(engine, settings, loader, end)
             await lock.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY})"))
             return result
     finally:
         await consumer.stop()
+
+
+async def _load(
+    settings: ProjectorSettings,
+    engine: AsyncEngine,
+    loader: Loader,
+    end: dict[int, int],
+    batch_records: int,
+) -> None:
+    """Into the shadow, up to ``end``: by loader processes over shares of the partitions
+    (shares.py), or by ``loader`` in this process."""
+    shares = shares_of(end, settings.replay_workers)
+    if len(shares) < 2:
+        with collecting_rarely():
+            await loader.load(engine, end)
+        return
+    work = [Share(settings, until, loader.erased, SHADOW, batch_records) for until in shares]
+    await load_in_processes(work, loader.count)
+    # The swap's catch-up reads on from where the loader processes stopped.
+    loader.skip_to(end)
 
 
 async def _partitions(settings: ProjectorSettings) -> list[int]:

@@ -31,7 +31,7 @@ from agent_history.projector.deadletter import DeadLetters
 from agent_history.projector.dlq import DeadLetterQueue
 from agent_history.projector.erasure import Erasure, erase_user
 from agent_history.projector.job_metrics import ReplayMetrics, WatchdogMetrics, watchdog_registry
-from agent_history.projector.loader import Progress
+from agent_history.projector.loader import Progress, replay_consumer
 from agent_history.projector.metrics import ProjectorMetrics
 from agent_history.projector.probes import serving_probes
 from agent_history.projector.replay import ReplayResult, replay
@@ -110,13 +110,7 @@ async def build_replay(
             progress(done, total)
 
     async def run() -> ReplayResult:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
-        )
-        return await replay(settings, engine, consumer, report)
+        return await replay(settings, engine, replay_consumer(settings), report)
 
     try:
         async with serving_probes(settings.metrics_host, metrics_port, metrics.registry, list):
