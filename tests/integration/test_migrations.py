@@ -7,11 +7,13 @@ import asyncio
 
 import pytest
 from alembic import command
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.read_model.db import DatabaseSettings, make_engine
-from agent_history.read_model.migrate import alembic_config
+from agent_history.read_model.migrate import alembic_config, revision_module
 from agent_history.read_model.tables import metadata
 from tests.conftest import fresh_database
 from tests.support import assert_rollups_match_rows
@@ -133,3 +135,47 @@ def test_the_sketch_arrays_are_converted_from_the_old_sketch_and_back(
         asyncio.run(_rollups_match_rows(url))
         command.downgrade(config, "0009")
         asyncio.run(_old_sketches_match_rows(url))
+
+
+_ADDED = text("""
+SELECT (a).lo, (a).counts, (b).lo, (b).counts FROM (
+    SELECT add_duration_buckets(:lo, :counts, :buckets, :ns) AS a,
+           pg_temp.add_duration_buckets_0010(:lo, :counts, :buckets, :ns) AS b) AS both_ways
+""")
+
+
+@st.composite
+def _additions(draw: st.DrawFn) -> dict[str, object]:
+    """A stored array (trimmed, or empty) and buckets to add to it, removals and all."""
+    counts = draw(st.lists(st.integers(0, 5), max_size=12))
+    if counts:
+        counts[0], counts[-1] = counts[0] or 1, counts[-1] or 1
+    lo = draw(st.integers(-1, 40))
+    buckets = draw(st.lists(st.integers(-1, 60), min_size=1, max_size=8, unique=True))
+    # Removals take away no more than a bucket holds (as a run's old row does).
+    held = {lo + i: n for i, n in enumerate(counts)}
+    ns = [draw(st.integers(-held.get(b, 0), 4).filter(lambda n: n != 0)) for b in buckets]
+    return {"lo": lo, "counts": counts, "buckets": buckets, "ns": ns}
+
+
+@settings(max_examples=300, deadline=None)
+@given(cases=st.lists(_additions(), min_size=1, max_size=20))
+def test_0012s_add_duration_buckets_gives_0010s_results(
+    cases: list[dict[str, object]], database_url: str
+) -> None:
+    asyncio.run(_added_both_ways(database_url, cases))
+
+
+async def _added_both_ways(url: str, cases: list[dict[str, object]]) -> None:
+    engine = make_engine(DatabaseSettings(database_url=url))
+    old = revision_module("0010_sketch_arrays.py")._ADD_FUNCTION.replace(
+        "FUNCTION add_duration_buckets", "FUNCTION pg_temp.add_duration_buckets_0010", 1
+    )
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(old))
+            for case in cases:
+                new_lo, new_counts, old_lo, old_counts = (await conn.execute(_ADDED, case)).one()
+                assert (new_lo, new_counts) == (old_lo, old_counts), case
+    finally:
+        await engine.dispose()
