@@ -50,7 +50,7 @@ class ProjectorSettings(KafkaSettings, DatabaseSettings, ProbeSettings, LogSetti
     retry_max_seconds: float = 5.0
     # Measured in docs/benchmarks.md ("replay on every core").
     replay_workers: int = Field(
-        default=0,
+        default=1,
         ge=0,
         description="Loader processes of `replay`, each over its share of the topic's "
         "partitions; 0: one per core, at most one per partition; 1: replay loads in its own "
