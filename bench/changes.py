@@ -16,7 +16,7 @@ import time
 
 from agent_history.projector.core import changes
 from agent_history.projector.pipeline import collecting_rarely
-from bench.workload import HEADERS, Record, generate
+from bench.workload import generate
 
 
 def main() -> None:
@@ -25,11 +25,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    work = generate(args.events, 6)
-    records = [
-        Record("bench", part, offset, key, value, HEADERS)
-        for offset, (part, key, value) in enumerate(work.records)
-    ]
+    records = generate(args.events, 6).handed_over()
     batches = [records[i : i + args.batch] for i in range(0, len(records), args.batch)]
     best = float("inf")
     with collecting_rarely():

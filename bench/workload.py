@@ -60,6 +60,14 @@ class Workload:
     executions: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
 
+    def handed_over(self, topic: str = "bench") -> list[Record]:
+        """The records as the projector reads them, handed over without Kafka (offsets count
+        through the whole workload)."""
+        return [
+            Record(topic, part, offset, key, value, HEADERS)
+            for offset, (part, key, value) in enumerate(self.records)
+        ]
+
 
 def partition_of(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner for keyed records (murmur2)."""

@@ -25,7 +25,7 @@ from agent_history.projector.core.changes import Changes, changes_of
 from agent_history.projector.pipeline import collecting_rarely
 from agent_history.projector.store import commit_asynchronously, write_changes
 from bench import environment
-from bench.workload import HEADERS, Record, generate
+from bench.workload import generate
 
 _FUNCTIONS = text(
     "SELECT funcname, calls, total_time FROM pg_stat_user_functions "
@@ -34,11 +34,7 @@ _FUNCTIONS = text(
 
 
 def _batches(events: int, size: int) -> list[Changes]:
-    work = generate(events, 6)
-    records = [
-        Record("bench", part, offset, key, value, HEADERS)
-        for offset, (part, key, value) in enumerate(work.records)
-    ]
+    records = generate(events, 6).handed_over()
     with collecting_rarely():
         return [changes_of(records[i : i + size], 1 << 20) for i in range(0, len(records), size)]
 
