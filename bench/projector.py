@@ -34,6 +34,7 @@ ORDER = (
     "live",
     "vs copy",
     "live rss",
+    "rollup tables",
     "vs naive",
     "replay",
     "replay vs copy",
@@ -146,6 +147,37 @@ async def measure_replay(
         f"processes), both cores {ran.machine_busy:.0%} busy; result {result}",
     )
     return row, events / seconds, ran.memory
+
+
+_ROLLUP_TABLES = """
+SELECT relname, n_live_tup, n_tup_upd, n_tup_hot_upd, pg_total_relation_size(relid) AS size
+FROM pg_stat_user_tables
+WHERE relname IN ('execution_rollups', 'execution_duration_sketches',
+                  'execution_duration_sketches_all_models')
+ORDER BY relname
+"""
+
+
+async def rollup_tables_row(bench: Bench) -> Row:
+    """The rollup tables' size after the live drain, beside their live rows: every batch
+    rewrites an agent's current rows, and versions that cannot stay on their page pile up
+    until VACUUM (migration 0013)."""
+    conn = await asyncpg.connect(bench.dsn())
+    try:
+        # The drain's last statistics reach the shared counters within a second.
+        await asyncio.sleep(1.5)
+        tables = await conn.fetch(_ROLLUP_TABLES)
+    finally:
+        await conn.close()
+    parts = [
+        f"{t['relname']} {t['size'] / 2**20:.1f} MB for {t['n_live_tup']:,} rows, "
+        f"{t['n_tup_hot_upd'] / max(t['n_tup_upd'], 1):.0%} of {t['n_tup_upd']:,} updates "
+        "on the row's page"
+        for t in tables
+    ]
+    total = sum(t["size"] for t in tables)
+    how = "pg_total_relation_size and pg_stat_user_tables after the drain: " + "; ".join(parts)
+    return Row("rollup tables after the live drain", f"{total / 2**20:.0f} MB", how=how)
 
 
 def rss_row(what: str, memory: live.Memory, children: bool = False) -> Row:
@@ -290,6 +322,7 @@ async def run(args: argparse.Namespace) -> None:
                     bench, settings, events, ends, args.profile
                 )
                 rows["live rss"] = rss_row("live projector", memory)
+                rows["rollup tables"] = await rollup_tables_row(bench)
                 checksum = await check_projection(bench, work.executions, work.statuses)
                 if "copy" in steps:
                     await measure_copies(bench, events, rows, rates)

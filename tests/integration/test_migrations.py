@@ -40,14 +40,21 @@ FROM pg_attrdef d
 JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
 WHERE d.adrelid = CAST(:table AS regclass) AND a.attname = 'execution_time_ms'
 """)
+_STORAGE = text("""
+SELECT c.relname, c.reloptions FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = :schema AND c.relkind = 'r' AND c.relname = ANY(CAST(:tables AS text[]))
+ORDER BY c.relname
+""")
 
 
-async def test_the_generated_duration_is_the_same_in_models_and_migrations(
+async def test_generated_columns_and_storage_are_the_same_in_models_and_migrations(
     db_engine: AsyncEngine,
 ) -> None:
-    # alembic check does not compare generated-column expressions: tables.py's
-    # EXECUTION_TIME_MS_SQL (what replay builds its tables from) and migration 0001's copy
-    # (what every live database has) are compared here, both as PostgreSQL parsed them.
+    # alembic check compares neither generated-column expressions nor storage parameters:
+    # tables.py (what replay builds its tables from) and the migrations (what every live
+    # database has) are compared here, both as PostgreSQL parsed them: EXECUTION_TIME_MS_SQL
+    # and migration 0001's copy, the rollups' fillfactor and the sketches' toast_tuple_target.
+    tables = sorted(metadata.tables)
     async with db_engine.begin() as conn:
         await conn.execute(text("CREATE SCHEMA models_check"))
         try:
@@ -55,10 +62,17 @@ async def test_the_generated_duration_is_the_same_in_models_and_migrations(
             await conn.run_sync(metadata.create_all)
             from_models = await conn.scalar(_GENERATED, {"table": "models_check.agent_executions"})
             from_migrations = await conn.scalar(_GENERATED, {"table": "public.agent_executions"})
+            storage = {
+                schema: (await conn.execute(_STORAGE, {"schema": schema, "tables": tables})).all()
+                for schema in ("models_check", "public")
+            }
         finally:
             await conn.execute(text("DROP SCHEMA models_check CASCADE"))
     assert from_models is not None
     assert from_models == from_migrations
+    assert len(storage["public"]) == len(tables)
+    assert ("execution_rollups", ["fillfactor=50"]) in storage["public"]
+    assert storage["models_check"] == storage["public"]
 
 
 _OLD_SKETCHES = """

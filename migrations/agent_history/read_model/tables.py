@@ -215,6 +215,12 @@ def _model() -> Column[object]:
     return Column("model", Text, nullable=False)  # '' for runs without a model
 
 
+# Pages of the rollups (here and below) filled to half: every batch rewrites an agent's current
+# rows, and with room on their page the new versions stay there (heap-only updates, pruned as
+# the page is read) instead of moving and leaving dead ones behind (migration 0013).
+ROLLUP_STORAGE = {"fillfactor": 50}
+
+
 # An agent's runs summed per period (migration 0006), kept by statement-level triggers on
 # agent_executions in the same transaction as the rows; replay fills them with
 # fill_execution_rollups(). Sums are exact (numeric); cost per currency ('' for no cost).
@@ -233,6 +239,7 @@ execution_rollups = Table(
     Column("output_tokens_n", BigInteger, nullable=False),
     Column("cost", Numeric, nullable=False),
     PrimaryKeyConstraint("agent_id", "period", "bucket_start", "model", "status", "cost_currency"),
+    postgresql_with=ROLLUP_STORAGE,
 )
 
 
@@ -243,7 +250,7 @@ execution_rollups = Table(
 # gone holds '{}'.
 # Rows up to ~8 kB (arrays of ~1,000 buckets) stay whole and uncompressed: the trigger rewrites
 # a row on every write, and compressing it each time made that 15x slower (migration 0010).
-SKETCH_STORAGE = {"toast_tuple_target": 8160}
+SKETCH_STORAGE = {"toast_tuple_target": 8160, **ROLLUP_STORAGE}
 
 
 def _sketch(name: str, *key: Column[object]) -> Table:
