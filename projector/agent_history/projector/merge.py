@@ -94,7 +94,7 @@ INSERT INTO agent_executions AS t (
     error_message, timeout_ms, last_seen_at, model, tags, metadata, parent_execution_id,
     trace_id, input_tokens, output_tokens, cost, cost_currency, input_rank, input_time,
     input_event_id, terminal_event_id)
-SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(
+SELECT * FROM jsonb_to_recordset(CAST(convert_from(CAST(:rows AS bytea), 'UTF8') AS jsonb)) AS u(
     id uuid, agent_id uuid, user_id uuid, status text, execution_start timestamptz,
     execution_end timestamptz, input_data jsonb, output_data jsonb, error_message text,
     timeout_ms bigint, last_seen_at timestamptz, model text, tags text[], metadata jsonb,
@@ -139,12 +139,13 @@ WHERE {_INPUT_NEW} OR {_TERMINAL_NEW}
 """)
 
 
-def _rows_json(rows: list[Execution]) -> str:
+def _rows_json(rows: list[Execution]) -> bytes:
     """The rows as one JSON array of objects named like the columns (jsonb_to_recordset)."""
     try:
-        return orjson.dumps(rows, default=_decimal).decode()
+        return orjson.dumps(rows, default=_decimal)
     except TypeError:  # integers beyond 64 bits: valid JSON, and jsonb keeps them exactly
-        return json.dumps([{f: getattr(r, f) for f in _FIELDS} for r in rows], default=str)
+        rows_json = json.dumps([{f: getattr(r, f) for f in _FIELDS} for r in rows], default=str)
+        return rows_json.encode()
 
 
 def _decimal(value: object) -> str:
