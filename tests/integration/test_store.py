@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, get_args
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.contract.events import Event, EventType, event_from_dict
@@ -142,6 +143,43 @@ async def test_update_execution_record_on_completion(db_engine: AsyncEngine) -> 
     assert row.error_message is None
     assert row.created_at == created
     assert row.updated_at >= created
+
+
+# Below and above the count from which the rollup trigger plans its statement per call (0012).
+@pytest.mark.parametrize("runs", [5, 150])
+async def test_a_batch_that_updates_some_runs_and_inserts_others_rolls_up_both(
+    db_engine: AsyncEngine, runs: int
+) -> None:
+    # One upsert, two triggers: its updated runs are rolled up in its inserted runs' pass
+    # (migration 0014). Started runs, then a batch that ends them, starts as many new ones
+    # and ends some of those in the same hour, in another model and with costs.
+    agent, user = uuid.uuid4(), uuid.uuid4()
+    first, second = [uuid.uuid4() for _ in range(runs)], [uuid.uuid4() for _ in range(runs)]
+    ids = {"agent_id": agent, "user_id": user}
+    await apply(db_engine, [make_event("ExecutionStarted", e, T0, **ids) for e in first])
+    batch = []
+    for i, (old, new) in enumerate(zip(first, second, strict=True)):
+        at = T0 + timedelta(seconds=i + 1)
+        kind = ("ExecutionCompleted", "ExecutionFailed", "ExecutionCancelled")[i % 3]
+        batch.append(make_event(kind, old, at, **ids, **_details(random.Random(i), kind)))
+        batch.append(make_event("ExecutionStarted", new, at, **ids, model=f"m{i % 2}"))
+        if i % 2:
+            batch.append(make_event("ExecutionCompleted", new, at + timedelta(seconds=i), **ids))
+    changes = changes_of([_Record(e) for e in batch], max_bytes=1 << 20)
+    async with db_engine.begin() as conn:
+        await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+        # A plain UPDATE later in the same transaction is rolled up on its own, as before.
+        await conn.execute(
+            update(agent_executions).where(agent_executions.c.id == first[0]).values(model="x")
+        )
+    ended = ("completed", "failed", "cancelled")
+    expected = Counter(ended[i % 3] for i in range(runs))
+    expected.update("completed" if i % 2 else "running" for i in range(runs))
+    async with db_engine.connect() as conn:
+        query = select(agent_executions.c.status).where(agent_executions.c.agent_id == agent)
+        assert Counter((await conn.execute(query)).scalars()) == expected
+    await assert_counts_match_rows(db_engine)
+    await assert_rollups_match_rows(db_engine, [agent])
 
 
 @pytest.mark.parametrize(

@@ -158,10 +158,17 @@ def _decimal(value: object) -> str:
 _FIELDS = [f.name for f in fields(Execution)]
 
 
+# The rollup trigger then folds the upsert's updated rows into the pass over its inserted ones
+# (migration 0014): one rewrite of an agent's rollup rows a batch instead of two. Set for the
+# transaction; the trigger clears it once used.
+_ONE_ROLLUP_PASS = text("SELECT set_config('agent_history.upsert', 'on', true)")
+
+
 async def upsert_executions(conn: AsyncConnection, rows: Iterable[Execution]) -> None:
     """Merge each batch row into the stored row with the same id (insert when there is none)."""
     # In id order, one lock order for every projector (UUID.int orders as PostgreSQL does).
     ordered = sorted(rows, key=lambda r: r.id.int)
     if not ordered:
         return
+    await conn.execute(_ONE_ROLLUP_PASS)
     await conn.execute(_UPSERT_EXECUTIONS, {"rows": _rows_json(ordered)})

@@ -103,19 +103,25 @@ $$
 _PLANNED_PER_CALL_FROM = 100
 
 
-def _trigger_function(add: str, row: str) -> str:
-    """0006's roll_up_executions(), each branch's statement planned per call when it is big."""
-
-    def run(changes: str, rows: str) -> str:
-        statement = f"WITH changes AS ({changes}) {add.rstrip().rstrip(';')}"
-        # Small writes run the cached plan, which only such writes ever plan: planning this
-        # statement costs them more than running it. Dollar-quoted for EXECUTE: the statement
-        # has quotes of its own.
-        return f"""IF (SELECT count(*) FROM {rows}) < {_PLANNED_PER_CALL_FROM} THEN
+def run_statement(add: str, changes: str, count: str) -> str:
+    """plpgsql running ``add`` over ``changes`` (rows of ``count``): the cached plan for small
+    writes, planned at the call for big ones."""
+    statement = f"WITH changes AS ({changes}) {add.rstrip().rstrip(';')}"
+    # Small writes run the cached plan, which only such writes ever plan: planning this
+    # statement costs them more than running it. Dollar-quoted for EXECUTE: the statement has
+    # quotes of its own.
+    return f"""IF {count} < {_PLANNED_PER_CALL_FROM} THEN
             {statement};
         ELSE
             EXECUTE $statement$ {statement} $statement$;
         END IF;"""
+
+
+def _trigger_function(add: str, row: str) -> str:
+    """0006's roll_up_executions(), each branch's statement planned per call when it is big."""
+
+    def run(changes: str, rows: str) -> str:
+        return run_statement(add, changes, f"(SELECT count(*) FROM {rows})")
 
     old, new = f"SELECT {row}, -1 AS d FROM old_rows", f"SELECT {row}, 1 AS d FROM new_rows"
     return f"""

@@ -1,0 +1,92 @@
+"""rollups in one pass per upsert: the projector's updated runs are rolled up with its new ones
+
+The projector writes a batch with one INSERT ... ON CONFLICT DO UPDATE. PostgreSQL fires that
+statement's AFTER UPDATE trigger (the runs it updated) and then its AFTER INSERT trigger (the
+runs it inserted), and each ran roll_up_executions()'s statement: every batch rewrote an
+agent's current rollup rows twice, and the second pass cost almost as much as the first, as
+that cost goes with the rows rewritten, not the runs. Without the UPDATE pass, a 1M-event live
+drain took 29.5 / 29.0 s against 33.9 / 36.2 s (docs/benchmarks.md).
+
+A writer that sets agent_history.upsert to 'on' in its transaction (the projector, before its
+upsert: projector/merge.py) now has its UPDATE trigger keep the changed rows in a temporary
+table of the session and mark them 'deferred'; the INSERT trigger, fired next for the same
+statement, rolls them up with the inserted rows in one pass and clears both. Every other
+write (the watchdog's updates, prune and erase, a writer that does not set it) is rolled up
+as before. Only roll_up_executions() changes; the status counts (count_executions) keep their
+two passes, which cost a fifth as much.
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-12-03
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from agent_history.read_model.migrate import revision_module
+
+revision: str = "0014"
+down_revision: str | None = "0013"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# ROW's columns (0006) with their types, and d.
+_DEFERRED_TABLE = """CREATE TEMPORARY TABLE rollup_deferred (
+                agent_id uuid, status text, execution_start timestamptz, model text,
+                cost_currency text, input_tokens bigint, output_tokens bigint, cost numeric,
+                ms bigint, d integer) ON COMMIT DELETE ROWS"""
+
+
+def _trigger_function(add: str, row: str) -> str:
+    """0012's roll_up_executions(), with an upsert's UPDATE pass folded into its INSERT pass."""
+    planned = revision_module("0012_rollups_planned_per_write.py")
+
+    def run(changes: str, count: str) -> str:
+        return planned.run_statement(add, changes, count)
+
+    old, new = f"SELECT {row}, -1 AS d FROM old_rows", f"SELECT {row}, 1 AS d FROM new_rows"
+    deferred = "SELECT * FROM pg_temp.rollup_deferred"
+    counted = "(SELECT count(*) FROM new_rows) + (SELECT count(*) FROM pg_temp.rollup_deferred)"
+    return f"""
+CREATE OR REPLACE FUNCTION roll_up_executions() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' AND current_setting('agent_history.upsert', true) = 'deferred' THEN
+        -- The second trigger of an upsert whose updated rows wait in rollup_deferred.
+        PERFORM set_config('agent_history.upsert', '', true);
+        {run(f"{new} UNION ALL {deferred}", counted)}
+        DELETE FROM pg_temp.rollup_deferred;
+    ELSIF TG_OP = 'INSERT' THEN
+        {run(new, "(SELECT count(*) FROM new_rows)")}
+    ELSIF TG_OP = 'DELETE' THEN
+        {run(old, "(SELECT count(*) FROM old_rows)")}
+    ELSIF current_setting('agent_history.upsert', true) = 'on' THEN
+        -- An upsert's UPDATE trigger: PostgreSQL fires its INSERT trigger next, which rolls
+        -- these rows up with the inserted ones (a statement-level trigger fires even when the
+        -- statement inserted nothing).
+        IF to_regclass('pg_temp.rollup_deferred') IS NULL THEN
+            {_DEFERRED_TABLE};
+        END IF;
+        INSERT INTO pg_temp.rollup_deferred {old} UNION ALL {new};
+        PERFORM set_config('agent_history.upsert', 'deferred', true);
+    ELSE
+        {run(f"{old} UNION ALL {new}", "(SELECT count(*) FROM new_rows)")}
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+
+
+def upgrade() -> None:
+    schema = op.get_bind().scalar(sa.text("SELECT quote_ident(current_schema())"))
+    sketches = revision_module("0010_sketch_arrays.py")
+    op.execute(_trigger_function(sketches._add(schema), sketches._rollups().ROW))
+
+
+def downgrade() -> None:
+    schema = op.get_bind().scalar(sa.text("SELECT quote_ident(current_schema())"))
+    sketches = revision_module("0010_sketch_arrays.py")
+    planned = revision_module("0012_rollups_planned_per_write.py")
+    op.execute(planned._trigger_function(sketches._add(schema), sketches._rollups().ROW))
