@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, get_args
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.contract.events import Event, EventType, event_from_dict
@@ -168,6 +168,9 @@ async def test_a_batch_that_updates_some_runs_and_inserts_others_rolls_up_both(
     changes = changes_of([_Record(e) for e in batch], max_bytes=1 << 20)
     async with db_engine.begin() as conn:
         await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+        # The updated rows went through the deferral, not the UPDATE trigger's own pass.
+        deferred = text("SELECT to_regclass('pg_temp.rollup_deferred') IS NOT NULL")
+        assert await conn.scalar(deferred)
         # A plain UPDATE later in the same transaction is rolled up on its own, as before.
         await conn.execute(
             update(agent_executions).where(agent_executions.c.id == first[0]).values(model="x")

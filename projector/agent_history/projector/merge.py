@@ -89,12 +89,19 @@ def _from_ids_winner(col: str) -> str:
 
 
 _UPSERT_EXECUTIONS = text(f"""
+-- Has the rollup trigger fold the updated rows into the pass over the inserted ones (migration
+-- 0014): one rewrite of an agent's rollup rows a batch instead of two. Set for the transaction,
+-- before the triggers fire; the trigger clears it once used. In this statement rather than one
+-- of its own: the batch's write must be on its way, without waiting for this process, once it
+-- lets the next batch be decoded (pipeline.py).
+WITH one_rollup_pass AS MATERIALIZED (SELECT set_config('agent_history.upsert', 'on', true))
 INSERT INTO agent_executions AS t (
     id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
     error_message, timeout_ms, last_seen_at, model, tags, metadata, parent_execution_id,
     trace_id, input_tokens, output_tokens, cost, cost_currency, input_rank, input_time,
     input_event_id, terminal_event_id)
-SELECT * FROM jsonb_to_recordset(CAST(convert_from(CAST(:rows AS bytea), 'UTF8') AS jsonb)) AS u(
+SELECT u.* FROM one_rollup_pass, jsonb_to_recordset(
+    CAST(convert_from(CAST(:rows AS bytea), 'UTF8') AS jsonb)) AS u(
     id uuid, agent_id uuid, user_id uuid, status text, execution_start timestamptz,
     execution_end timestamptz, input_data jsonb, output_data jsonb, error_message text,
     timeout_ms bigint, last_seen_at timestamptz, model text, tags text[], metadata jsonb,
@@ -158,17 +165,10 @@ def _decimal(value: object) -> str:
 _FIELDS = [f.name for f in fields(Execution)]
 
 
-# The rollup trigger then folds the upsert's updated rows into the pass over its inserted ones
-# (migration 0014): one rewrite of an agent's rollup rows a batch instead of two. Set for the
-# transaction; the trigger clears it once used.
-_ONE_ROLLUP_PASS = text("SELECT set_config('agent_history.upsert', 'on', true)")
-
-
 async def upsert_executions(conn: AsyncConnection, rows: Iterable[Execution]) -> None:
     """Merge each batch row into the stored row with the same id (insert when there is none)."""
     # In id order, one lock order for every projector (UUID.int orders as PostgreSQL does).
     ordered = sorted(rows, key=lambda r: r.id.int)
     if not ordered:
         return
-    await conn.execute(_ONE_ROLLUP_PASS)
     await conn.execute(_UPSERT_EXECUTIONS, {"rows": _rows_json(ordered)})
