@@ -99,7 +99,7 @@ $$
 
 
 # Writes of fewer changed rows keep the plan plpgsql caches (planned for small writes: see
-# _trigger_function); bigger ones are planned with their own counts.
+# trigger_function); bigger ones are planned with their own counts.
 _PLANNED_PER_CALL_FROM = 100
 
 
@@ -117,20 +117,24 @@ def run_statement(add: str, changes: str, count: str) -> str:
         END IF;"""
 
 
-def _trigger_function(add: str, row: str) -> str:
-    """0006's roll_up_executions(), each branch's statement planned per call when it is big."""
+def trigger_function(add: str, row: str, *branches: tuple[str, str]) -> str:
+    """0006's roll_up_executions(), each branch's statement planned per call when it is big;
+    ``branches``, (condition, plpgsql) pairs, are tried before 0006's three (migration 0014)."""
 
     def run(changes: str, rows: str) -> str:
         return run_statement(add, changes, f"(SELECT count(*) FROM {rows})")
 
     old, new = f"SELECT {row}, -1 AS d FROM old_rows", f"SELECT {row}, 1 AS d FROM new_rows"
+    cases = [
+        *branches,
+        ("TG_OP = 'INSERT'", run(new, "new_rows")),
+        ("TG_OP = 'DELETE'", run(old, "old_rows")),
+    ]
+    tried = "\n    ELS".join(f"IF {when} THEN\n        {then}" for when, then in cases)
     return f"""
 CREATE OR REPLACE FUNCTION roll_up_executions() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        {run(new, "new_rows")}
-    ELSIF TG_OP = 'DELETE' THEN
-        {run(old, "old_rows")}
+    {tried}
     ELSE
         {run(f"{old} UNION ALL {new}", "new_rows")}
     END IF;
@@ -145,7 +149,7 @@ def upgrade() -> None:
     sketches = revision_module("0010_sketch_arrays.py")
     rollups = sketches._rollups()
     op.execute(_ADD_FUNCTION)
-    op.execute(_trigger_function(sketches._add(schema), rollups.ROW))
+    op.execute(trigger_function(sketches._add(schema), rollups.ROW))
 
 
 def downgrade() -> None:

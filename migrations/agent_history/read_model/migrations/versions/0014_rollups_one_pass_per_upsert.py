@@ -42,41 +42,28 @@ _DEFERRED_TABLE = """CREATE TEMPORARY TABLE rollup_deferred (
 def _trigger_function(add: str, row: str) -> str:
     """0012's roll_up_executions(), with an upsert's UPDATE pass folded into its INSERT pass."""
     planned = revision_module("0012_rollups_planned_per_write.py")
-
-    def run(changes: str, count: str) -> str:
-        return planned.run_statement(add, changes, count)
-
     old, new = f"SELECT {row}, -1 AS d FROM old_rows", f"SELECT {row}, 1 AS d FROM new_rows"
     deferred = "SELECT * FROM pg_temp.rollup_deferred"
     counted = "(SELECT count(*) FROM new_rows) + (SELECT count(*) FROM pg_temp.rollup_deferred)"
-    return f"""
-CREATE OR REPLACE FUNCTION roll_up_executions() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'INSERT' AND current_setting('agent_history.upsert', true) = 'deferred' THEN
-        -- The second trigger of an upsert whose updated rows wait in rollup_deferred.
-        PERFORM set_config('agent_history.upsert', '', true);
-        {run(f"{new} UNION ALL {deferred}", counted)}
-        DELETE FROM pg_temp.rollup_deferred;
-    ELSIF TG_OP = 'INSERT' THEN
-        {run(new, "(SELECT count(*) FROM new_rows)")}
-    ELSIF TG_OP = 'DELETE' THEN
-        {run(old, "(SELECT count(*) FROM old_rows)")}
-    ELSIF current_setting('agent_history.upsert', true) = 'on' THEN
-        -- An upsert's UPDATE trigger: PostgreSQL fires its INSERT trigger next, which rolls
-        -- these rows up with the inserted ones (a statement-level trigger fires even when the
-        -- statement inserted nothing).
-        IF to_regclass('pg_temp.rollup_deferred') IS NULL THEN
+    # The second trigger of an upsert whose updated rows wait in rollup_deferred.
+    roll_up_both = f"""PERFORM set_config('agent_history.upsert', '', true);
+        {planned.run_statement(add, f"{new} UNION ALL {deferred}", counted)}
+        DELETE FROM pg_temp.rollup_deferred;"""
+    # An upsert's UPDATE trigger: PostgreSQL fires its INSERT trigger next, which rolls these
+    # rows up with the inserted ones (a statement-level trigger fires even when the statement
+    # inserted nothing).
+    defer = f"""IF to_regclass('pg_temp.rollup_deferred') IS NULL THEN
             {_DEFERRED_TABLE};
         END IF;
         INSERT INTO pg_temp.rollup_deferred {old} UNION ALL {new};
-        PERFORM set_config('agent_history.upsert', 'deferred', true);
-    ELSE
-        {run(f"{old} UNION ALL {new}", "(SELECT count(*) FROM new_rows)")}
-    END IF;
-    RETURN NULL;
-END
-$$
-"""
+        PERFORM set_config('agent_history.upsert', 'deferred', true);"""
+    setting = "current_setting('agent_history.upsert', true)"
+    return planned.trigger_function(
+        add,
+        row,
+        (f"TG_OP = 'INSERT' AND {setting} = 'deferred'", roll_up_both),
+        (f"TG_OP = 'UPDATE' AND {setting} = 'on'", defer),
+    )
 
 
 def upgrade() -> None:
@@ -89,4 +76,4 @@ def downgrade() -> None:
     schema = op.get_bind().scalar(sa.text("SELECT quote_ident(current_schema())"))
     sketches = revision_module("0010_sketch_arrays.py")
     planned = revision_module("0012_rollups_planned_per_write.py")
-    op.execute(planned._trigger_function(sketches._add(schema), sketches._rollups().ROW))
+    op.execute(planned.trigger_function(sketches._add(schema), sketches._rollups().ROW))
