@@ -16,6 +16,7 @@ from agent_history.contract.events import Event, EventType, event_from_dict
 from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.fold import Execution, fold_all
 from agent_history.projector.store import write_changes
+from agent_history.read_model.db import DatabaseSettings, make_engine
 from agent_history.read_model.tables import agent_executions, agents
 from tests.support import assert_counts_match_rows, assert_rollups_match_rows
 
@@ -145,10 +146,16 @@ async def test_update_execution_record_on_completion(db_engine: AsyncEngine) -> 
     assert row.updated_at >= created
 
 
-# Below and above the count from which the rollup trigger plans its statement per call (0012).
-@pytest.mark.parametrize("runs", [5, 150])
+_DEFERRED = text("SELECT to_regclass('pg_temp.rollup_deferred_0014') IS NOT NULL")
+# Everyone, this role included (the database's owner), as REVOKE and GRANT name them.
+_NAMES = text("SELECT quote_ident(current_database()), 'PUBLIC, ' || quote_ident(current_user)")
+
+
+# Below and above the count from which the rollup trigger plans its statement per call (0012);
+# and by a role that may not create temporary tables, which gets the two passes instead.
+@pytest.mark.parametrize(("runs", "temporary"), [(5, True), (150, True), (150, False)])
 async def test_a_batch_that_updates_some_runs_and_inserts_others_rolls_up_both(
-    db_engine: AsyncEngine, runs: int
+    db_engine: AsyncEngine, database_url: str, runs: int, temporary: bool
 ) -> None:
     # One upsert, two triggers: its updated runs are rolled up in its inserted runs' pass
     # (migration 0014). Started runs, then a batch that ends them, starts as many new ones
@@ -166,15 +173,27 @@ async def test_a_batch_that_updates_some_runs_and_inserts_others_rolls_up_both(
         if i % 2:
             batch.append(make_event("ExecutionCompleted", new, at + timedelta(seconds=i), **ids))
     changes = changes_of([_Record(e) for e in batch], max_bytes=1 << 20)
-    async with db_engine.begin() as conn:
-        await write_changes(conn, changes.agents, changes.users, changes.rows.values())
-        # The updated rows went through the deferral, not the UPDATE trigger's own pass.
-        deferred = text("SELECT to_regclass('pg_temp.rollup_deferred') IS NOT NULL")
-        assert await conn.scalar(deferred)
-        # A plain UPDATE later in the same transaction is rolled up on its own, as before.
-        await conn.execute(
-            update(agent_executions).where(agent_executions.c.id == first[0]).values(model="x")
-        )
+    # A session of its own, so that its temporary table is this write's doing.
+    engine = make_engine(DatabaseSettings(database_url=database_url))
+    try:
+        async with engine.begin() as conn:
+            database, role = (await conn.execute(_NAMES)).one()
+            if not temporary:  # given back before the commit
+                await conn.execute(text(f"REVOKE TEMPORARY ON DATABASE {database} FROM {role}"))
+            assert not await conn.scalar(_DEFERRED)
+            await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+            # The updated rows went through the session's table, when it may have one.
+            assert await conn.scalar(_DEFERRED) == temporary
+            # And the upsert's setting is gone, whichever way its rows were rolled up.
+            assert await conn.scalar(text("SELECT current_setting('agent_history.upsert')")) == ""
+            # A plain UPDATE later in the same transaction is rolled up on its own, as before.
+            await conn.execute(
+                update(agent_executions).where(agent_executions.c.id == first[0]).values(model="x")
+            )
+            if not temporary:
+                await conn.execute(text(f"GRANT TEMPORARY ON DATABASE {database} TO {role}"))
+    finally:
+        await engine.dispose()
     ended = ("completed", "failed", "cancelled")
     expected = Counter(ended[i % 3] for i in range(runs))
     expected.update("completed" if i % 2 else "running" for i in range(runs))

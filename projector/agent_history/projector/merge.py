@@ -91,9 +91,10 @@ def _from_ids_winner(col: str) -> str:
 _UPSERT_EXECUTIONS = text(f"""
 -- Has the rollup trigger fold the updated rows into the pass over the inserted ones (migration
 -- 0014): one rewrite of an agent's rollup rows a batch instead of two. Set for the transaction,
--- before the triggers fire; the trigger clears it once used. In this statement rather than one
--- of its own: the batch's write must be on its way, without waiting for this process, once it
--- lets the next batch be decoded (pipeline.py).
+-- before the triggers fire; the trigger clears it once used, and upsert_executions after the
+-- statement (a table without the triggers, as replay's shadow, leaves it set). In this
+-- statement rather than one of its own: the batch's write must be on its way, without waiting
+-- for this process, once it lets the next batch be decoded (pipeline.py).
 WITH one_rollup_pass AS MATERIALIZED (SELECT set_config('agent_history.upsert', 'on', true))
 INSERT INTO agent_executions AS t (
     id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
@@ -146,6 +147,10 @@ WHERE {_INPUT_NEW} OR {_TERMINAL_NEW}
 """)
 
 
+# A later plain UPDATE in the transaction must not find the upsert's setting (migration 0014).
+_UPSERTED = text("SELECT set_config('agent_history.upsert', '', true)")
+
+
 def _rows_json(rows: list[Execution]) -> bytes:
     """The rows as one JSON array of objects named like the columns (jsonb_to_recordset)."""
     try:
@@ -172,3 +177,4 @@ async def upsert_executions(conn: AsyncConnection, rows: Iterable[Execution]) ->
     if not ordered:
         return
     await conn.execute(_UPSERT_EXECUTIONS, {"rows": _rows_json(ordered)})
+    await conn.execute(_UPSERTED)

@@ -7,13 +7,15 @@ agent's current rollup rows twice, and the second pass cost almost as much as th
 that cost goes with the rows rewritten, not the runs. Without the UPDATE pass, a 1M-event live
 drain took 29.5 / 29.0 s against 33.9 / 36.2 s (docs/benchmarks.md).
 
-A writer that sets agent_history.upsert to 'on' in its transaction (the projector, before its
-upsert: projector/merge.py) now has its UPDATE trigger keep the changed rows in a temporary
-table of the session and mark them 'deferred'; the INSERT trigger, fired next for the same
-statement, rolls them up with the inserted rows in one pass and clears both. Every other
-write (the watchdog's updates, prune and erase, a writer that does not set it) is rolled up
-as before. Only roll_up_executions() changes; the status counts (count_executions) keep their
-two passes, which cost a fifth as much.
+An upsert that sets agent_history.upsert to 'on' for its transaction (the projector's: a CTE of
+the statement itself, projector/merge.py) now has its UPDATE trigger keep the changed rows in a
+temporary table of the session and mark them 'deferred'; the INSERT trigger, fired next for the
+same statement, rolls them up with the inserted rows in one pass and clears both. Only an
+INSERT ... ON CONFLICT DO UPDATE on agent_executions may set it: a plain UPDATE would leave its
+rows unrolled. Every other write (prune and erase, a writer that does not set it) is rolled up
+as before, and so is an upsert by a role that may not create temporary tables (the TEMPORARY
+privilege on the database). Only roll_up_executions() changes; the status counts
+(count_executions) keep their two passes, which cost a fifth as much.
 
 Revision ID: 0014
 Revises: 0013
@@ -32,8 +34,10 @@ down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# ROW's columns (0006) with their types, and d.
-_DEFERRED_TABLE = """CREATE TEMPORARY TABLE rollup_deferred (
+# ROW's columns (0006) with their types, and d. A session keeps its table: a revision that
+# changes its columns must name it anew, or sessions from before would write the old shape.
+_DEFERRED = "rollup_deferred_0014"
+_DEFERRED_TABLE = f"""CREATE TEMPORARY TABLE {_DEFERRED} (
                 agent_id uuid, status text, execution_start timestamptz, model text,
                 cost_currency text, input_tokens bigint, output_tokens bigint, cost numeric,
                 ms bigint, d integer) ON COMMIT DELETE ROWS"""
@@ -43,26 +47,33 @@ def _trigger_function(add: str, row: str) -> str:
     """0012's roll_up_executions(), with an upsert's UPDATE pass folded into its INSERT pass."""
     planned = revision_module("0012_rollups_planned_per_write.py")
     old, new = f"SELECT {row}, -1 AS d FROM old_rows", f"SELECT {row}, 1 AS d FROM new_rows"
-    deferred = "SELECT * FROM pg_temp.rollup_deferred"
-    counted = "(SELECT count(*) FROM new_rows) + (SELECT count(*) FROM pg_temp.rollup_deferred)"
-    # The second trigger of an upsert whose updated rows wait in rollup_deferred.
+    deferred = f"SELECT * FROM pg_temp.{_DEFERRED}"
+    # The runs changed, as 0012 counts them (the updated ones once, by their new row).
+    counted = (
+        f"(SELECT count(*) FROM new_rows) + (SELECT count(*) FROM pg_temp.{_DEFERRED} WHERE d = 1)"
+    )
+    # The second trigger of an upsert whose updated rows wait in the session's table.
     roll_up_both = f"""PERFORM set_config('agent_history.upsert', '', true);
         {planned.run_statement(add, f"{new} UNION ALL {deferred}", counted)}
-        DELETE FROM pg_temp.rollup_deferred;"""
+        DELETE FROM pg_temp.{_DEFERRED};"""
     # An upsert's UPDATE trigger: PostgreSQL fires its INSERT trigger next, which rolls these
     # rows up with the inserted ones (a statement-level trigger fires even when the statement
     # inserted nothing).
-    defer = f"""IF to_regclass('pg_temp.rollup_deferred') IS NULL THEN
+    defer = f"""IF to_regclass('pg_temp.{_DEFERRED}') IS NULL THEN
             {_DEFERRED_TABLE};
         END IF;
-        INSERT INTO pg_temp.rollup_deferred {old} UNION ALL {new};
+        INSERT INTO pg_temp.{_DEFERRED} {old} UNION ALL {new};
         PERFORM set_config('agent_history.upsert', 'deferred', true);"""
     setting = "current_setting('agent_history.upsert', true)"
     return planned.trigger_function(
         add,
         row,
         (f"TG_OP = 'INSERT' AND {setting} = 'deferred'", roll_up_both),
-        (f"TG_OP = 'UPDATE' AND {setting} = 'on'", defer),
+        (
+            f"TG_OP = 'UPDATE' AND {setting} = 'on'"
+            " AND has_database_privilege(current_database(), 'TEMPORARY')",
+            defer,
+        ),
     )
 
 
