@@ -146,9 +146,8 @@ WHERE {_INPUT_NEW} OR {_TERMINAL_NEW}
    OR EXCLUDED.last_seen_at > COALESCE(t.last_seen_at, '-infinity'::timestamptz)
 """)
 
-
 # A later plain UPDATE in the transaction must not find the upsert's setting (migration 0014).
-_UPSERTED = text("SELECT set_config('agent_history.upsert', '', true)")
+_CLEAR_UPSERT_SETTING = text("SELECT set_config('agent_history.upsert', '', true)")
 
 
 def _rows_json(rows: list[Execution]) -> bytes:
@@ -177,4 +176,4 @@ async def upsert_executions(conn: AsyncConnection, rows: Iterable[Execution]) ->
     if not ordered:
         return
     await conn.execute(_UPSERT_EXECUTIONS, {"rows": _rows_json(ordered)})
-    await conn.execute(_UPSERTED)
+    await conn.execute(_CLEAR_UPSERT_SETTING)
