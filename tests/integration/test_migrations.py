@@ -71,7 +71,7 @@ async def test_generated_columns_and_storage_are_the_same_in_models_and_migratio
     assert from_models is not None
     assert from_models == from_migrations
     assert len(storage["public"]) == len(tables)
-    assert ("execution_rollups", ["fillfactor=50"]) in storage["public"]
+    assert ("execution_rollups", ["fillfactor=70"]) in storage["public"]
     assert storage["models_check"] == storage["public"]
 
 

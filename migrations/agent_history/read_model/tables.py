@@ -215,10 +215,10 @@ def _model() -> Column[object]:
     return Column("model", Text, nullable=False)  # '' for runs without a model
 
 
-# Pages of the rollups (here and below) filled to half: every batch rewrites an agent's current
+# Pages of the rollups (here and below) filled to 70 %: every batch rewrites an agent's current
 # rows, and with room on their page the new versions stay there (heap-only updates, pruned as
 # the page is read) instead of moving and leaving dead ones behind (migration 0013).
-ROLLUP_STORAGE = {"fillfactor": 50}
+ROLLUP_STORAGE = {"fillfactor": 70}
 
 
 # An agent's runs summed per period (migration 0006), kept by statement-level triggers on
