@@ -32,6 +32,7 @@ def replay_consumer(settings: ProjectorSettings) -> AIOKafkaConsumer:
         group_id=None,
         enable_auto_commit=False,
         max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        fetch_max_bytes=settings.fetch_max_bytes,
     )
 
 

@@ -41,6 +41,13 @@ class ProjectorSettings(KafkaSettings, DatabaseSettings, ProbeSettings, LogSetti
     batch_timeout_ms: int = 50
     # Kafka fetches: up to this much per partition and request, so a backlog fills big batches.
     max_partition_fetch_bytes: int = 8 << 20
+    fetch_max_bytes: int = Field(
+        default=16 << 20,
+        gt=0,
+        description="At most this much in one Kafka fetch response, over all partitions (the "
+        "first partition's first batch comes whole even if bigger): bounds the start-up, when "
+        "every partition is fetched at once (docs/benchmarks.md).",
+    )
     synchronous_commit: bool = Field(
         default=False,
         description="Wait for each batch's commit to reach the disk. Off is safe: the "

@@ -22,6 +22,7 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from uuid import UUID
 
+from agent_history.projector.allocator import map_big_blocks
 from agent_history.projector.loader import Loader, Progress, read_from_start, replay_consumer
 from agent_history.projector.pipeline import collecting_rarely
 from agent_history.projector.settings import ProjectorSettings
@@ -82,6 +83,7 @@ def shares_of(until: dict[int, int], workers: int) -> list[dict[int, int]]:
 
 def load_share(share: Share, progress: Progress) -> tuple[int, int, int]:
     """Fold the share into its schema's tables, as replay's own loader would."""
+    map_big_blocks()  # a process of its own, as `agent-history replay` (cli.py)
     loader = asyncio.run(_load(share, progress))
     return loader.events, loader.invalid, loader.dropped
 

@@ -68,6 +68,7 @@ def subscribe(settings: ProjectorSettings, projector: Projector) -> KafkaBroker:
         max_records=settings.batch_max_records,
         batch_timeout_ms=settings.batch_timeout_ms,
         max_partition_fetch_bytes=settings.max_partition_fetch_bytes,
+        fetch_max_bytes=settings.fetch_max_bytes,
         listener=listener,
         # The handler reads the raw records; FastStream's default parser and decoder would
         # first wrap and decode every record of the batch on its own, for nothing.

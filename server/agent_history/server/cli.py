@@ -98,12 +98,14 @@ def projector(
     log_level: Annotated[str, typer.Option(help="Python logging level.")] = "INFO",
 ) -> None:
     """Consume the event topic and keep agent_executions up to date (runs until stopped)."""
+    from agent_history.projector.allocator import map_big_blocks
     from agent_history.projector.settings import ProjectorSettings
     from agent_history.server.bootstrap import build_projector
     from agent_history.server.tracing import configure_tracing
 
     _logging(log_level)
     settings = ProjectorSettings()
+    map_big_blocks()  # its memory bounded while it runs: projector/allocator.py
     configure_tracing("agent-history-projector")  # from OTEL_*; off unless they ask for it
 
     async def main(stop: asyncio.Event) -> None:
@@ -160,6 +162,7 @@ def replay(
     """Rebuild the read model from the start of the topic and swap it in atomically."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+    from agent_history.projector.allocator import map_big_blocks
     from agent_history.projector.replay import ReplayResult
     from agent_history.projector.settings import ProjectorSettings
     from agent_history.server.bootstrap import build_replay
@@ -167,6 +170,7 @@ def replay(
 
     _logging("WARNING")
     settings = ProjectorSettings()
+    map_big_blocks()
     days = _retention(older_than, settings.retention_days)
     settings = settings.model_copy(update={"retention_days": days})
     columns = (BarColumn(), MofNCompleteColumn(), RateColumn(), TimeRemainingColumn())
