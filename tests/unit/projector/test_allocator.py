@@ -14,8 +14,7 @@ from typer.testing import CliRunner
 
 from agent_history.projector import allocator
 from agent_history.projector.replay import ReplayResult
-from agent_history.server import bootstrap
-from agent_history.server.cli import app
+from agent_history.server import bootstrap, cli
 
 # In a process of its own: the setting lasts for the process. Prints how many bytes of
 # separately mapped blocks a 1 MiB buffer added, after a 4 MiB buffer was freed (which raises
@@ -57,6 +56,20 @@ def test_without_it_glibc_would_serve_the_block_from_the_heap() -> None:
     assert _mapped_bytes_of_a_mib("default") == 0
 
 
+def _calls_of(monkeypatch: pytest.MonkeyPatch, args: list[str], calls: list[str]) -> list[str]:
+    """``calls`` after ``agent-history ARGS`` ran, its builder (bootstrap.py) faked by the test:
+    when the threshold was set ("map") among what the fake noted."""
+
+    def keep_the_tests_logging(level: str = "INFO") -> None:
+        """The command would give the root logger a handler on the runner's stderr."""
+
+    monkeypatch.setattr(allocator, "map_big_blocks", lambda: calls.append("map"))
+    monkeypatch.setattr(cli, "_logging", keep_the_tests_logging)
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    return calls
+
+
 def test_the_projector_command_fixes_the_threshold_before_it_projects(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -69,11 +82,8 @@ def test_the_projector_command_fixes_the_threshold_before_it_projects(
 
         yield project
 
-    monkeypatch.setattr(allocator, "map_big_blocks", lambda: calls.append("map"))
     monkeypatch.setattr(bootstrap, "build_projector", build_projector)
-    result = CliRunner().invoke(app, ["projector", "--log-level", "WARNING"])
-    assert result.exit_code == 0, result.output
-    assert calls == ["map", "project"]
+    assert _calls_of(monkeypatch, ["projector"], calls) == ["map", "project"]
 
 
 def test_the_replay_command_fixes_the_threshold_before_it_loads(
@@ -91,8 +101,5 @@ def test_the_replay_command_fixes_the_threshold_before_it_loads(
 
         yield run_replay
 
-    monkeypatch.setattr(allocator, "map_big_blocks", lambda: calls.append("map"))
     monkeypatch.setattr(bootstrap, "build_replay", build_replay)
-    result = CliRunner().invoke(app, ["replay", "--metrics-port", "0"])
-    assert result.exit_code == 0, result.output
-    assert calls == ["map", "replay"]
+    assert _calls_of(monkeypatch, ["replay", "--metrics-port", "0"], calls) == ["map", "replay"]
