@@ -117,7 +117,7 @@ def suspect(value: bytes) -> bool:
     # A test for one byte (memchr) is much cheaper than a search for a pattern: each pattern
     # is only searched for in values that hold its first byte.
     if (
-        (92 in value and b"\\u0000" in value)  # 92: a backslash
+        _may_hold_nul(value)
         or (78 in value and b"NaN" in value)  # 78: "N"
         or (73 in value and b"Infinity" in value)  # 73: "I"
     ):
@@ -126,6 +126,10 @@ def suspect(value: bytes) -> bool:
     if _EXPONENT in shapes and _ENDED_EXPONENT.search(shapes) is not None:
         return True
     return len(shapes) >= 200 and _DIGITS in shapes
+
+
+def _may_hold_nul(value: bytes) -> bool:
+    return 92 in value and b"\\u0000" in value  # 92: a backslash
 
 
 def _unstorable(event: AnyEvent, value: bytes) -> str | None:
@@ -140,13 +144,19 @@ def _unstorable(event: AnyEvent, value: bytes) -> str | None:
             event.time.astimezone(UTC)
         except OverflowError:
             return f"event time {event.time.isoformat()} is outside years 1 to 9999 in UTC"
-    if not suspect(value):
-        return None
-    # One pass over the fields as parsed (a model keeps them in its __dict__) finds both flaws.
     data = event.data
-    nul, not_finite = _flaws(
-        wire.fields_of(data) if isinstance(data, wire.ExecutionData) else vars(data)
-    )
+    # One pass over the fields as parsed (a model keeps them in its __dict__) finds both flaws.
+    if isinstance(data, wire.ExecutionData):
+        # msgspec refuses NaN, Infinity and every number past the largest float (wire.py), so
+        # of the two flaws only a NUL can be there, and the scan for numbers is not needed.
+        if not _may_hold_nul(value):
+            return None
+        fields = wire.fields_of(data)
+    elif suspect(value):
+        fields = vars(data)
+    else:
+        return None
+    nul, not_finite = _flaws(fields)
     if nul:
         return "event data contains a NUL character (\\u0000), which cannot be stored"
     if not_finite:

@@ -10,7 +10,8 @@ where the two could differ: a cost (decimal rules), a time with more than six fr
 without checking them), nesting deep enough for pydantic's recursion limit, a trace context
 that pydantic would drop, the models' own checks (subject, parent) and any value msgspec
 rejects. tests/unit/projector/core/test_wire.py holds the two decoders to the same verdicts
-and the same rows.
+and the same rows. msgspec refuses NaN, Infinity and any number past the largest float, typed
+or not, so an event decoded here holds only finite floats (decode.py relies on that).
 """
 
 from __future__ import annotations

@@ -20,9 +20,10 @@ from agent_history.contract.events import (
     record_key,
 )
 from agent_history.projector.core.changes import changes_of
-from agent_history.projector.core.decode import Poison, Record, decode
+from agent_history.projector.core.decode import Poison, Record, decode, decode_hot
 from agent_history.projector.core.names import Name
 from agent_history.projector.core.plan import plan_batch
+from agent_history.projector.core.wire import decode_sure as wire_decode_sure
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 AGENT = UUID("a0000000-0000-4000-8000-000000000001")
@@ -414,3 +415,14 @@ def test_events_of_an_erased_user_are_dropped_before_folding_and_counted() -> No
     assert kept.users == unerased.users == {USER: Name("Ada", T0 + timedelta(seconds=1))}
     assert kept.dropped == {erased: 3}
     assert changes_of(records, MAX_BYTES).dropped == {}, "nobody erased, nothing dropped"
+
+
+def test_the_hot_path_dead_letters_a_nul_as_the_contract_does() -> None:
+    # msgspec reads the event (a NUL is valid JSON); the check after it must still refuse it.
+    value = raw(wire("ExecutionCompleted", output_data={"text": "a\x00b"}))
+    assert wire_decode_sure(value) is not None
+
+    decoded = decode_hot(FakeRecord(value), MAX_BYTES)
+
+    assert isinstance(decoded, Poison)
+    assert "NUL character" in decoded.reason

@@ -16,6 +16,7 @@ from pydantic import JsonValue, TypeAdapter
 from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.decode import suspect
 from agent_history.projector.core.names import Name, StoredNames
+from agent_history.projector.core.wire import decode_sure
 from tests.unit.projector.core.test_batch import FakeRecord, binary, raw, record, wire
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
@@ -142,3 +143,19 @@ def test_the_byte_scan_flags_every_number_past_the_largest_float(
     n = parsed["n"][0] if isinstance(parsed["n"], list) else parsed["n"]
     if isinstance(n, float) and not math.isfinite(n):
         assert suspect(value), value
+
+
+@given(_numbers(), st.sampled_from(["input_data", "metadata"]))
+@example(b"2" + b"0" * 308 + b".5", "input_data")
+@example(b"1e400", "metadata")
+def test_the_hot_paths_decoder_takes_no_number_past_the_largest_float(
+    number: bytes, field: str
+) -> None:
+    """Why decode.py scans msgspec's events for a NUL alone: msgspec refuses such a number
+    anywhere in an event, so the contract decodes it (and the scan above flags it)."""
+    event = wire("ExecutionStarted")
+    event["data"][field] = {"n": "NUMBER"}
+    value = raw(event).replace(b'"NUMBER"', number)
+    n = TypeAdapter(JsonValue).validate_json(number)
+    if isinstance(n, float) and not math.isfinite(n):
+        assert decode_sure(value) is None, value
