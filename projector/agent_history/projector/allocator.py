@@ -12,6 +12,9 @@ the heap, for the page faults of fresh mappings (about 5 % of the projector's CP
 from __future__ import annotations
 
 import ctypes
+import logging
+
+log = logging.getLogger(__name__)
 
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h; setting it also turns the dynamic threshold off
 DEFAULT_MMAP_THRESHOLD = 128 << 10
@@ -19,10 +22,15 @@ DEFAULT_MMAP_THRESHOLD = 128 << 10
 
 def map_big_blocks(threshold: int = DEFAULT_MMAP_THRESHOLD) -> bool:
     """Have malloc map every block of ``threshold`` bytes or more on its own, for the rest of
-    the process; False where the C library has no such setting (not glibc)."""
+    the process; False, with a warning, where the C library takes no such setting (not glibc)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt  # the symbols the process has loaded: its libc's
     except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+        mallopt = None
+    if mallopt is not None:
+        mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+        if mallopt(_M_MMAP_THRESHOLD, threshold) == 1:
+            return True
+    # Say so: the process then keeps what its heap grew to (docs/benchmarks.md).
+    log.warning("the C library took no mmap threshold: freed big blocks may stay in the heap")
+    return False

@@ -3,18 +3,15 @@ blocks into the heap, where they would stay once freed."""
 
 from __future__ import annotations
 
-import asyncio
+import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
-from typer.testing import CliRunner
 
-from agent_history.projector import allocator
-from agent_history.projector.replay import ReplayResult
-from agent_history.server import bootstrap, cli
+from agent_history.projector import shares
 
 # In a process of its own: the setting lasts for the process. Prints how many bytes of
 # separately mapped blocks a 1 MiB buffer added, after a 4 MiB buffer was freed (which raises
@@ -41,8 +38,10 @@ print(mallinfo2().hblkhd - before)
 
 
 def _mapped_bytes_of_a_mib(mode: str) -> int:
+    # Without the variables that would set glibc's threshold from outside.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True
+        [sys.executable, "-c", _PROBE, mode], capture_output=True, text=True, check=True, env=env
     )
     return int(done.stdout)
 
@@ -56,50 +55,18 @@ def test_without_it_glibc_would_serve_the_block_from_the_heap() -> None:
     assert _mapped_bytes_of_a_mib("default") == 0
 
 
-def _calls_of(monkeypatch: pytest.MonkeyPatch, args: list[str], calls: list[str]) -> list[str]:
-    """``calls`` after ``agent-history ARGS`` ran, its builder (bootstrap.py) faked by the test:
-    when the threshold was set ("map") among what the fake noted."""
-
-    def keep_the_tests_logging(level: str = "INFO") -> None:
-        """The command would give the root logger a handler on the runner's stderr."""
-
-    monkeypatch.setattr(allocator, "map_big_blocks", lambda: calls.append("map"))
-    monkeypatch.setattr(cli, "_logging", keep_the_tests_logging)
-    result = CliRunner().invoke(cli.app, args)
-    assert result.exit_code == 0, result.output
-    return calls
-
-
-def test_the_projector_command_fixes_the_threshold_before_it_projects(
+def test_a_replay_loader_process_fixes_the_threshold_before_it_loads(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[str] = []
 
-    @asynccontextmanager
-    async def build_projector(settings: object) -> AsyncIterator[object]:
-        async def project(stop: asyncio.Event) -> None:
-            calls.append("project")
+    async def load(share: object, progress: object) -> Any:
+        calls.append("load")
+        return SimpleNamespace(events=3, invalid=0, dropped=0)
 
-        yield project
+    monkeypatch.setattr(shares, "map_big_blocks", lambda: calls.append("map"))
+    monkeypatch.setattr(shares, "_load", load)
 
-    monkeypatch.setattr(bootstrap, "build_projector", build_projector)
-    assert _calls_of(monkeypatch, ["projector"], calls) == ["map", "project"]
-
-
-def test_the_replay_command_fixes_the_threshold_before_it_loads(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    calls: list[str] = []
-
-    @asynccontextmanager
-    async def build_replay(
-        settings: object, progress: object, metrics_port: int
-    ) -> AsyncIterator[Callable[[], Awaitable[ReplayResult]]]:
-        async def run_replay() -> ReplayResult:
-            calls.append("replay")
-            return ReplayResult(events=3, invalid=0, executions=1, pruned=0)
-
-        yield run_replay
-
-    monkeypatch.setattr(bootstrap, "build_replay", build_replay)
-    assert _calls_of(monkeypatch, ["replay", "--metrics-port", "0"], calls) == ["map", "replay"]
+    share = cast(shares.Share, SimpleNamespace())
+    assert shares.load_share(share, lambda done, total: None) == (3, 0, 0)
+    assert calls == ["map", "load"]

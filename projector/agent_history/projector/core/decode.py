@@ -145,7 +145,6 @@ def _unstorable(event: AnyEvent, value: bytes) -> str | None:
         except OverflowError:
             return f"event time {event.time.isoformat()} is outside years 1 to 9999 in UTC"
     data = event.data
-    # One pass over the fields as parsed (a model keeps them in its __dict__) finds both flaws.
     if isinstance(data, wire.ExecutionData):
         # msgspec refuses NaN, Infinity and every number past the largest float (wire.py), so
         # of the two flaws only a NUL can be there, and the scan for numbers is not needed.
@@ -156,6 +155,7 @@ def _unstorable(event: AnyEvent, value: bytes) -> str | None:
         fields = vars(data)
     else:
         return None
+    # One pass over the fields as parsed (a model keeps them in its __dict__) finds both flaws.
     nul, not_finite = _flaws(fields)
     if nul:
         return "event data contains a NUL character (\\u0000), which cannot be stored"

@@ -417,12 +417,29 @@ def test_events_of_an_erased_user_are_dropped_before_folding_and_counted() -> No
     assert changes_of(records, MAX_BYTES).dropped == {}, "nobody erased, nothing dropped"
 
 
-def test_the_hot_path_dead_letters_a_nul_as_the_contract_does() -> None:
-    # msgspec reads the event (a NUL is valid JSON); the check after it must still refuse it.
-    value = raw(wire("ExecutionCompleted", output_data={"text": "a\x00b"}))
+@pytest.mark.parametrize(
+    ("kind", "data"),
+    [
+        ("ExecutionCompleted", {"output_data": {"text": "a\x00b"}}),
+        ("ExecutionStarted", {"input_data": {"a\x00b": 1}}),
+        ("ExecutionStarted", {"input_data": {"deep": [{"a\x00b": None}]}}),
+        ("ExecutionStarted", {"metadata": {"a\x00b": "v"}}),
+        ("ExecutionStarted", {"tags": ["a\x00b"]}),
+        ("ExecutionFailed", {"error_message": "a\x00b"}),
+    ],
+    ids=["output-value", "input-key", "nested-key", "metadata-key", "tag", "error"],
+)
+def test_the_hot_path_dead_letters_a_nul_as_the_contract_does(
+    kind: EventType, data: dict[str, Any]
+) -> None:
+    # msgspec reads the event (an escaped NUL is valid JSON); the check after it must still
+    # refuse it, for the contract's reason.
+    value = raw(wire(kind, **data))
     assert wire_decode_sure(value) is not None
 
-    decoded = decode_hot(FakeRecord(value), MAX_BYTES)
+    hot, contract = decode_hot(FakeRecord(value), MAX_BYTES), decode(FakeRecord(value), MAX_BYTES)
 
-    assert isinstance(decoded, Poison)
-    assert "NUL character" in decoded.reason
+    assert isinstance(hot, Poison)
+    assert isinstance(contract, Poison)
+    assert "NUL character" in hot.reason
+    assert hot.reason == contract.reason
