@@ -6,7 +6,7 @@ applied are dropped and a gap is never skipped, whatever Kafka's committed offse
 Kafka commit comes after the database commit and is only a hint for the next assignment.
 Transactions run one at a time, in order, but each overlaps the decoding of the next batch
 (Projector, on pipeline.Pipeline, which replay uses too): that keeps both this process and
-PostgreSQL busy on a backlog.
+PostgreSQL busy on a backlog. The Kafka commit does not hold up the next batch (hints.py).
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from functools import partial
 
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaError
 
 from agent_history.projector.core.changes import Changes, changes_of
 from agent_history.projector.core.decode import Record
 from agent_history.projector.core.names import StoredNames
 from agent_history.projector.core.plan import Plan, plan_batch
+from agent_history.projector.hints import CommitHints
 from agent_history.projector.pipeline import Pipeline
 from agent_history.projector.ports import BatchObserver, Consumer, DeadLetterSink, Store
 from agent_history.projector.settings import ProjectorSettings
@@ -42,7 +42,8 @@ class Projector:
 
     ``handle`` decodes its batch, waits for the previous batch's transaction, and starts its
     own without waiting for it: PostgreSQL writes one batch while this process decodes the
-    next. The transactions still run one after the other, in order. A batch that fails rewinds
+    next. The transactions still run one after the other, in order. A batch short of the
+    maximum (no backlog) is waited for. A batch that fails rewinds
     the consumer to its first records and backs off; the next batch, fetched before that,
     is dropped and rewound too, and so are records of partitions rewound for a gap.
     """
@@ -59,7 +60,7 @@ class Projector:
         self._settings = settings
         self._metrics = metrics
         self._tracing = tracing or BatchTracing(settings)
-        self._commit_hint_timeout = commit_hint_timeout
+        self._hints = CommitHints(settings.topic, commit_hint_timeout)
         self._store = store
         self._dead_letters = dead_letters
         # Partition -> position it was rewound to because of a gap (see plan_batch).
@@ -93,10 +94,18 @@ class Projector:
         if records:
             self._in_flight_from = _first_offsets(records)
             await self._pipeline.start(partial(self._apply, records, decoded, consumer))
+            if len(records) < self._settings.batch_max_records:
+                # Caught up: nothing is waiting to be decoded meanwhile. Returning now would
+                # have the next batch take the few records that arrived while this statement
+                # was sent, and wait for this write anyway; once it is done, the next batch
+                # takes all that arrived, and waits for no write (docs/benchmarks.md).
+                await self._pipeline.settle()
 
     async def settle(self) -> None:
-        """Wait until the batch in flight has committed (or failed and rewound)."""
+        """Wait until the batch in flight has committed (or failed and rewound), and its
+        offsets were committed to Kafka too (or given up on)."""
         await self._pipeline.settle()
+        await self._hints.flush()
 
     async def _apply(
         self,
@@ -131,7 +140,7 @@ class Projector:
         self._seek(consumer, plan.rewind)
         for partition in plan.next_offsets:
             self._rewound.pop(partition, None)
-        await self._commit_hint(consumer, plan.next_offsets)
+        self._hints.give(consumer, plan.next_offsets)
         return plan
 
     async def _write(
@@ -187,17 +196,6 @@ class Projector:
             tp = TopicPartition(self._settings.topic, partition)
             if tp in assigned:  # a revoked partition restarts at its checkpoint elsewhere
                 consumer.seek(tp, offset)
-
-    async def _commit_hint(self, consumer: Consumer, offsets: dict[int, int]) -> None:
-        if not offsets:
-            return
-        tps = {TopicPartition(self._settings.topic, p): o for p, o in offsets.items()}
-        try:
-            # Bounded: a consumer that is being stopped can wait for its coordinator forever,
-            # and shutting down waits for this batch (settle).
-            await asyncio.wait_for(consumer.commit(tps), self._commit_hint_timeout)
-        except (KafkaError, TimeoutError) as e:  # the checkpoint table still has the truth
-            log.info("offset commit skipped: %r", e)
 
     async def seek_to_checkpoints(self, consumer: Consumer, assigned: set[TopicPartition]) -> None:
         """Start each assigned partition at its checkpoint (an optimisation: see _apply)."""

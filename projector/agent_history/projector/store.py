@@ -84,15 +84,18 @@ async def use_schema(conn: AsyncConnection, schema: str) -> None:
 
 
 class PostgresStore:
-    """One projector's side of the database (its group and topic): a transaction a batch."""
+    """One projector's side of the database (its group and topic): a transaction a batch.
 
-    def __init__(
-        self, engine: AsyncEngine, group: str, topic: str, *, synchronous_commit: bool
-    ) -> None:
+    Its engine may commit asynchronously (``synchronous_commit`` off, the default setting):
+    safe, as the checkpoint commits with the rows, so a commit lost in a database crash loses
+    both, and the next batch finds the stored checkpoint behind it and rewinds to it
+    (plan_batch), as after any failure.
+    """
+
+    def __init__(self, engine: AsyncEngine, group: str, topic: str) -> None:
         self._engine = engine
         self._group = group
         self._topic = topic
-        self._synchronous_commit = synchronous_commit
 
     async def stored_checkpoints(self) -> dict[int, int]:
         async with self._engine.connect() as conn:
@@ -101,11 +104,6 @@ class PostgresStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
         async with self._engine.begin() as conn:
-            if not self._synchronous_commit:
-                # Safe: the checkpoint commits with the rows, so a commit lost in a database
-                # crash loses both, and the next batch finds the stored checkpoint behind it
-                # and rewinds to it (plan_batch), as after any failure.
-                await commit_asynchronously(conn)
             yield PostgresTransaction(conn, self._group, self._topic)
 
 

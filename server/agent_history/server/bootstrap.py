@@ -66,17 +66,15 @@ async def build_projector(
     """The live projector, ready to run until ``stop``, its probe port served meanwhile; its
     engine is disposed on the way out. Its batch spans go to ``tracer_provider``, by default
     the global one (server/tracing.py)."""
-    engine = make_engine(settings)
+    # A batch is a few round trips; a checkout's ping would be three more for every batch. A
+    # connection that died while pooled fails its batch, which is retried on a new one. Off,
+    # synchronous_commit is safe for every write here (store.py).
+    engine = make_engine(settings, pre_ping=False, synchronous_commit=settings.synchronous_commit)
     tracing = BatchTracing(settings, tracer_provider)
     if metrics is None:
         registry = CollectorRegistry()
         metrics = ProjectorMetrics(registry, settings.topic, settings.ready_stall_seconds)
-    store = PostgresStore(
-        engine,
-        settings.consumer_group,
-        settings.topic,
-        synchronous_commit=settings.synchronous_commit,
-    )
+    store = PostgresStore(engine, settings.consumer_group, settings.topic)
 
     def connect() -> Connection:
         dead_letters = DeadLetters(settings, settings.consumer_group)

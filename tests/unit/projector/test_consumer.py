@@ -136,9 +136,12 @@ def db() -> FakeStore:
     return FakeStore()
 
 
-def projector(db: FakeStore) -> Projector:
-    # No backoff after a failed batch: these tests fail batches on purpose.
-    settings = ProjectorSettings(topic=TOPIC, consumer_group="g", retry_max_seconds=0.0)
+def projector(db: FakeStore, batch_max_records: int = 1) -> Projector:
+    """By default every batch is a full one, as when draining a backlog: its write overlaps
+    the next batch. No backoff after a failed batch: these tests fail batches on purpose."""
+    settings = ProjectorSettings(
+        topic=TOPIC, consumer_group="g", retry_max_seconds=0.0, batch_max_records=batch_max_records
+    )
     return Projector(settings, db, NoDeadLetters())
 
 
@@ -161,6 +164,30 @@ async def test_a_batch_is_written_while_the_next_is_decoded_and_commits_first(
     assert db.log == ["begin", "write 3", "commit", "begin", "write 4", "commit"]
     assert db.checkpoints == {0: 5, 1: 2}
     assert kafka.seeks == []
+
+
+async def test_a_batch_short_of_the_maximum_is_committed_before_handle_returns(
+    db: FakeStore,
+) -> None:
+    p, kafka = projector(db, batch_max_records=3), FakeConsumer([0])
+    db.hold = asyncio.Event()
+
+    first = asyncio.create_task(p.handle(batch(p0=range(0, 2)), kafka))
+    await asyncio.sleep(0.01)
+    assert db.log == ["begin", "write 2"]
+    assert not first.done(), "caught up: the next batch is fetched after this one commits"
+    db.hold.set()
+    await first
+    assert db.log == ["begin", "write 2", "commit"]
+
+    db.hold = asyncio.Event()
+    full = asyncio.create_task(p.handle(batch(p0=range(2, 5)), kafka))
+    await asyncio.sleep(0.01)
+    assert full.done(), "a full batch (a backlog) returns once its write is under way"
+    assert db.log[-1] == "write 3"
+    db.hold.set()
+    await p.settle()
+    assert db.checkpoints == {0: 5}
 
 
 async def test_a_failed_batch_rewinds_itself_and_the_batch_fetched_meanwhile(
@@ -218,7 +245,9 @@ class StuckConsumer(FakeConsumer):
 
 
 async def test_a_commit_hint_that_never_returns_does_not_hold_up_settle(db: FakeStore) -> None:
-    settings = ProjectorSettings(topic=TOPIC, consumer_group="g", retry_max_seconds=0.0)
+    settings = ProjectorSettings(
+        topic=TOPIC, consumer_group="g", retry_max_seconds=0.0, batch_max_records=1
+    )
     p = Projector(settings, db, NoDeadLetters(), commit_hint_timeout=0.05)
 
     await p.handle(batch(p0=range(0, 2)), StuckConsumer([0]))
