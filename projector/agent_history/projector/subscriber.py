@@ -38,9 +38,10 @@ class _SeekOnAssign(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._projector.seek_to_checkpoints(consumer, assigned)
 
 
-def _batch_message(records: tuple[ConsumerRecord, ...]) -> StreamMessage[Any]:
+async def _batch_message(records: tuple[ConsumerRecord, ...]) -> StreamMessage[Any]:
     """The batch as FastStream's message, without FastStream's parser reading every record's
-    headers and body first: the handler reads the raw records itself."""
+    headers and body first: the handler reads the raw records itself. A coroutine function:
+    FastStream runs a plain function in a worker thread, a hop there and back each batch."""
     first, last = records[0], records[-1]
     message_id = f"{first.offset}-{last.offset}-{first.timestamp}"
     return _KafkaMessage(records, b"", message_id=message_id, consumer=FAKE_CONSUMER)
