@@ -42,10 +42,10 @@ class Projector:
 
     ``handle`` decodes its batch, waits for the previous batch's transaction, and starts its
     own without waiting for it: PostgreSQL writes one batch while this process decodes the
-    next. The transactions still run one after the other, in order. A batch short of the
-    maximum (no backlog) is waited for. A batch that fails rewinds
+    next. The transactions still run one after the other, in order. A batch that fails rewinds
     the consumer to its first records and backs off; the next batch, fetched before that,
-    is dropped and rewound too, and so are records of partitions rewound for a gap.
+    is dropped and rewound too, and so are records of partitions rewound for a gap. A batch
+    short of the maximum (no backlog) is waited for, so the next one is fetched after it.
     """
 
     def __init__(
@@ -79,11 +79,7 @@ class Projector:
         # Decoded before waiting, while the previous batch's statements run in PostgreSQL.
         decoded: Changes | None = changes_of(records, self._settings.max_event_bytes)
         if self._pipeline.busy:
-            try:
-                plan = await self._pipeline.finish()
-            except Exception:  # after its commit (a seek or the hint): batches will check
-                log.exception("finishing the previous batch failed; rewinding")
-                plan = None
+            plan = await self._finish(consumer)
             if plan is None:  # it failed, rewound its partitions and waited out the backoff
                 self._seek(consumer, {**_first_offsets(records), **self._in_flight_from})
                 return
@@ -98,8 +94,19 @@ class Projector:
                 # Caught up: nothing is waiting to be decoded meanwhile. Returning now would
                 # have the next batch take the few records that arrived while this statement
                 # was sent, and wait for this write anyway; once it is done, the next batch
-                # takes all that arrived, and waits for no write (docs/benchmarks.md).
-                await self._pipeline.settle()
+                # takes all that arrived, and waits for no write (docs/benchmarks.md). Any
+                # rewind is done by then, so the next batch is fetched from where it points.
+                await self._finish(consumer)
+
+    async def _finish(self, consumer: Consumer) -> Plan | None:
+        """The plan of the batch in flight, once it is done; None when it failed, and then its
+        partitions are rewound to its first records."""
+        try:
+            return await self._pipeline.finish()
+        except Exception:  # after its commit (a seek): batches will check
+            log.exception("finishing the previous batch failed; rewinding")
+            self._seek(consumer, self._in_flight_from)
+            return None
 
     async def settle(self) -> None:
         """Wait until the batch in flight has committed (or failed and rewound), and its

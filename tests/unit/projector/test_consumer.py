@@ -190,6 +190,22 @@ async def test_a_batch_short_of_the_maximum_is_committed_before_handle_returns(
     assert db.checkpoints == {0: 5}
 
 
+async def test_a_short_batch_that_failed_has_rewound_before_the_next_fetch(
+    db: FakeStore,
+) -> None:
+    p, kafka = projector(db, batch_max_records=10), FakeConsumer([0])
+    db.fail_next = True
+
+    await p.handle(batch(p0=range(0, 2)), kafka)
+    assert kafka.seeks == [(0, 0)], "rewound and backed off before handle returned"
+    await p.handle(batch(p0=range(0, 2)), kafka)  # so the next batch is its records again
+    await p.settle()
+
+    assert db.committed == [{0}], "applied at once, not dropped and fetched a third time"
+    assert kafka.seeks == [(0, 0)]
+    assert db.checkpoints == {0: 2}
+
+
 async def test_a_failed_batch_rewinds_itself_and_the_batch_fetched_meanwhile(
     db: FakeStore,
 ) -> None:
