@@ -45,7 +45,8 @@ class Projector:
     next. The transactions still run one after the other, in order. A batch that fails rewinds
     the consumer to its first records and backs off; the next batch, fetched before that,
     is dropped and rewound too, and so are records of partitions rewound for a gap. A batch
-    short of the maximum (no backlog) is waited for, so the next one is fetched after it.
+    that reaches the end of its partitions (no backlog) is waited for, so the next one is
+    fetched after it.
     """
 
     def __init__(
@@ -90,13 +91,26 @@ class Projector:
         if records:
             self._in_flight_from = _first_offsets(records)
             await self._pipeline.start(partial(self._apply, records, decoded, consumer))
-            if len(records) < self._settings.batch_max_records:
-                # Caught up: nothing is waiting to be decoded meanwhile. Returning now would
-                # have the next batch take the few records that arrived while this statement
-                # was sent, and wait for this write anyway; once it is done, the next batch
-                # takes all that arrived, and waits for no write (docs/benchmarks.md). Any
-                # rewind is done by then, so the next batch is fetched from where it points.
+            if self._caught_up(records, consumer):
+                # Nothing is waiting to be decoded meanwhile. Returning now would have the
+                # next batch take the few records that arrived while this statement was sent,
+                # and wait for this write anyway; once it is done, the next batch takes all
+                # that arrived, and waits for no write (docs/benchmarks.md). Any rewind is done
+                # by then, so the next batch is fetched from where it points.
                 await self._finish(consumer)
+
+    def _caught_up(self, records: Sequence[Record], consumer: Consumer) -> bool:
+        """Whether this batch reaches the end of each of its partitions as last fetched (a
+        full batch never counts: more may be buffered)."""
+        if len(records) >= self._settings.batch_max_records:
+            return False
+        ends = {r.partition: r.offset + 1 for r in records}  # offsets ascend in a partition
+        topic = self._settings.topic
+        for partition, end in ends.items():
+            highwater = consumer.highwater(TopicPartition(topic, partition))
+            if highwater is None or end < highwater:
+                return False
+        return True
 
     async def _finish(self, consumer: Consumer) -> Plan | None:
         """The plan of the batch in flight, once it is done; None when it failed, and then its

@@ -6,7 +6,9 @@ commit costs this process a round trip to the group coordinator and the CPU of a
 request, which a batch under a steady load (a few dozen records) felt: committing after each
 batch held up the next, and so what the API shows (docs/benchmarks.md, "freshness"). So a
 batch hands its offsets over and goes on, and they are committed at most once a second, the
-newest of each partition; ``flush`` sends what is left at once and waits for it.
+newest of each partition; ``flush`` sends what is left at once and waits for it (the
+projector flushes when its partitions are revoked; once its consumer has stopped, at shutdown,
+Kafka may not take what is left, and the next owner starts at the checkpoints anyway).
 """
 
 from __future__ import annotations
@@ -59,7 +61,13 @@ class CommitHints:
     async def _send(self) -> None:
         while self._pending and (consumer := self._consumer) is not None:
             offsets, self._pending = self._pending, {}
+            # Those of partitions since revoked are their new owner's (Kafka would refuse the
+            # whole commit for one of them), and a stopped consumer has none.
+            assigned = consumer.assignment()
             tps = {TopicPartition(self._topic, p): o for p, o in offsets.items()}
+            tps = {tp: o for tp, o in tps.items() if tp in assigned}
+            if not tps:
+                continue
             try:
                 # Bounded: a consumer that is being stopped can wait for its coordinator
                 # forever, and shutting down waits for this (Projector.settle).

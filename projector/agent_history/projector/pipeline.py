@@ -64,11 +64,17 @@ class Pipeline(Generic[T]):
         waiter.cancel()
 
     async def finish(self) -> T:
-        """The result of the write in flight (its exception, if it raised); none is left."""
-        task, self._in_flight = self._in_flight, None
+        """The result of the write in flight (its exception, if it raised); none is left.
+
+        The write stays in flight until it is done, so ``settle`` meanwhile (a revocation)
+        waits for it too; cancelling this wait leaves the write running."""
+        task = self._in_flight
         if task is None:
             raise RuntimeError("no write in flight")
-        return await task
+        await asyncio.wait([task])
+        if self._in_flight is task:
+            self._in_flight = None
+        return task.result()
 
     async def settle(self) -> None:
         """Wait until the write in flight is done, whatever its outcome; keep its result."""

@@ -112,6 +112,10 @@ class FakeConsumer:
     def __init__(self, partitions: Sequence[int]) -> None:
         self.assigned = {TopicPartition(TOPIC, p) for p in partitions}
         self.seeks: list[tuple[int, int]] = []
+        self.commits: list[dict[int, int]] = []
+        # Each partition's end as last fetched; unknown (a backlog, as far as a batch can
+        # tell) unless a test sets it.
+        self.ends: dict[int, int] = {}
 
     def assignment(self) -> set[TopicPartition]:
         return self.assigned
@@ -120,10 +124,10 @@ class FakeConsumer:
         self.seeks.append((tp.partition, offset))
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        return None
+        self.commits.append({tp.partition: o for tp, o in offsets.items()})
 
     def highwater(self, tp: TopicPartition) -> int | None:
-        return None
+        return self.ends.get(tp.partition)
 
 
 class NoDeadLetters:
@@ -136,12 +140,9 @@ def db() -> FakeStore:
     return FakeStore()
 
 
-def projector(db: FakeStore, batch_max_records: int = 1) -> Projector:
-    """By default every batch is a full one, as when draining a backlog: its write overlaps
-    the next batch. No backoff after a failed batch: these tests fail batches on purpose."""
-    settings = ProjectorSettings(
-        topic=TOPIC, consumer_group="g", retry_max_seconds=0.0, batch_max_records=batch_max_records
-    )
+def projector(db: FakeStore) -> Projector:
+    # No backoff after a failed batch: these tests fail batches on purpose.
+    settings = ProjectorSettings(topic=TOPIC, consumer_group="g", retry_max_seconds=0.0)
     return Projector(settings, db, NoDeadLetters())
 
 
@@ -166,34 +167,42 @@ async def test_a_batch_is_written_while_the_next_is_decoded_and_commits_first(
     assert kafka.seeks == []
 
 
-async def test_a_batch_short_of_the_maximum_is_committed_before_handle_returns(
+async def test_a_batch_that_reaches_the_end_commits_before_handle_returns(
     db: FakeStore,
 ) -> None:
-    p, kafka = projector(db, batch_max_records=3), FakeConsumer([0])
+    p, kafka = projector(db), FakeConsumer([0])
+    kafka.ends = {0: 2}
     db.hold = asyncio.Event()
 
     first = asyncio.create_task(p.handle(batch(p0=range(0, 2)), kafka))
     await asyncio.sleep(0.01)
     assert db.log == ["begin", "write 2"]
     assert not first.done(), "caught up: the next batch is fetched after this one commits"
+    settling = asyncio.create_task(p.settle())  # as a revocation would, meanwhile
+    await asyncio.sleep(0.01)
+    assert not settling.done(), "the batch is still in flight for settle"
     db.hold.set()
     await first
+    await settling
     assert db.log == ["begin", "write 2", "commit"]
 
+    kafka.ends = {0: 9}  # more to fetch: the write overlaps the next batch
     db.hold = asyncio.Event()
-    full = asyncio.create_task(p.handle(batch(p0=range(2, 5)), kafka))
+    behind = asyncio.create_task(p.handle(batch(p0=range(2, 5)), kafka))
     await asyncio.sleep(0.01)
-    assert full.done(), "a full batch (a backlog) returns once its write is under way"
+    assert behind.done(), "behind the end, handle returns once its write is under way"
     assert db.log[-1] == "write 3"
     db.hold.set()
     await p.settle()
     assert db.checkpoints == {0: 5}
+    assert kafka.commits[-1] == {0: 5}, "settle sends the checkpoints to Kafka too"
 
 
-async def test_a_short_batch_that_failed_has_rewound_before_the_next_fetch(
+async def test_a_caught_up_batch_that_failed_has_rewound_before_the_next_fetch(
     db: FakeStore,
 ) -> None:
-    p, kafka = projector(db, batch_max_records=10), FakeConsumer([0])
+    p, kafka = projector(db), FakeConsumer([0])
+    kafka.ends = {0: 2}
     db.fail_next = True
 
     await p.handle(batch(p0=range(0, 2)), kafka)
@@ -261,9 +270,7 @@ class StuckConsumer(FakeConsumer):
 
 
 async def test_a_commit_hint_that_never_returns_does_not_hold_up_settle(db: FakeStore) -> None:
-    settings = ProjectorSettings(
-        topic=TOPIC, consumer_group="g", retry_max_seconds=0.0, batch_max_records=1
-    )
+    settings = ProjectorSettings(topic=TOPIC, consumer_group="g", retry_max_seconds=0.0)
     p = Projector(settings, db, NoDeadLetters(), commit_hint_timeout=0.05)
 
     await p.handle(batch(p0=range(0, 2)), StuckConsumer([0]))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError
@@ -14,57 +15,84 @@ TOPIC = "t"
 
 
 class RecordingConsumer:
-    def __init__(self, fail: BaseException | None = None) -> None:
+    def __init__(self, partitions: range = range(4)) -> None:
+        self.assigned = {TopicPartition(TOPIC, p) for p in partitions}
         self.commits: list[dict[int, int]] = []
-        self.fail = fail
+        self.fail: BaseException | None = None
+        self.stuck = False
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         self.commits.append({tp.partition: o for tp, o in offsets.items()})
+        if self.stuck:
+            await asyncio.Event().wait()
         if self.fail is not None:
             raise self.fail
 
 
-async def test_the_first_hint_is_sent_at_once_and_later_ones_wait_for_the_interval() -> None:
-    hints, kafka = CommitHints(TOPIC, timeout=1.0, interval=0.2), RecordingConsumer()
+async def until(condition: Callable[[], bool], within: float = 5.0) -> float:
+    """Seconds until ``condition`` held (polled); fails after ``within``."""
+    start = time.monotonic()
+    while not condition():
+        assert time.monotonic() - start < within, "condition not reached"
+        await asyncio.sleep(0.005)
+    return time.monotonic() - start
+
+
+async def test_the_first_hint_goes_at_once_and_the_next_after_the_interval() -> None:
+    hints, kafka = CommitHints(TOPIC, timeout=1.0, interval=0.5), RecordingConsumer()
 
     hints.give(kafka, {0: 5})  # type: ignore[arg-type]
-    await asyncio.sleep(0.02)
-    assert kafka.commits == [{0: 5}]
+    await until(lambda: kafka.commits == [{0: 5}], within=0.4)
 
     hints.give(kafka, {0: 7, 1: 3})  # type: ignore[arg-type]
     hints.give(kafka, {0: 9})  # type: ignore[arg-type]
-    await asyncio.sleep(0.05)
-    assert kafka.commits == [{0: 5}], "within the interval nothing more is sent"
-    await asyncio.sleep(0.25)
-    assert kafka.commits == [{0: 5}, {0: 9, 1: 3}], "then one commit, each partition's newest"
+    waited = await until(lambda: len(kafka.commits) == 2)
+    assert waited > 0.2, "not before the interval is (mostly) over"
+    assert kafka.commits[1] == {0: 9, 1: 3}, "one commit, each partition's newest offset"
+    await hints.flush()
 
 
-async def test_flush_sends_what_is_left_at_once() -> None:
+async def test_flush_sends_what_is_left_at_once_even_when_given_meanwhile() -> None:
     hints, kafka = CommitHints(TOPIC, timeout=1.0, interval=60.0), RecordingConsumer()
     hints.give(kafka, {0: 5})  # type: ignore[arg-type]
-    await asyncio.sleep(0.02)
+    await until(lambda: len(kafka.commits) == 1)
     hints.give(kafka, {0: 8})  # type: ignore[arg-type]
 
-    await asyncio.wait_for(hints.flush(), timeout=1.0)
+    flushing = asyncio.create_task(hints.flush())
+    await asyncio.sleep(0)
+    hints.give(kafka, {1: 2})  # type: ignore[arg-type]
+    await asyncio.wait_for(flushing, timeout=1.0)
 
-    assert kafka.commits == [{0: 5}, {0: 8}]
+    assert {0: 8} in kafka.commits[1:] or {0: 8, 1: 2} in kafka.commits[1:]
+    assert sum(c.get(1) == 2 for c in kafka.commits) == 1, "what came during the flush too"
     await asyncio.wait_for(hints.flush(), timeout=1.0)  # nothing left: returns at once
 
 
+async def test_revoked_partitions_are_left_out_of_the_commit() -> None:
+    hints, kafka = CommitHints(TOPIC, timeout=1.0, interval=0.0), RecordingConsumer(range(2))
+    hints.give(kafka, {0: 5, 3: 9})  # type: ignore[arg-type]
+    await hints.flush()
+    hints.give(kafka, {3: 10})  # type: ignore[arg-type]
+    await hints.flush()
+    assert kafka.commits == [{0: 5}], "Kafka would refuse all of it for partition 3"
+
+
 async def test_a_failed_or_stuck_commit_is_given_up_and_the_next_one_still_sent() -> None:
-    failing = RecordingConsumer(fail=CommitFailedError("rebalanced"))
-    hints = CommitHints(TOPIC, timeout=1.0, interval=0.0)
-    hints.give(failing, {0: 5})  # type: ignore[arg-type]
+    hints, kafka = CommitHints(TOPIC, timeout=0.05, interval=0.0), RecordingConsumer()
+    kafka.fail = CommitFailedError("rebalanced")
+    hints.give(kafka, {0: 5})  # type: ignore[arg-type]
     await hints.flush()
-    failing.fail = None
-    hints.give(failing, {0: 6})  # type: ignore[arg-type]
+    kafka.fail = RuntimeError("not a Kafka error")
+    hints.give(kafka, {0: 6})  # type: ignore[arg-type]
     await hints.flush()
-    assert failing.commits == [{0: 5}, {0: 6}]
+    kafka.fail, kafka.stuck = None, True
+    hints.give(kafka, {0: 7})  # type: ignore[arg-type]
+    await asyncio.wait_for(hints.flush(), timeout=1.0)
+    kafka.stuck = False
+    hints.give(kafka, {0: 8})  # type: ignore[arg-type]
+    await hints.flush()
 
-    class Stuck(RecordingConsumer):
-        async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-            await asyncio.Event().wait()
-
-    stuck = CommitHints(TOPIC, timeout=0.05, interval=60.0)
-    stuck.give(Stuck(), {0: 1})  # type: ignore[arg-type]
-    await asyncio.wait_for(stuck.flush(), timeout=1.0)
+    assert kafka.commits == [{0: 5}, {0: 6}, {0: 7}, {0: 8}]
