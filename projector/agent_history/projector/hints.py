@@ -29,6 +29,9 @@ COMMIT_INTERVAL = 1.0
 
 
 class CommitHints:
+    """One projector's offset commits: the newest offsets given, at most one commit an
+    interval, one at a time."""
+
     def __init__(self, topic: str, timeout: float, interval: float = COMMIT_INTERVAL) -> None:
         self._topic = topic
         self._timeout = timeout
