@@ -17,6 +17,7 @@ from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.fold import Execution, fold_all
 from agent_history.projector.store import write_changes
 from agent_history.read_model.db import DatabaseSettings, make_engine
+from agent_history.read_model.prepared import driver, driver_transaction
 from agent_history.read_model.tables import agent_executions, agents
 from tests.support import assert_counts_match_rows, assert_rollups_match_rows
 
@@ -68,7 +69,7 @@ def make_event(kind: str, execution_id: uuid.UUID, at: datetime, **data: Any) ->
 async def apply(engine: AsyncEngine, events: list[Event]) -> None:
     changes = changes_of([_Record(e) for e in events], max_bytes=1 << 20)
     assert not changes.poison
-    async with engine.begin() as conn:
+    async with driver_transaction(engine) as conn:
         await write_changes(conn, changes.agents, changes.users, changes.rows.values())
 
 
@@ -181,7 +182,8 @@ async def test_a_batch_that_updates_some_runs_and_inserts_others_rolls_up_both(
             if not temporary:  # given back before the commit
                 await conn.execute(text(f"REVOKE TEMPORARY ON DATABASE {database} FROM {role}"))
             assert not await conn.scalar(_DEFERRED)
-            await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+            raw = await driver(conn)  # in the transaction: statements went before
+            await write_changes(raw, changes.agents, changes.users, changes.rows.values())
             # The updated rows went through the session's table, when it may have one.
             assert await conn.scalar(_DEFERRED) == temporary
             # And the upsert's setting is gone, whichever way its rows were rolled up.

@@ -56,13 +56,13 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agent_history.api.cursor import Position
 from agent_history.api.filters import COUNTED, ExecutionFilter, conditions
 from agent_history.api.json_rows import execution_json
+from agent_history.read_model.prepared import Prepared, driver, prepare
 from agent_history.read_model.tables import (
     agent_executions,
     agents,
@@ -192,8 +192,7 @@ async def _dropped_if_dead(conn: AsyncConnection, error: Exception) -> bool:
     """Whether ``error`` came of ``conn`` having died; if so, ``conn`` is invalidated."""
     if isinstance(error, DBAPIError):  # through SQLAlchemy, which invalidated it already
         return error.connection_invalidated
-    raw = (await conn.get_raw_connection()).driver_connection
-    if isinstance(error, _DEAD) or (raw is not None and raw.is_closed()):
+    if isinstance(error, _DEAD) or (await driver(conn)).is_closed():
         await conn.invalidate()
         return True
     return False  # the statement's own error (PostgreSQL refused it, say)
@@ -216,34 +215,6 @@ def _select_stored(include: Collection[str], *where: ColumnElement[bool]) -> Sel
     return select(*(_e.c[name] for name in names)).where(*where)
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A statement as asyncpg takes it: SQL with $n parameters, and the name of each n."""
-
-    sql: str
-    names: tuple[str, ...]
-    # The values the statement itself holds (a literal SQLAlchemy binds, say), by name.
-    fixed: Mapping[str, Any]
-
-    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
-        return [self.fixed[name] if name in self.fixed else values[name] for name in self.names]
-
-
-def prepare(statement: Select[Any]) -> Prepared:
-    """``statement`` compiled for asyncpg. Its parameters need no conversion on the way:
-    SQLAlchemy's asyncpg dialect hands UUIDs, datetimes, numbers and lists of strings to asyncpg
-    as they are (the casts it writes into the SQL tell PostgreSQL their types)."""
-    compiled = statement.compile(dialect=_ASYNCPG)
-    assert compiled.positiontup is not None
-    names = tuple(compiled.positiontup)
-    binds = {name: compiled.binds[name] for name in names}
-    fixed = {name: bind.effective_value for name, bind in binds.items() if not bind.required}
-    return Prepared(compiled.string, names, fixed)
-
-
-_ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
-
-
 async def fetch_prepared(
     engine: AsyncEngine, statement: Prepared, values: Mapping[str, Any]
 ) -> Sequence[asyncpg.Record]:
@@ -252,9 +223,7 @@ async def fetch_prepared(
     arguments = statement.arguments(values)
 
     async def read(conn: AsyncConnection) -> Sequence[asyncpg.Record]:
-        raw = (await conn.get_raw_connection()).driver_connection
-        assert raw is not None
-        records: list[asyncpg.Record] = await raw.fetch(statement.sql, *arguments)
+        records: list[asyncpg.Record] = await (await driver(conn)).fetch(statement.sql, *arguments)
         return records
 
     return await _on_a_live_connection(engine, read)

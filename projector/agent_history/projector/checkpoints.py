@@ -9,22 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agent_history.read_model.prepared import prepare
 
 _READ = text("""
 SELECT partition, next_offset FROM projector_checkpoints
 WHERE consumer_group = :group AND topic = :topic
 """)
 
-_LOCK = text("""
+_LOCK = prepare(
+    text("""
 SELECT partition, next_offset FROM projector_checkpoints
 WHERE consumer_group = :group AND topic = :topic AND partition = ANY(CAST(:partitions AS int[]))
 ORDER BY partition
 FOR UPDATE
 """)
+)
 
-_SAVE = text("""
+_SAVE = prepare(
+    text("""
 INSERT INTO projector_checkpoints AS c (consumer_group, topic, partition, next_offset,
                                         dead_lettered)
 SELECT :group, :topic, p, o, d
@@ -35,6 +41,7 @@ SET next_offset = GREATEST(c.next_offset, EXCLUDED.next_offset),
     dead_lettered = c.dead_lettered + EXCLUDED.dead_lettered,
     updated_at = now()
 """)
+)
 
 # Waits for the batch any projector is writing (it holds row locks) and holds off the next
 # ones (they lock rows first) until the transaction ends; readers are not blocked.
@@ -48,17 +55,15 @@ async def read_checkpoints(conn: AsyncConnection, group: str, topic: str) -> dic
 
 
 async def lock_checkpoints(
-    conn: AsyncConnection, group: str, topic: str, partitions: Iterable[int]
+    conn: asyncpg.Connection, group: str, topic: str, partitions: Iterable[int]
 ) -> dict[int, int]:
     """The stored next offset of each partition, locked until the transaction ends."""
-    result = await conn.execute(
-        _LOCK, {"group": group, "topic": topic, "partitions": sorted(partitions)}
-    )
-    return {row.partition: row.next_offset for row in result}
+    rows = await _LOCK.fetch(conn, group=group, topic=topic, partitions=sorted(partitions))
+    return {row["partition"]: row["next_offset"] for row in rows}
 
 
 async def save_checkpoints(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     group: str,
     topic: str,
     next_offsets: Mapping[int, int],
@@ -68,15 +73,13 @@ async def save_checkpoints(
     parts = sorted(next_offsets)
     if not parts:
         return
-    await conn.execute(
-        _SAVE,
-        {
-            "group": group,
-            "topic": topic,
-            "partitions": parts,
-            "offsets": [next_offsets[p] for p in parts],
-            "dead": [dead_lettered.get(p, 0) for p in parts],
-        },
+    await _SAVE.execute(
+        conn,
+        group=group,
+        topic=topic,
+        partitions=parts,
+        offsets=[next_offsets[p] for p in parts],
+        dead=[dead_lettered.get(p, 0) for p in parts],
     )
 
 

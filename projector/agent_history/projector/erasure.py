@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agent_history.projector.announce import announce_everything
 from agent_history.projector.checkpoints import hold_off_projectors
+from agent_history.read_model.prepared import prepare
 
 _RECORD = text("""
 INSERT INTO erased_users (user_id) VALUES (:user) ON CONFLICT (user_id) DO NOTHING
@@ -50,14 +52,19 @@ WHERE user_id = :user
 RETURNING erased_at, executions_removed, dropped_events
 """)
 
-_ERASED_AMONG = text("SELECT user_id FROM erased_users WHERE user_id = ANY(CAST(:ids AS uuid[]))")
+# A live batch's (asyncpg, prepared).
+_ERASED_AMONG = prepare(
+    text("SELECT user_id FROM erased_users WHERE user_id = ANY(CAST(:ids AS uuid[]))")
+)
 _ALL_ERASED = text("SELECT user_id FROM erased_users")
 
-_COUNT_DROPPED = text("""
+_COUNT_DROPPED = prepare(
+    text("""
 UPDATE erased_users AS e SET dropped_events = e.dropped_events + d.n, updated_at = now()
 FROM unnest(CAST(:ids AS uuid[]), CAST(:ns AS bigint[])) AS d(user_id, n)
 WHERE e.user_id = d.user_id
 """)
+)
 
 # A shadow built while a user was being erased: what the erasure's deletes took from the live
 # tables, taken from it too (its status counts are filled after this).
@@ -111,24 +118,24 @@ async def erase_user(engine: AsyncEngine, user_id: UUID, batch_size: int = 5000)
     )
 
 
-async def erased_among(conn: AsyncConnection, users: Iterable[UUID]) -> frozenset[UUID]:
+async def erased_among(conn: asyncpg.Connection, users: Iterable[UUID]) -> frozenset[UUID]:
     """Which of ``users`` are erased: one primary-key lookup per user, in one statement."""
     ids = list(users)
     if not ids:
         return frozenset()
-    return frozenset((await conn.scalars(_ERASED_AMONG, {"ids": ids})).all())
+    return frozenset(row[0] for row in await _ERASED_AMONG.fetch(conn, ids=ids))
 
 
 async def all_erased(conn: AsyncConnection) -> frozenset[UUID]:
     return frozenset((await conn.scalars(_ALL_ERASED)).all())
 
 
-async def count_dropped(conn: AsyncConnection, dropped: Mapping[UUID, int]) -> None:
+async def count_dropped(conn: asyncpg.Connection, dropped: Mapping[UUID, int]) -> None:
     """Add the events of erased users a batch dropped to their erasure records."""
     if not dropped:
         return
     ids = sorted(dropped)  # one lock order for every projector
-    await conn.execute(_COUNT_DROPPED, {"ids": ids, "ns": [dropped[i] for i in ids]})
+    await _COUNT_DROPPED.execute(conn, ids=ids, ns=[dropped[i] for i in ids])
 
 
 async def remove_erased(conn: AsyncConnection, users: frozenset[UUID]) -> int:

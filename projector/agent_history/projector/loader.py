@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from uuid import UUID
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -19,7 +20,8 @@ from agent_history.projector.core.changes import Changes, changes_of
 from agent_history.projector.core.decode import Record
 from agent_history.projector.pipeline import Pipeline
 from agent_history.projector.settings import ProjectorSettings
-from agent_history.projector.store import commit_asynchronously, use_schema, write_changes
+from agent_history.projector.store import commit_asynchronously, schema_setting, write_changes
+from agent_history.read_model.prepared import driver, driver_transaction
 
 # Events read so far, and how many there are in all (as far as known).
 Progress = Callable[[int, int], None]
@@ -83,10 +85,12 @@ class Loader:
             await pipeline.finish()
 
     async def load_in(self, conn: AsyncConnection, until: dict[int, int]) -> None:
-        """Within ``conn``'s transaction, whose search path is already the schema."""
+        """Within ``conn``'s transaction, whose search path is already the schema (so it has
+        sent a statement, and its asyncpg connection is in the transaction)."""
+        raw = await driver(conn)
         while records := await self._read(until):
             changes = changes_of(records, self._settings.max_event_bytes, self.erased)
-            await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+            await write_changes(raw, changes.agents, changes.users, changes.rows.values())
             self._count_batch(changes, len(records))
 
     def skip_to(self, offsets: dict[int, int]) -> None:
@@ -125,10 +129,10 @@ class Loader:
         self._count_batch(changes, records)
 
     @asynccontextmanager
-    async def _transaction(self, engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-        async with engine.begin() as conn:
-            await use_schema(conn, self._schema)
+    async def _transaction(self, engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+        async with driver_transaction(engine) as conn:
             # A lost shadow transaction costs only a rerun: no need to wait for the disk.
+            await conn.execute(schema_setting(self._schema))
             await commit_asynchronously(conn)
             yield conn
 

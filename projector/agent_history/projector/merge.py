@@ -12,9 +12,9 @@ from collections.abc import Iterable
 from dataclasses import fields
 from decimal import Decimal
 
+import asyncpg
 import orjson
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agent_history.projector.core.fold import (
     INPUT_FROM_QUEUED,
@@ -25,6 +25,7 @@ from agent_history.projector.core.fold import (
     VERDICT_STATUS,
     Execution,
 )
+from agent_history.read_model.prepared import prepare
 
 _LAST_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 _NO_INPUT = INPUT_FROM_QUEUED + 1
@@ -88,7 +89,8 @@ def _from_ids_winner(col: str) -> str:
     )
 
 
-_UPSERT_EXECUTIONS = text(f"""
+_UPSERT_EXECUTIONS = prepare(
+    text(f"""
 -- Has the rollup trigger fold the updated rows into the pass over the inserted ones (migration
 -- 0014): one rewrite of an agent's rollup rows a batch instead of two. Set for the transaction,
 -- before the triggers fire; the trigger clears it once used, and upsert_executions after the
@@ -145,9 +147,10 @@ WHERE {_INPUT_NEW} OR {_TERMINAL_NEW}
    OR {_heartbeat_key("EXCLUDED")} < {_heartbeat_key("t")}
    OR EXCLUDED.last_seen_at > COALESCE(t.last_seen_at, '-infinity'::timestamptz)
 """)
+)
 
 # A later plain UPDATE in the transaction must not find the upsert's setting (migration 0014).
-_CLEAR_UPSERT_SETTING = text("SELECT set_config('agent_history.upsert', '', true)")
+_CLEAR_UPSERT_SETTING = "SELECT set_config('agent_history.upsert', '', true)"
 
 
 def _rows_json(rows: list[Execution]) -> bytes:
@@ -169,11 +172,11 @@ def _decimal(value: object) -> str:
 _FIELDS = [f.name for f in fields(Execution)]
 
 
-async def upsert_executions(conn: AsyncConnection, rows: Iterable[Execution]) -> None:
+async def upsert_executions(conn: asyncpg.Connection, rows: Iterable[Execution]) -> None:
     """Merge each batch row into the stored row with the same id (insert when there is none)."""
     # In id order, one lock order for every projector (UUID.int orders as PostgreSQL does).
     ordered = sorted(rows, key=lambda r: r.id.int)
     if not ordered:
         return
-    await conn.execute(_UPSERT_EXECUTIONS, {"rows": _rows_json(ordered)})
+    await _UPSERT_EXECUTIONS.execute(conn, rows=_rows_json(ordered))
     await conn.execute(_CLEAR_UPSERT_SETTING)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -20,6 +21,7 @@ from agent_history.projector.core.fold import Execution
 from agent_history.projector.core.names import Name
 from agent_history.projector.erasure import count_dropped, erased_among
 from agent_history.projector.merge import upsert_executions
+from agent_history.read_model.prepared import driver_transaction, prepare
 
 
 def _reference_upsert(table: str) -> str:
@@ -34,53 +36,55 @@ WHERE EXCLUDED.name IS NOT NULL
 """
 
 
-_UPSERT_AGENTS = text(_reference_upsert("agents"))
-_UPSERT_USERS = text(_reference_upsert("users"))
+_UPSERT_AGENTS = prepare(text(_reference_upsert("agents")))
+_UPSERT_USERS = prepare(text(_reference_upsert("users")))
 
 
 async def _upsert_references(
-    conn: AsyncConnection, agents: Mapping[UUID, Name], users: Mapping[UUID, Name]
+    conn: asyncpg.Connection, agents: Mapping[UUID, Name], users: Mapping[UUID, Name]
 ) -> None:
     """Make sure every referenced agent and user exists, with its newest known name."""
     for statement, names in ((_UPSERT_AGENTS, agents), (_UPSERT_USERS, users)):
         if not names:
             continue
         ids = sorted(names)  # one lock order for every projector: no deadlocks between them
-        await conn.execute(
-            statement,
-            {
-                "id": ids,
-                "name": [names[i].name for i in ids],
-                "name_time": [names[i].time for i in ids],
-            },
+        await statement.execute(
+            conn,
+            id=ids,
+            name=[names[i].name for i in ids],
+            name_time=[names[i].time for i in ids],
         )
 
 
 async def write_changes(
-    conn: AsyncConnection,
+    conn: asyncpg.Connection,
     agents: Mapping[UUID, Name],
     users: Mapping[UUID, Name],
     rows: Iterable[Execution],
     writing: asyncio.Event | None = None,
 ) -> None:
-    """Write a batch's names, then its rows; ``writing`` is set as the rows' statement leaves."""
+    """Write a batch's names, then its rows; ``writing`` is set as the rows' statement leaves.
+    Within ``conn``'s transaction (asyncpg: driver_transaction, or prepared.driver of a
+    SQLAlchemy connection whose transaction has sent a statement already)."""
     await _upsert_references(conn, agents, users)
     if writing is not None:
         writing.set()
     await upsert_executions(conn, rows)
 
 
-_ASYNCHRONOUS_COMMIT = text("SET LOCAL synchronous_commit = off")
-
-
-async def commit_asynchronously(conn: AsyncConnection) -> None:
+async def commit_asynchronously(conn: asyncpg.Connection) -> None:
     """Let this transaction's commit return before its changes reach the disk."""
-    await conn.execute(_ASYNCHRONOUS_COMMIT)
+    await conn.execute("SET LOCAL synchronous_commit = off")
+
+
+def schema_setting(schema: str) -> str:
+    """The statement after which unqualified table names mean ``schema``'s tables, until the
+    transaction ends."""
+    return f"SET LOCAL search_path TO {schema}"
 
 
 async def use_schema(conn: AsyncConnection, schema: str) -> None:
-    """Unqualified table names mean ``schema``'s tables until the transaction ends."""
-    await conn.execute(text(f"SET LOCAL search_path TO {schema}"))
+    await conn.execute(text(schema_setting(schema)))
 
 
 class PostgresStore:
@@ -103,14 +107,16 @@ class PostgresStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
-        async with self._engine.begin() as conn:
+        async with driver_transaction(self._engine) as conn:
             yield PostgresTransaction(conn, self._group, self._topic)
 
 
 class PostgresTransaction:
-    """The statements of one batch, in one transaction."""
+    """The statements of one batch, in one transaction, each straight on asyncpg (prepared.py):
+    a batch of a projector that keeps up is a few dozen events, and SQLAlchemy's execution of
+    its statements was a third of the projector's CPU (docs/benchmarks.md, ninth round)."""
 
-    def __init__(self, conn: AsyncConnection, group: str, topic: str) -> None:
+    def __init__(self, conn: asyncpg.Connection, group: str, topic: str) -> None:
         self._conn = conn
         self._group = group
         self._topic = topic

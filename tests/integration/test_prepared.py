@@ -1,0 +1,75 @@
+"""Transactions straight on asyncpg (read_model/prepared.py): a failed one leaves no connection
+behind in the pool that would fail the next one too."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from agent_history.read_model.db import DatabaseSettings, make_engine
+from agent_history.read_model.prepared import driver_transaction
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    # As the live projector's: no ping at checkout, one pooled connection.
+    settings = DatabaseSettings(database_url=database_url, database_pool_size=1)
+    e = make_engine(settings, pre_ping=False)
+    yield e
+    await e.dispose()
+
+
+async def _backend(engine: AsyncEngine) -> int:
+    async with driver_transaction(engine) as conn:
+        pid: int = await conn.fetchval("SELECT pg_backend_pid()")
+        return pid
+
+
+async def test_a_connection_that_died_in_the_pool_fails_one_transaction_only(
+    engine: AsyncEngine, database_url: str
+) -> None:
+    before = await _backend(engine)
+    assert await _backend(engine) == before  # the pool hands the same connection back
+    admin = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        assert await admin.fetchval("SELECT pg_terminate_backend($1)", before)
+    finally:
+        await admin.close()
+    # Without a ping at checkout, the dead connection fails its transaction ...
+    with pytest.raises((asyncpg.InterfaceError, asyncpg.PostgresError, OSError)):
+        await _backend(engine)
+    # ... and only that one.
+    assert await _backend(engine) != before
+
+
+async def test_a_failed_statement_gives_its_connection_up(engine: AsyncEngine) -> None:
+    before = await _backend(engine)
+
+    async def divide_by_zero() -> None:
+        async with driver_transaction(engine) as conn:
+            await conn.fetchval("SELECT 1 / 0")
+
+    with pytest.raises(asyncpg.DivisionByZeroError):
+        await divide_by_zero()
+    assert await _backend(engine) != before
+
+
+async def test_a_cancelled_transaction_gives_its_connection_up(engine: AsyncEngine) -> None:
+    before = await _backend(engine)
+
+    async def sleep_in_a_transaction() -> None:
+        async with driver_transaction(engine) as conn:
+            await conn.execute("SELECT pg_sleep(10)")
+
+    task = asyncio.create_task(sleep_in_a_transaction())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _backend(engine) != before
