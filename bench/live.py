@@ -100,6 +100,36 @@ def busy_jiffies() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
+# The servers on this machine, by the name of their executable (/proc/PID/comm).
+SERVERS = {"postgres": "PostgreSQL", "java": "Kafka broker"}
+
+
+def servers_cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of every PostgreSQL and Java process on this machine, by server:
+    each process's own, plus what its exited children used (a backend that ended meanwhile
+    counts in its postmaster's)."""
+    used = dict.fromkeys(SERVERS.values(), 0.0)
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            line = path.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        comm, rest = line[line.index("(") + 1 : line.rindex(")")], line.rsplit(")", 1)[1].split()
+        if comm in SERVERS:
+            used[SERVERS[comm]] += sum(int(f) for f in rest[11:15]) / _CLOCK_TICKS
+    return used
+
+
+def used_since(before: dict[str, float]) -> dict[str, float]:
+    """Each server's CPU seconds since ``before`` (servers_cpu_seconds())."""
+    return {name: cpu - before[name] for name, cpu in servers_cpu_seconds().items()}
+
+
+def describe_cpu(parties: dict[str, float]) -> str:
+    """``projector 20.5 s, PostgreSQL 18.2 s, Kafka broker 2.1 s``."""
+    return ", ".join(f"{name} {cpu:.1f} s" for name, cpu in parties.items())
+
+
 def rss_bytes(pid: int) -> int:
     """The resident set size of a process now (VmRSS); 0 once it is gone."""
     try:
@@ -153,6 +183,7 @@ class Drain:
     projector_cpu: float  # CPU seconds the projector process used
     machine_busy: float  # share of all cores busy meanwhile (0..1)
     memory: Memory  # the first projector process's RSS, every poll
+    servers_cpu: dict[str, float]  # CPU seconds PostgreSQL and the broker used meanwhile
 
 
 async def drain(
@@ -173,6 +204,7 @@ async def drain(
             conn = await stack.enter_async_context(engine.connect())
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             busy0, total0 = busy_jiffies()
+            servers0 = servers_cpu_seconds()
             start = time.perf_counter()
             started = [
                 await stack.enter_async_context(
@@ -201,6 +233,7 @@ async def drain(
                 projector_cpu=sum(cpu_seconds(p.pid) for p in started),
                 machine_busy=(busy1 - busy0) / max(1, total1 - total0),
                 memory=Memory(samples),
+                servers_cpu=used_since(servers0),
             )
     finally:
         await engine.dispose()
@@ -212,12 +245,14 @@ class Run:
     cpu: float  # CPU seconds it and its children used
     memory: Memory  # it and its children together
     machine_busy: float  # share of all cores busy meanwhile (0..1)
+    servers_cpu: dict[str, float]  # CPU seconds PostgreSQL and the broker used meanwhile
 
 
 async def run_to_end(command: list[str], settings: BaseSettings, within: float = 300.0) -> Run:
     """``agent-history COMMAND`` from its start until it exits (successfully), its RSS (with its
     children's) sampled."""
     busy0, total0 = busy_jiffies()
+    servers0 = servers_cpu_seconds()
     start = time.perf_counter()
     samples: list[tuple[float, int]] = []
     largest = 0
@@ -238,7 +273,7 @@ async def run_to_end(command: list[str], settings: BaseSettings, within: float =
             raise RuntimeError(f"{command[0]} exited with {process.returncode}; see {LOGS}")
     busy1, total1 = busy_jiffies()
     busy = (busy1 - busy0) / max(1, total1 - total0)
-    return Run(seconds, cpu, Memory(samples, largest), busy)
+    return Run(seconds, cpu, Memory(samples, largest), busy, used_since(servers0))
 
 
 async def api_ready(base: str, server: Process, within: float = 60.0) -> None:

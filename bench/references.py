@@ -14,6 +14,7 @@ from agent_history.read_model.tables import (
     execution_duration_sketches,
     execution_rollups,
 )
+from bench.live import servers_cpu_seconds, used_since
 
 # Every stored column but the generated execution_time_ms (created_at/updated_at: defaults).
 _COLUMNS = [
@@ -50,8 +51,9 @@ async def read_topic(
         await consumer.stop()
 
 
-async def copy_rows(dsn: str, *, triggers: bool) -> tuple[int, float]:
-    """COPY the projected rows into an empty twin of agent_executions: (rows, seconds).
+async def copy_rows(dsn: str, *, triggers: bool) -> tuple[int, float, dict[str, float]]:
+    """COPY the projected rows into an empty twin of agent_executions: (rows, seconds, CPU
+    seconds of this process and of the servers meanwhile).
 
     The twin (in a schema of its own) has the same columns, check constraint, indexes and
     primary key (LIKE ... INCLUDING ALL) plus the two foreign keys, and the COPY commits like
@@ -84,13 +86,15 @@ async def copy_rows(dsn: str, *, triggers: bool) -> tuple[int, float]:
                 await conn.execute(definition.replace(on_live, on_twin))
         # The trigger functions name their tables unqualified: the twins come first.
         await conn.execute(f"SET search_path TO {_TWIN}, {live}")
+        servers, own = servers_cpu_seconds(), time.process_time()
         start = time.perf_counter()
         async with conn.transaction():
             await conn.copy_records_to_table(
                 "agent_executions", schema_name=_TWIN, records=rows, columns=_COLUMNS
             )
         seconds = time.perf_counter() - start
+        cpu = {"client": time.process_time() - own, **used_since(servers)}
         await conn.execute(f"RESET search_path; DROP SCHEMA {_TWIN} CASCADE")
-        return len(rows), seconds
+        return len(rows), seconds, cpu
     finally:
         await conn.close()
