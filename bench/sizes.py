@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.names import StoredNames
+from agent_history.projector.merge import stage_rows
 from agent_history.projector.store import commit_asynchronously, write_changes
 from agent_history.read_model.db import DatabaseSettings, make_engine
 from agent_history.read_model.prepared import driver_transaction
@@ -118,7 +119,7 @@ async def _apply(engine: AsyncEngine, batches: Sequence[Sequence[Record]]) -> tu
         changes = changes_of(batch, 1 << 20)
         new_agents, new_users = agents.unwritten(changes.agents), users.unwritten(changes.users)
         began = time.perf_counter()
-        async with driver_transaction(engine) as tx:
+        async with driver_transaction(engine, stage_rows) as tx:
             await commit_asynchronously(tx)
             await write_changes(tx, new_agents, new_users, changes.rows.values())
         seconds += time.perf_counter() - began

@@ -5,16 +5,21 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, get_args
 
 import pytest
 from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from agent_history.contract.events import Event, EventType, event_from_dict
+from agent_history.projector import merge
 from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.fold import Execution, fold_all
+from agent_history.projector.merge import stage_rows
 from agent_history.projector.store import write_changes
 from agent_history.read_model.db import DatabaseSettings, make_engine
 from agent_history.read_model.prepared import driver, driver_transaction
@@ -66,11 +71,31 @@ def make_event(kind: str, execution_id: uuid.UUID, at: datetime, **data: Any) ->
     )
 
 
-async def apply(engine: AsyncEngine, events: list[Event]) -> None:
+@contextmanager
+def copying_from(rows: int) -> Iterator[None]:
+    """Batches of ``rows`` or more copied (merge.COPY_FROM), the tests' small ones too."""
+    before, merge.COPY_FROM = merge.COPY_FROM, rows
+    try:
+        yield
+    finally:
+        merge.COPY_FROM = before
+
+
+async def apply(engine: AsyncEngine, events: list[Event], *, copied: bool = True) -> None:
+    """Write the events' batch as the projector writes a backlog's: its rows copied into the
+    session's table for them, however few; or (``copied`` False, as for a role refused
+    temporary tables or a small batch) as JSON."""
     changes = changes_of([_Record(e) for e in events], max_bytes=1 << 20)
     assert not changes.poison
-    async with driver_transaction(engine) as conn:
-        await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+    if not copied:  # a connection of its own: the pool's may have their tables already
+        engine = create_async_engine(engine.url, poolclass=NullPool)
+    try:
+        with copying_from(1):
+            async with driver_transaction(engine, stage_rows if copied else None) as conn:
+                await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+    finally:
+        if not copied:
+            await engine.dispose()
 
 
 async def stored(engine: AsyncEngine, execution_id: uuid.UUID) -> Any:
@@ -206,6 +231,7 @@ async def test_a_batch_that_updates_some_runs_and_inserts_others_rolls_up_both(
     await assert_rollups_match_rows(db_engine, [agent])
 
 
+@pytest.mark.parametrize("copied", [True, False], ids=["copied", "json"])
 @pytest.mark.parametrize(
     ("input_data", "output_data"),
     [
@@ -215,9 +241,10 @@ async def test_a_batch_that_updates_some_runs_and_inserts_others_rolls_up_both(
     ],
 )
 async def test_values_reach_the_table_exactly(
-    db_engine: AsyncEngine, input_data: dict[str, Any], output_data: Any
+    db_engine: AsyncEngine, input_data: dict[str, Any], output_data: Any, copied: bool
 ) -> None:
-    """The batch travels as one JSON document: every kind of value must come out as it went in."""
+    """The batch travels copied, or as one JSON document: every kind of value must come out as
+    it went in."""
     eid, agent, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     start = datetime(2025, 1, 1, 2, 3, 4, tzinfo=timezone(timedelta(hours=5, minutes=30)))
     end = T0 + timedelta(days=1)  # whole seconds: no fraction in its text
@@ -228,6 +255,7 @@ async def test_values_reach_the_table_exactly(
             make_event("ExecutionStarted", eid, start, input_data=input_data, **ids),
             make_event("ExecutionCompleted", eid, end, output_data=output_data, **ids),
         ],
+        copied=copied,
     )
     row = await stored(db_engine, eid)
     assert (row.input_data, row.output_data) == (input_data, output_data)
@@ -319,10 +347,59 @@ async def test_sql_merge_equals_fold(db_engine: AsyncEngine, seed: int) -> None:
     cuts = sorted({*rng.sample(range(1, n + 1), k=rng.randint(1, n)), n})
     start = 0
     for cut in cuts:
-        await apply(db_engine, delivered[start:cut])
+        # Half of the seeds write their batches as JSON, the way of a role refused temporary
+        # tables; the other half copy them.
+        await apply(db_engine, delivered[start:cut], copied=seed % 2 == 0)
         start = cut
     expected = fold_all(events)[eid]
     row = await stored(db_engine, eid)
     assert {k: getattr(row, k) for k in as_row(expected)} == as_row(expected)
     await assert_counts_match_rows(db_engine)
     await assert_rollups_match_rows(db_engine)
+
+
+async def test_a_role_refused_temporary_tables_writes_its_batches_as_json(
+    db_engine: AsyncEngine, database_url: str
+) -> None:
+    eid, agent, user = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    events = [
+        make_event("ExecutionStarted", eid, T0, agent_id=agent, user_id=user),
+        make_event(
+            "ExecutionCompleted", eid, T0 + timedelta(seconds=2), agent_id=agent, user_id=user
+        ),
+    ]
+    changes = changes_of([_Record(e) for e in events], max_bytes=1 << 20)
+    async with db_engine.begin() as conn:
+        database, role = (await conn.execute(_NAMES)).one()
+        await conn.execute(text(f"REVOKE TEMPORARY ON DATABASE {database} FROM {role}"))
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with driver_transaction(engine, stage_rows) as conn:
+            await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+            assert await conn.fetchval("SELECT to_regclass('pg_temp.batch_rows')") is None
+    finally:
+        await engine.dispose()
+        async with db_engine.begin() as conn:
+            await conn.execute(text(f"GRANT TEMPORARY ON DATABASE {database} TO {role}"))
+    assert (await stored(db_engine, eid)).status == "completed"
+    await assert_rollups_match_rows(db_engine, [agent])
+
+
+@pytest.mark.parametrize("runs", [merge.COPY_FROM - 1, merge.COPY_FROM])
+async def test_a_batch_of_enough_rows_is_copied_through_the_sessions_table(
+    db_engine: AsyncEngine, runs: int
+) -> None:
+    agent, user = uuid.uuid4(), uuid.uuid4()
+    ids = [uuid.uuid4() for _ in range(runs)]
+    changes = changes_of(
+        [_Record(make_event("ExecutionStarted", e, T0, agent_id=agent, user_id=user)) for e in ids],
+        max_bytes=1 << 20,
+    )
+    async with driver_transaction(db_engine, stage_rows) as conn:
+        await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+        # A copy is there until the commit empties the table; a smaller batch went as JSON.
+        copied = runs >= merge.COPY_FROM
+        assert await conn.fetchval("SELECT count(*) FROM pg_temp.batch_rows") == runs * copied
+    async with driver_transaction(db_engine, stage_rows) as conn:
+        assert await conn.fetchval("SELECT count(*) FROM pg_temp.batch_rows") == 0
+    assert {(await stored(db_engine, e)).status for e in ids} == {"running"}

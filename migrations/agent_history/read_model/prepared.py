@@ -8,7 +8,7 @@ connection directly, each prepared once per connection by asyncpg's statement ca
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, cast
@@ -39,7 +39,8 @@ class Prepared:
         return records
 
     async def execute(self, conn: asyncpg.Connection, **values: Any) -> None:
-        await conn.execute(self.sql, *self.arguments(values))
+        # Not conn.execute: without arguments, it would send the statement unprepared.
+        await conn.fetch(self.sql, *self.arguments(values))
 
 
 def prepare(statement: ClauseElement) -> Prepared:
@@ -61,8 +62,11 @@ async def driver(conn: AsyncConnection) -> asyncpg.Connection:
 
 
 @asynccontextmanager
-async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction of asyncpg's own on one of the engine's pooled connections.
+async def driver_transaction(
+    engine: AsyncEngine, before: Callable[[asyncpg.Connection], Awaitable[None]] | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction of asyncpg's own on one of the engine's pooled connections; ``before``,
+    the connection's set-up, runs first, outside the transaction.
 
     SQLAlchemy sees none of its statements, so it cannot tell when one failed with the
     connection: a transaction that fails for any reason gives its connection up (SQLAlchemy
@@ -72,6 +76,8 @@ async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Conne
     async with engine.connect() as conn:
         raw = await driver(conn)
         try:
+            if before is not None:
+                await before(raw)
             async with raw.transaction():
                 yield raw
         except BaseException:

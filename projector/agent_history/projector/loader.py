@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agent_history.projector.core.changes import Changes, changes_of
 from agent_history.projector.core.decode import Record
+from agent_history.projector.merge import stage_rows
 from agent_history.projector.pipeline import Pipeline
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.store import commit_asynchronously, schema_setting, write_changes
@@ -130,7 +131,7 @@ class Loader:
 
     @asynccontextmanager
     async def _transaction(self, engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-        async with driver_transaction(engine) as conn:
+        async with driver_transaction(engine, stage_rows) as conn:
             # A lost shadow transaction costs only a rerun: no need to wait for the disk.
             await conn.execute(schema_setting(self._schema))
             await commit_asynchronously(conn)

@@ -7,10 +7,13 @@ here too; tests/integration/test_store.py holds the two equal.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import weakref
 from collections.abc import Iterable
 from dataclasses import fields
 from decimal import Decimal
+from operator import attrgetter
 
 import asyncpg
 import orjson
@@ -89,8 +92,40 @@ def _from_ids_winner(col: str) -> str:
     )
 
 
-_UPSERT_EXECUTIONS = prepare(
-    text(f"""
+# Every column the batch gives, in the order of Execution's fields, with its type.
+_TYPES = {
+    "id": "uuid",
+    "agent_id": "uuid",
+    "user_id": "uuid",
+    "status": "text",
+    "execution_start": "timestamptz",
+    "execution_end": "timestamptz",
+    "input_data": "jsonb",
+    "output_data": "jsonb",
+    "error_message": "text",
+    "timeout_ms": "bigint",
+    "last_seen_at": "timestamptz",
+    "model": "text",
+    "tags": "text[]",
+    "metadata": "jsonb",
+    "parent_execution_id": "uuid",
+    "trace_id": "text",
+    "input_tokens": "bigint",
+    "output_tokens": "bigint",
+    "cost": "numeric",
+    "cost_currency": "text",
+    "input_rank": "smallint",
+    "input_time": "timestamptz",
+    "input_event_id": "uuid",
+    "terminal_event_id": "uuid",
+}
+_FIELDS = [f.name for f in fields(Execution)]  # the same names (tests/unit/projector)
+_TYPED = ", ".join(f"{name} {kind}" for name, kind in _TYPES.items())
+
+
+def _upsert(rows: str) -> str:
+    """The merge of the batch's rows, read from ``rows`` (a FROM item named u)."""
+    return f"""
 -- Has the rollup trigger fold the updated rows into the pass over the inserted ones (migration
 -- 0014): one rewrite of an agent's rollup rows a batch instead of two. Set for the transaction,
 -- before the triggers fire; the trigger clears it once used, and upsert_executions after the
@@ -98,19 +133,8 @@ _UPSERT_EXECUTIONS = prepare(
 -- statement rather than one of its own: the batch's write must be on its way, without waiting
 -- for this process, once it lets the next batch be decoded (pipeline.py).
 WITH one_rollup_pass AS MATERIALIZED (SELECT set_config('agent_history.upsert', 'on', true))
-INSERT INTO agent_executions AS t (
-    id, agent_id, user_id, status, execution_start, execution_end, input_data, output_data,
-    error_message, timeout_ms, last_seen_at, model, tags, metadata, parent_execution_id,
-    trace_id, input_tokens, output_tokens, cost, cost_currency, input_rank, input_time,
-    input_event_id, terminal_event_id)
-SELECT u.* FROM one_rollup_pass, jsonb_to_recordset(
-    CAST(convert_from(CAST(:rows AS bytea), 'UTF8') AS jsonb)) AS u(
-    id uuid, agent_id uuid, user_id uuid, status text, execution_start timestamptz,
-    execution_end timestamptz, input_data jsonb, output_data jsonb, error_message text,
-    timeout_ms bigint, last_seen_at timestamptz, model text, tags text[], metadata jsonb,
-    parent_execution_id uuid, trace_id text, input_tokens bigint, output_tokens bigint,
-    cost numeric, cost_currency text, input_rank smallint, input_time timestamptz,
-    input_event_id uuid, terminal_event_id uuid)
+INSERT INTO agent_executions AS t ({", ".join(_FIELDS)})
+SELECT u.* FROM one_rollup_pass, {rows}
 ON CONFLICT (id) DO UPDATE SET
     {_from_ids_winner("agent_id")},
     {_from_ids_winner("user_id")},
@@ -146,8 +170,32 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE {_INPUT_NEW} OR {_TERMINAL_NEW}
    OR {_heartbeat_key("EXCLUDED")} < {_heartbeat_key("t")}
    OR EXCLUDED.last_seen_at > COALESCE(t.last_seen_at, '-infinity'::timestamptz)
-""")
+"""
+
+
+# The rows as one JSON document (_rows_json), which PostgreSQL parses.
+_FROM_JSON = prepare(
+    text(
+        _upsert(
+            "jsonb_to_recordset(CAST(convert_from(CAST(:rows AS bytea), 'UTF8') AS jsonb)) "
+            f"AS u({_TYPED})"
+        )
+    )
 )
+# The rows copied (binary COPY, asyncpg's encoding) into a temporary table of the session,
+# emptied by each commit: about a fifth less of PostgreSQL's CPU for a backlog's batches than
+# parsing them as JSON, for a little more of this process's (docs/benchmarks.md, ninth round).
+# Read in the order copied: a temporary table's heap, filled since it was last emptied.
+_STAGED = "batch_rows"
+_FROM_STAGED = prepare(text(_upsert(f"pg_temp.{_STAGED} AS u")))
+_CREATE_STAGED = f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGED} ({_TYPED}) ON COMMIT DELETE ROWS"
+_MAY_STAGE = "SELECT has_database_privilege(current_database(), 'TEMPORARY')"
+# Per connection: whether it has the table (a role may be refused temporary tables).
+_STAGING: weakref.WeakKeyDictionary[asyncpg.Connection, bool] = weakref.WeakKeyDictionary()
+# Batches of fewer rows go as JSON: the copy is one more round trip, which costs a projector
+# that keeps up (a few dozen rows a batch) more than it saves (~7 us of CPU a row in all;
+# docs/benchmarks.md, ninth round).
+COPY_FROM = 100
 
 # A later plain UPDATE in the transaction must not find the upsert's setting (migration 0014).
 _CLEAR_UPSERT_SETTING = "SELECT set_config('agent_history.upsert', '', true)"
@@ -169,14 +217,60 @@ def _decimal(value: object) -> str:
     raise TypeError
 
 
-_FIELDS = [f.name for f in fields(Execution)]
+_GET = attrgetter(*_FIELDS)
+_PAYLOADS = [i for i, kind in enumerate(_TYPES.values()) if kind == "jsonb"]
 
 
-async def upsert_executions(conn: asyncpg.Connection, rows: Iterable[Execution]) -> None:
-    """Merge each batch row into the stored row with the same id (insert when there is none)."""
+def _records(rows: list[Execution]) -> list[list[object]]:
+    """The rows as asyncpg copies them: each column's value, the payloads as JSON text."""
+    records = []
+    for row in rows:
+        record = list(_GET(row))
+        for i in _PAYLOADS:
+            if record[i] is not None:
+                record[i] = _json_text(record[i])
+        records.append(record)
+    return records
+
+
+def _json_text(value: object) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # integers beyond 64 bits: valid JSON, and jsonb keeps them exactly
+        return json.dumps(value)
+
+
+async def stage_rows(conn: asyncpg.Connection) -> None:
+    """Give the connection its table for batch rows, if it has none and may have one: outside
+    a transaction (a rollback would take the table with it)."""
+    if conn not in _STAGING:
+        staged = bool(await conn.fetchval(_MAY_STAGE))
+        if staged:
+            await conn.execute(_CREATE_STAGED)
+        _STAGING[conn] = staged
+
+
+async def upsert_executions(
+    conn: asyncpg.Connection, rows: Iterable[Execution], writing: asyncio.Event | None = None
+) -> None:
+    """Merge each batch row into the stored row with the same id (insert when there is none):
+    copied into the connection's table for batch rows if stage_rows gave it one and they are
+    COPY_FROM or more, else as JSON.
+    ``writing`` is set as the merge leaves, after the copy: the copy is fed by this process,
+    and would wait for the next batch's decoding (pipeline.py) if that began meanwhile."""
     # In id order, one lock order for every projector (UUID.int orders as PostgreSQL does).
     ordered = sorted(rows, key=lambda r: r.id.int)
+    copied = len(ordered) >= COPY_FROM and _STAGING.get(conn, False)
+    if copied:
+        await conn.copy_records_to_table(
+            _STAGED, schema_name="pg_temp", records=_records(ordered), columns=_FIELDS
+        )
+    if writing is not None:
+        writing.set()
     if not ordered:
         return
-    await _UPSERT_EXECUTIONS.execute(conn, rows=_rows_json(ordered))
+    if copied:
+        await _FROM_STAGED.execute(conn)
+    else:
+        await _FROM_JSON.execute(conn, rows=_rows_json(ordered))
     await conn.execute(_CLEAR_UPSERT_SETTING)

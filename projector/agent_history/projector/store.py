@@ -20,7 +20,7 @@ from agent_history.projector.checkpoints import (
 from agent_history.projector.core.fold import Execution
 from agent_history.projector.core.names import Name
 from agent_history.projector.erasure import count_dropped, erased_among
-from agent_history.projector.merge import upsert_executions
+from agent_history.projector.merge import stage_rows, upsert_executions
 from agent_history.read_model.prepared import driver_transaction, prepare
 
 
@@ -67,9 +67,7 @@ async def write_changes(
     Within ``conn``'s transaction (asyncpg: driver_transaction, or prepared.driver of a
     SQLAlchemy connection whose transaction has sent a statement already)."""
     await _upsert_references(conn, agents, users)
-    if writing is not None:
-        writing.set()
-    await upsert_executions(conn, rows)
+    await upsert_executions(conn, rows, writing)
 
 
 async def commit_asynchronously(conn: asyncpg.Connection) -> None:
@@ -107,7 +105,7 @@ class PostgresStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
-        async with driver_transaction(self._engine) as conn:
+        async with driver_transaction(self._engine, stage_rows) as conn:
             yield PostgresTransaction(conn, self._group, self._topic)
 
 
