@@ -31,6 +31,8 @@ from agent_history.contract.events import (
     event_from_dict,
     record_key,
 )
+from agent_history.projector.loader import Loader, read_from_start, replay_consumer
+from agent_history.projector.replay import SHADOW, _create_shadow, _load
 from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.shares import LoaderFailed
@@ -231,3 +233,29 @@ async def _a_loader_process(within: float = 10.0) -> int:
                 return child.pid
         await asyncio.sleep(0.005)
     raise AssertionError(f"no loader process started within {within} s")
+
+
+async def test_the_swaps_catch_up_reads_on_from_the_end_the_load_stopped_at(
+    settings: ProjectorSettings, engine: AsyncEngine, kafka_bootstrap: str
+) -> None:
+    # Records published after replay read its end offsets come in the load's last fetch too;
+    # left out there, they are the swap's catch-up's to load, so it must start at the end.
+    sent = await publish(
+        kafka_bootstrap,
+        settings.topic,
+        history(random.Random(5), 60, datetime(2025, 1, 1, tzinfo=UTC)),
+    )
+    consumer = replay_consumer(settings)
+    await consumer.start()
+    try:
+        tps = await read_from_start(consumer, settings.topic, range(settings.topic_partitions))
+        ends = {tp.partition: o for tp, o in (await consumer.end_offsets(tps)).items()}
+        assert sum(ends.values()) == len(sent)
+        end = {p: o // 2 for p, o in ends.items()}  # as if the rest came after the end offsets
+        loader = Loader(settings, consumer, SHADOW, None, sum(end.values()), 10_000)
+        await _create_shadow(engine)
+        await _load(settings, engine, loader, end, 10_000)
+        assert loader.events == sum(end.values())
+        assert {tp.partition: await consumer.position(tp) for tp in tps} == end
+    finally:
+        await consumer.stop()

@@ -112,10 +112,12 @@ async def _load(
     if len(shares) < 2:
         with collecting_rarely():
             await loader.load(engine, end)
-        return
-    work = [Share(settings, until, loader.erased, SHADOW, batch_records) for until in shares]
-    await load_in_processes(work, loader.count)
-    # The swap's catch-up reads on from where the loader processes stopped.
+    else:
+        work = [Share(settings, until, loader.erased, SHADOW, batch_records) for until in shares]
+        await load_in_processes(work, loader.count)
+    # The swap's catch-up reads on from where the load stopped: the end offsets, not where
+    # this process's consumer got to (its last fetch may have gone past them, and what it
+    # fetched there was left out).
     loader.skip_to(end)
 
 
