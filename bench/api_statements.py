@@ -3,7 +3,8 @@
 The app runs in this process (ASGI, no sockets) with listeners on its engine that record each
 transaction's options and each statement with its parameters, exactly as asyncpg receives
 them: SQLAlchemy's events for what runs through SQLAlchemy, and asyncpg's query logger on each
-of the pool's connections for what the lists send to asyncpg themselves (api.queries.prepare).
+of the pool's connections for what the lists send to asyncpg themselves
+(read_model.prepared.prepare).
 The benchmark replays those straight through asyncpg for the database's own limit.
 EXPLAIN (ANALYZE, BUFFERS) of a captured statement shows what a page reads, and timing it
 over repeated executions shows when a generic plan replaces the custom ones.

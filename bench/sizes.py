@@ -112,7 +112,7 @@ def _heartbeats(runs: Sequence[asyncpg.Record]) -> list[Record]:
 async def _apply(engine: AsyncEngine, batches: Sequence[Sequence[Record]]) -> tuple[int, float]:
     """Fold and write each batch as the projector does (names it wrote are not rewritten, the
     commit does not wait for the disk): rows written, and seconds spent in the transactions
-    (statements, the batch's JSON, the commit; not the decoding and folding)."""
+    (statements, the batch's rows on their way, the commit; not the decoding and folding)."""
     agents, users = StoredNames(), StoredNames()
     written, seconds = 0, 0.0
     for batch in batches:

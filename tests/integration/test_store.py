@@ -374,9 +374,10 @@ async def test_a_role_refused_temporary_tables_writes_its_batches_as_json(
         await conn.execute(text(f"REVOKE TEMPORARY ON DATABASE {database} FROM {role}"))
     engine = create_async_engine(database_url, poolclass=NullPool)
     try:
-        async with driver_transaction(engine, stage_rows) as conn:
-            await write_changes(conn, changes.agents, changes.users, changes.rows.values())
-            assert await conn.fetchval("SELECT to_regclass('pg_temp.batch_rows')") is None
+        with copying_from(1):
+            async with driver_transaction(engine, stage_rows) as conn:
+                await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+                assert await conn.fetchval("SELECT to_regclass('pg_temp.batch_rows')") is None
     finally:
         await engine.dispose()
         async with db_engine.begin() as conn:
@@ -395,11 +396,34 @@ async def test_a_batch_of_enough_rows_is_copied_through_the_sessions_table(
         [_Record(make_event("ExecutionStarted", e, T0, agent_id=agent, user_id=user)) for e in ids],
         max_bytes=1 << 20,
     )
+    inserted = "SELECT n_tup_ins FROM pg_stat_xact_all_tables WHERE relid = $1::regclass"
     async with driver_transaction(db_engine, stage_rows) as conn:
+        before = await conn.fetchval(inserted, "pg_temp.batch_rows")
         await write_changes(conn, changes.agents, changes.users, changes.rows.values())
-        # A copy is there until the commit empties the table; a smaller batch went as JSON.
-        copied = runs >= merge.COPY_FROM
-        assert await conn.fetchval("SELECT count(*) FROM pg_temp.batch_rows") == runs * copied
-    async with driver_transaction(db_engine, stage_rows) as conn:
+        # Copied into the table (a smaller batch went as JSON), and emptied after the merge.
+        copied = await conn.fetchval(inserted, "pg_temp.batch_rows") - before
+        assert copied == (runs if runs >= merge.COPY_FROM else 0)
         assert await conn.fetchval("SELECT count(*) FROM pg_temp.batch_rows") == 0
     assert {(await stored(db_engine, e)).status for e in ids} == {"running"}
+
+
+async def test_batches_copied_in_one_transaction_are_merged_one_at_a_time(
+    db_engine: AsyncEngine,
+) -> None:
+    # As replay's catch-up writes them: the second batch ends the runs the first started.
+    agent, user = uuid.uuid4(), uuid.uuid4()
+    ids = [uuid.uuid4() for _ in range(3)]
+    started = [make_event("ExecutionStarted", e, T0, agent_id=agent, user_id=user) for e in ids]
+    ended = [
+        make_event("ExecutionCompleted", e, T0 + timedelta(seconds=1), agent_id=agent, user_id=user)
+        for e in ids
+    ]
+    with copying_from(1):
+        async with driver_transaction(db_engine, stage_rows) as conn:
+            for batch in (started, ended):
+                changes = changes_of([_Record(e) for e in batch], max_bytes=1 << 20)
+                await write_changes(conn, changes.agents, changes.users, changes.rows.values())
+                # The next batch's merge reads its own rows only.
+                assert await conn.fetchval("SELECT count(*) FROM pg_temp.batch_rows") == 0
+    assert {(await stored(db_engine, e)).status for e in ids} == {"completed"}
+    await assert_rollups_match_rows(db_engine, [agent])

@@ -35,7 +35,7 @@ _CONDITIONS: dict[str, ColumnElement[bool]] = {
     "user_id": _e.c.user_id == bindparam("user_id"),
     "owner_id": _e.c.user_id == bindparam("owner_id"),
     # = ANY(array), not IN (expanding): one statement text whatever the number of statuses, so
-    # it compiles once for asyncpg (api.queries.prepare). PostgreSQL plans both alike.
+    # it compiles once for asyncpg (read_model.prepared.prepare). PostgreSQL plans both alike.
     "statuses": _e.c.status == any_(bindparam("statuses", type_=ARRAY(Text))),
     "started_after": _e.c.execution_start >= bindparam("started_after"),
     "started_before": _e.c.execution_start < bindparam("started_before"),

@@ -192,7 +192,8 @@ async def _dropped_if_dead(conn: AsyncConnection, error: Exception) -> bool:
     """Whether ``error`` came of ``conn`` having died; if so, ``conn`` is invalidated."""
     if isinstance(error, DBAPIError):  # through SQLAlchemy, which invalidated it already
         return error.connection_invalidated
-    if isinstance(error, _DEAD) or (await driver(conn)).is_closed():
+    raw = (await conn.get_raw_connection()).driver_connection
+    if isinstance(error, _DEAD) or (raw is not None and raw.is_closed()):
         await conn.invalidate()
         return True
     return False  # the statement's own error (PostgreSQL refused it, say)
@@ -220,11 +221,9 @@ async def fetch_prepared(
 ) -> Sequence[asyncpg.Record]:
     """The records of a prepared statement, straight from asyncpg on a pooled connection; on a
     fresh connection once more if the pooled one had died (as ``fetch``)."""
-    arguments = statement.arguments(values)
 
     async def read(conn: AsyncConnection) -> Sequence[asyncpg.Record]:
-        records: list[asyncpg.Record] = await (await driver(conn)).fetch(statement.sql, *arguments)
-        return records
+        return await statement.fetch(await driver(conn), **values)
 
     return await _on_a_live_connection(engine, read)
 

@@ -8,6 +8,7 @@ connection directly, each prepared once per connection by asyncpg's statement ca
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -34,11 +35,11 @@ class Prepared:
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
         return [self.fixed[name] if name in self.fixed else values[name] for name in self.names]
 
-    async def fetch(self, conn: asyncpg.Connection, **values: Any) -> list[asyncpg.Record]:
+    async def fetch(self, conn: asyncpg.Connection, /, **values: Any) -> list[asyncpg.Record]:
         records: list[asyncpg.Record] = await conn.fetch(self.sql, *self.arguments(values))
         return records
 
-    async def execute(self, conn: asyncpg.Connection, **values: Any) -> None:
+    async def execute(self, conn: asyncpg.Connection, /, **values: Any) -> None:
         # Not conn.execute: without arguments, it would send the statement unprepared.
         await conn.fetch(self.sql, *self.arguments(values))
 
@@ -57,7 +58,8 @@ def prepare(statement: ClauseElement) -> Prepared:
 async def driver(conn: AsyncConnection) -> asyncpg.Connection:
     """The asyncpg connection under a pooled SQLAlchemy connection."""
     raw = (await conn.get_raw_connection()).driver_connection
-    assert raw is not None
+    if raw is None:
+        raise RuntimeError("the pooled connection has no asyncpg connection (closed)")
     return raw
 
 
@@ -81,5 +83,6 @@ async def driver_transaction(
             async with raw.transaction():
                 yield raw
         except BaseException:
-            await conn.invalidate()
+            # Shielded: cancelled once more meanwhile, it would go back to the pool as it is.
+            await asyncio.shield(conn.invalidate())
             raise

@@ -21,7 +21,7 @@ from agent_history.projector.core.decode import Record
 from agent_history.projector.merge import stage_rows
 from agent_history.projector.pipeline import Pipeline
 from agent_history.projector.settings import ProjectorSettings
-from agent_history.projector.store import commit_asynchronously, schema_setting, write_changes
+from agent_history.projector.store import ASYNCHRONOUS_COMMIT, schema_setting, write_changes
 from agent_history.read_model.prepared import driver, driver_transaction
 
 # Events read so far, and how many there are in all (as far as known).
@@ -133,8 +133,7 @@ class Loader:
     async def _transaction(self, engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
         async with driver_transaction(engine, stage_rows) as conn:
             # A lost shadow transaction costs only a rerun: no need to wait for the disk.
-            await conn.execute(schema_setting(self._schema))
-            await commit_asynchronously(conn)
+            await conn.execute(f"{schema_setting(self._schema)}; {ASYNCHRONOUS_COMMIT}")
             yield conn
 
     def _count_batch(self, changes: Changes, records: int) -> None:

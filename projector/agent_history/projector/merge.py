@@ -10,8 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import Iterable
-from dataclasses import fields
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from operator import attrgetter
 
@@ -119,7 +118,7 @@ _TYPES = {
     "input_event_id": "uuid",
     "terminal_event_id": "uuid",
 }
-_FIELDS = [f.name for f in fields(Execution)]  # the same names (tests/unit/projector)
+_FIELDS = list(_TYPES)  # Execution's fields (tests/unit/projector/test_merge.py)
 _TYPED = ", ".join(f"{name} {kind}" for name, kind in _TYPES.items())
 
 
@@ -182,10 +181,11 @@ _FROM_JSON = prepare(
         )
     )
 )
-# The rows copied (binary COPY, asyncpg's encoding) into a temporary table of the session,
-# emptied by each commit: about a fifth less of PostgreSQL's CPU for a backlog's batches than
-# parsing them as JSON, for a little more of this process's (docs/benchmarks.md, ninth round).
-# Read in the order copied: a temporary table's heap, filled since it was last emptied.
+# The rows copied (binary COPY, asyncpg's encoding) into a temporary table of the session:
+# about a fifth less of PostgreSQL's CPU for a backlog's batches than parsing them as JSON,
+# for a little more of this process's (docs/benchmarks.md, ninth round). Read in the order
+# copied (a temporary table's heap, filled since it was last emptied); emptied after each
+# merge, as a transaction may merge several batches (replay's catch-up), and by each commit.
 _STAGED = "batch_rows"
 _FROM_STAGED = prepare(text(_upsert(f"pg_temp.{_STAGED} AS u")))
 _CREATE_STAGED = f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGED} ({_TYPED}) ON COMMIT DELETE ROWS"
@@ -199,15 +199,20 @@ COPY_FROM = 100
 
 # A later plain UPDATE in the transaction must not find the upsert's setting (migration 0014).
 _CLEAR_UPSERT_SETTING = "SELECT set_config('agent_history.upsert', '', true)"
+_CLEAR_STAGED = f"{_CLEAR_UPSERT_SETTING}; DELETE FROM pg_temp.{_STAGED}"
 
 
 def _rows_json(rows: list[Execution]) -> bytes:
     """The rows as one JSON array of objects named like the columns (jsonb_to_recordset)."""
+    return _json(rows, lambda: [{f: getattr(r, f) for f in _FIELDS} for r in rows])
+
+
+def _json(value: object, plain: Callable[[], object] | None = None) -> bytes:
+    """``value`` as JSON by orjson; else by json (``plain()``: the same value in dicts)."""
     try:
-        return orjson.dumps(rows, default=_decimal)
+        return orjson.dumps(value, default=_decimal)
     except TypeError:  # integers beyond 64 bits: valid JSON, and jsonb keeps them exactly
-        rows_json = json.dumps([{f: getattr(r, f) for f in _FIELDS} for r in rows], default=str)
-        return rows_json.encode()
+        return json.dumps(value if plain is None else plain(), default=str).encode()
 
 
 def _decimal(value: object) -> str:
@@ -227,17 +232,10 @@ def _records(rows: list[Execution]) -> list[list[object]]:
     for row in rows:
         record = list(_GET(row))
         for i in _PAYLOADS:
-            if record[i] is not None:
-                record[i] = _json_text(record[i])
+            if (value := record[i]) is not None:
+                record[i] = _json(value).decode()
         records.append(record)
     return records
-
-
-def _json_text(value: object) -> str:
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:  # integers beyond 64 bits: valid JSON, and jsonb keeps them exactly
-        return json.dumps(value)
 
 
 async def stage_rows(conn: asyncpg.Connection) -> None:
@@ -273,4 +271,4 @@ async def upsert_executions(
         await _FROM_STAGED.execute(conn)
     else:
         await _FROM_JSON.execute(conn, rows=_rows_json(ordered))
-    await conn.execute(_CLEAR_UPSERT_SETTING)
+    await conn.execute(_CLEAR_STAGED if copied else _CLEAR_UPSERT_SETTING)

@@ -70,9 +70,12 @@ async def write_changes(
     await upsert_executions(conn, rows, writing)
 
 
+# This transaction's commit returns before its changes reach the disk.
+ASYNCHRONOUS_COMMIT = "SET LOCAL synchronous_commit = off"
+
+
 async def commit_asynchronously(conn: asyncpg.Connection) -> None:
-    """Let this transaction's commit return before its changes reach the disk."""
-    await conn.execute("SET LOCAL synchronous_commit = off")
+    await conn.execute(ASYNCHRONOUS_COMMIT)
 
 
 def schema_setting(schema: str) -> str:
