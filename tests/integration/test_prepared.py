@@ -50,26 +50,21 @@ async def test_a_connection_that_died_in_the_pool_fails_one_transaction_only(
     assert await _backend(engine) != before
 
 
+async def _run(engine: AsyncEngine, statement: str) -> None:
+    async with driver_transaction(engine) as conn:
+        await conn.execute(statement)
+
+
 async def test_a_failed_statement_gives_its_connection_up(engine: AsyncEngine) -> None:
     before = await _backend(engine)
-
-    async def divide_by_zero() -> None:
-        async with driver_transaction(engine) as conn:
-            await conn.fetchval("SELECT 1 / 0")
-
     with pytest.raises(asyncpg.DivisionByZeroError):
-        await divide_by_zero()
+        await _run(engine, "SELECT 1 / 0")
     assert await _backend(engine) != before
 
 
 async def test_a_cancelled_transaction_gives_its_connection_up(engine: AsyncEngine) -> None:
     before = await _backend(engine)
-
-    async def sleep_in_a_transaction() -> None:
-        async with driver_transaction(engine) as conn:
-            await conn.execute("SELECT pg_sleep(10)")
-
-    task = asyncio.create_task(sleep_in_a_transaction())
+    task = asyncio.create_task(_run(engine, "SELECT pg_sleep(10)"))
     await asyncio.sleep(0.3)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
