@@ -115,7 +115,7 @@ class PostgresStore:
 class PostgresTransaction:
     """The statements of one batch, in one transaction, each straight on asyncpg (prepared.py):
     a batch of a projector that keeps up is a few dozen events, and SQLAlchemy's execution of
-    its statements was a third of the projector's CPU (docs/benchmarks.md, ninth round)."""
+    its statements was a third of the projector's CPU (docs/benchmarks.md, eighth round)."""
 
     def __init__(self, conn: asyncpg.Connection, group: str, topic: str) -> None:
         self._conn = conn
