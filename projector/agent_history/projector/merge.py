@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import fields
 from decimal import Decimal
 from operator import attrgetter
 
 import asyncpg
 import orjson
 from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 
 from agent_history.projector.core.fold import (
     INPUT_FROM_QUEUED,
@@ -28,6 +31,7 @@ from agent_history.projector.core.fold import (
     Execution,
 )
 from agent_history.read_model.prepared import prepare
+from agent_history.read_model.tables import agent_executions
 
 _LAST_ID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 _NO_INPUT = INPUT_FROM_QUEUED + 1
@@ -91,34 +95,11 @@ def _from_ids_winner(col: str) -> str:
     )
 
 
-# Every column the batch gives, in the order of Execution's fields, with its type.
-_TYPES = {
-    "id": "uuid",
-    "agent_id": "uuid",
-    "user_id": "uuid",
-    "status": "text",
-    "execution_start": "timestamptz",
-    "execution_end": "timestamptz",
-    "input_data": "jsonb",
-    "output_data": "jsonb",
-    "error_message": "text",
-    "timeout_ms": "bigint",
-    "last_seen_at": "timestamptz",
-    "model": "text",
-    "tags": "text[]",
-    "metadata": "jsonb",
-    "parent_execution_id": "uuid",
-    "trace_id": "text",
-    "input_tokens": "bigint",
-    "output_tokens": "bigint",
-    "cost": "numeric",
-    "cost_currency": "text",
-    "input_rank": "smallint",
-    "input_time": "timestamptz",
-    "input_event_id": "uuid",
-    "terminal_event_id": "uuid",
-}
-_FIELDS = list(_TYPES)  # Execution's fields (tests/unit/projector/test_merge.py)
+# Every column the batch gives, in the order of Execution's fields, with its type in the
+# read model's table.
+_FIELDS = [f.name for f in fields(Execution)]
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+_TYPES = {f: agent_executions.c[f].type.compile(dialect=_DIALECT) for f in _FIELDS}
 _TYPED = ", ".join(f"{name} {kind}" for name, kind in _TYPES.items())
 
 
@@ -204,15 +185,21 @@ _CLEAR_STAGED = f"{_CLEAR_UPSERT_SETTING}; DELETE FROM pg_temp.{_STAGED}"
 
 def _rows_json(rows: list[Execution]) -> bytes:
     """The rows as one JSON array of objects named like the columns (jsonb_to_recordset)."""
-    return _json(rows, lambda: [{f: getattr(r, f) for f in _FIELDS} for r in rows])
+    return _json(rows)
 
 
-def _json(value: object, plain: Callable[[], object] | None = None) -> bytes:
-    """``value`` as JSON by orjson; else by json (``plain()``: the same value in dicts)."""
+def _json(value: object) -> bytes:
     try:
         return orjson.dumps(value, default=_decimal)
     except TypeError:  # integers beyond 64 bits: valid JSON, and jsonb keeps them exactly
-        return json.dumps(value if plain is None else plain(), default=str).encode()
+        return json.dumps(value, default=_plain).encode()
+
+
+def _plain(value: object) -> object:
+    """What json makes of a row (its columns) and of any other value orjson writes."""
+    if isinstance(value, Execution):
+        return {f: getattr(value, f) for f in _FIELDS}
+    return str(value)
 
 
 def _decimal(value: object) -> str:
@@ -223,7 +210,7 @@ def _decimal(value: object) -> str:
 
 
 _GET = attrgetter(*_FIELDS)
-_PAYLOADS = [i for i, kind in enumerate(_TYPES.values()) if kind == "jsonb"]
+_PAYLOADS = [i for i, f in enumerate(_FIELDS) if isinstance(agent_executions.c[f].type, JSONB)]
 
 
 def _records(rows: list[Execution]) -> list[list[object]]:
