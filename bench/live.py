@@ -70,27 +70,46 @@ async def service(
                     await child.wait()
 
 
+def _stat(path: Path) -> tuple[str, list[str]] | None:
+    """A /proc/PID/stat file: the process's executable name and the fields after it (the
+    state first); None once the process is gone."""
+    try:
+        line = path.read_text()
+    except OSError:
+        return None
+    return line[line.index("(") + 1 : line.rindex(")")], line.rsplit(")", 1)[1].split()
+
+
+def _all_stats() -> dict[int, tuple[str, list[str]]]:
+    """Every process's /proc/PID/stat, by pid."""
+    found = {}
+    for path in Path("/proc").glob("[0-9]*/stat"):
+        if (stat := _stat(path)) is not None:  # else gone meanwhile
+            found[int(path.parent.name)] = stat
+    return found
+
+
+def _cpu_with_waited_children(fields: list[str]) -> float:
+    """utime, stime, cutime and cstime: the process's own and what its exited children used."""
+    return sum(int(f) for f in fields[11:15]) / _CLOCK_TICKS
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time so far of a process and of its children's (say, uvicorn's
     workers)."""
-    stats = {}
-    for path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = path.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # gone meanwhile
-            continue
-        stats[int(path.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    return sum(ticks for p, (ppid, ticks) in stats.items() if pid in (p, ppid)) / _CLOCK_TICKS
+    ticks = (
+        int(fields[11]) + int(fields[12])
+        for p, (_, fields) in _all_stats().items()
+        if pid in (p, int(fields[1]))
+    )
+    return sum(ticks) / _CLOCK_TICKS
 
 
 def _own_cpu_seconds(pid: int) -> float:
     """User plus system CPU time so far of one process and of its children it has waited for,
     such as replay's loader processes (one file read: cheap to poll)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(f) for f in fields[11:15]) / _CLOCK_TICKS
+    stat = _stat(Path(f"/proc/{pid}/stat"))
+    return 0.0 if stat is None else _cpu_with_waited_children(stat[1])
 
 
 def busy_jiffies() -> tuple[int, int]:
@@ -109,14 +128,9 @@ def servers_cpu_seconds() -> dict[str, float]:
     each process's own, plus what its exited children used (a backend that ended meanwhile
     counts in its postmaster's)."""
     used = dict.fromkeys(SERVERS.values(), 0.0)
-    for path in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            line = path.read_text()
-        except OSError:  # gone meanwhile
-            continue
-        comm, rest = line[line.index("(") + 1 : line.rindex(")")], line.rsplit(")", 1)[1].split()
+    for comm, fields in _all_stats().values():
         if comm in SERVERS:
-            used[SERVERS[comm]] += sum(int(f) for f in rest[11:15]) / _CLOCK_TICKS
+            used[SERVERS[comm]] += _cpu_with_waited_children(fields)
     return used
 
 
