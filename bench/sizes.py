@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.names import StoredNames
 from agent_history.projector.merge import stage_rows
-from agent_history.projector.store import commit_asynchronously, write_changes
+from agent_history.projector.store import ASYNCHRONOUS_COMMIT, write_changes
 from agent_history.read_model.db import DatabaseSettings, make_engine
 from agent_history.read_model.prepared import driver_transaction
 from bench.api_data import generate as generate_rows
@@ -120,7 +120,7 @@ async def _apply(engine: AsyncEngine, batches: Sequence[Sequence[Record]]) -> tu
         new_agents, new_users = agents.unwritten(changes.agents), users.unwritten(changes.users)
         began = time.perf_counter()
         async with driver_transaction(engine, stage_rows) as tx:
-            await commit_asynchronously(tx)
+            await tx.execute(ASYNCHRONOUS_COMMIT)
             await write_changes(tx, new_agents, new_users, changes.rows.values())
         seconds += time.perf_counter() - began
         agents.remember(new_agents)

@@ -74,10 +74,6 @@ async def write_changes(
 ASYNCHRONOUS_COMMIT = "SET LOCAL synchronous_commit = off"
 
 
-async def commit_asynchronously(conn: asyncpg.Connection) -> None:
-    await conn.execute(ASYNCHRONOUS_COMMIT)
-
-
 def schema_setting(schema: str) -> str:
     """The statement after which unqualified table names mean ``schema``'s tables, until the
     transaction ends."""
