@@ -102,11 +102,10 @@ agent_executions = Table(
     Column("terminal_event_id", UUID(as_uuid=True), nullable=True),
     *_timestamps(),
     CheckConstraint(f"status IN {STATUSES!r}", name="status"),
-    Index("ix_agent_executions_agent_id", "agent_id"),
     Index("ix_agent_executions_execution_start", "execution_start"),
     Index("ix_agent_executions_status", "status"),
-    # Serve the per-agent and per-user histories: newest first, id as the tie-break. The
-    # user one also serves lookups by user_id alone (its leading column).
+    # Serve the per-agent and per-user histories: newest first, id as the tie-break. They also
+    # serve lookups by agent_id or user_id alone (their leading column; migrations 0002, 0015).
     Index(
         "ix_agent_executions_agent_history",
         "agent_id",
