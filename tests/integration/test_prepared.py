@@ -50,6 +50,28 @@ async def test_a_connection_that_died_in_the_pool_fails_one_transaction_only(
     assert await _backend(engine) != before
 
 
+async def test_a_lost_connection_has_the_idle_ones_replaced_too(database_url: str) -> None:
+    # Two pooled connections, both lost with the server (terminated, as a restart does).
+    settings = DatabaseSettings(database_url=database_url, database_pool_size=2)
+    engine = make_engine(settings, pre_ping=False)
+    try:
+        async with driver_transaction(engine) as one, driver_transaction(engine) as two:
+            pids = [await c.fetchval("SELECT pg_backend_pid()") for c in (one, two)]
+        admin = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+        try:
+            for pid in pids:
+                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        dead = (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError, OSError)
+        with pytest.raises(dead):
+            await _backend(engine)
+        # The other dead one was dropped with it: the next transaction gets a new connection.
+        assert await _backend(engine) not in pids
+    finally:
+        await engine.dispose()
+
+
 async def _run(engine: AsyncEngine, statement: str) -> None:
     async with driver_transaction(engine) as conn:
         await conn.execute(statement)

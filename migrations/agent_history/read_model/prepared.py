@@ -73,7 +73,9 @@ async def driver_transaction(
     SQLAlchemy sees none of its statements, so it cannot tell when one failed with the
     connection: a transaction that fails for any reason gives its connection up (SQLAlchemy
     closes it) rather than back to the pool, where it may be dead or, cancelled during its
-    rollback, still in the transaction.
+    rollback, still in the transaction. One that lost its connection also has the engine
+    replace the idle ones, as SQLAlchemy does on a disconnect it sees: lost with the server
+    (a restart), each would fail a transaction of its own first.
     """
     async with engine.connect() as conn:
         raw = await driver(conn)
@@ -82,7 +84,21 @@ async def driver_transaction(
                 await before(raw)
             async with raw.transaction():
                 yield raw
-        except BaseException:
+        except BaseException as e:
             # Shielded: cancelled once more meanwhile, it would go back to the pool as it is.
             await asyncio.shield(conn.invalidate())
+            if isinstance(e, _CONNECTION_LOST):
+                await asyncio.shield(engine.dispose())
             raise
+
+
+# What asyncpg raises when the connection, or the server, went away under a statement.
+_CONNECTION_LOST = (
+    OSError,
+    asyncpg.InterfaceError,  # "connection is closed"
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
