@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.read_model.db import DatabaseSettings, make_engine
@@ -25,6 +26,19 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await e.dispose()
 
 
+# Whatever asyncpg makes of the server's farewell, arriving before or during the statement.
+_DEAD = (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError, OSError)
+
+
+async def _terminate(database_url: str, pids: list[int]) -> None:
+    admin = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        for pid in pids:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+
+
 async def _backend(engine: AsyncEngine) -> int:
     async with driver_transaction(engine) as conn:
         pid: int = await conn.fetchval("SELECT pg_backend_pid()")
@@ -36,38 +50,29 @@ async def test_a_connection_that_died_in_the_pool_fails_one_transaction_only(
 ) -> None:
     before = await _backend(engine)
     assert await _backend(engine) == before  # the pool hands the same connection back
-    admin = await asyncpg.connect(database_url.replace("+asyncpg", ""))
-    try:
-        assert await admin.fetchval("SELECT pg_terminate_backend($1)", before)
-    finally:
-        await admin.close()
-    # Without a ping at checkout, the dead connection fails its transaction (with whatever
-    # asyncpg makes of the server's farewell, arriving before or during the statement) ...
-    dead = (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError, OSError)
-    with pytest.raises(dead):
+    await _terminate(database_url, [before])
+    # Without a ping at checkout, the dead connection fails its transaction ...
+    with pytest.raises(_DEAD):
         await _backend(engine)
     # ... and only that one.
     assert await _backend(engine) != before
 
 
-async def test_a_lost_connection_has_the_idle_ones_replaced_too(database_url: str) -> None:
-    # Two pooled connections, both lost with the server (terminated, as a restart does).
-    settings = DatabaseSettings(database_url=database_url, database_pool_size=2)
+async def test_a_lost_connection_has_the_pools_older_ones_replaced_too(database_url: str) -> None:
+    # Two pooled connections, both lost with the server (terminated, as a restart does), and
+    # one checked out throughout (as replay's lock session is), which stays as it is.
+    settings = DatabaseSettings(database_url=database_url, database_pool_size=3)
     engine = make_engine(settings, pre_ping=False)
     try:
-        async with driver_transaction(engine) as one, driver_transaction(engine) as two:
-            pids = [await c.fetchval("SELECT pg_backend_pid()") for c in (one, two)]
-        admin = await asyncpg.connect(database_url.replace("+asyncpg", ""))
-        try:
-            for pid in pids:
-                assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
-        finally:
-            await admin.close()
-        dead = (asyncpg.InterfaceError, asyncpg.InternalClientError, asyncpg.PostgresError, OSError)
-        with pytest.raises(dead):
-            await _backend(engine)
-        # The other dead one was dropped with it: the next transaction gets a new connection.
-        assert await _backend(engine) not in pids
+        async with engine.connect() as held:
+            async with driver_transaction(engine) as one, driver_transaction(engine) as two:
+                pids = [await c.fetchval("SELECT pg_backend_pid()") for c in (one, two)]
+            await _terminate(database_url, pids)
+            with pytest.raises(_DEAD):
+                await _backend(engine)
+            # The other dead one is replaced too: the next transaction gets a new connection.
+            assert await _backend(engine) not in pids
+            assert await held.scalar(text("SELECT 1")) == 1
     finally:
         await engine.dispose()
 

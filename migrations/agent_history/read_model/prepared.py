@@ -18,6 +18,7 @@ import asyncpg
 from sqlalchemy import ClauseElement
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 
 _ASYNCPG = asyncpg_dialect()  # type: ignore[no-untyped-call]
@@ -57,10 +58,24 @@ def prepare(statement: ClauseElement) -> Prepared:
 
 async def driver(conn: AsyncConnection) -> asyncpg.Connection:
     """The asyncpg connection under a pooled SQLAlchemy connection."""
-    raw = (await conn.get_raw_connection()).driver_connection
+    return _driver_of(await conn.get_raw_connection())
+
+
+def _driver_of(pooled: PoolProxiedConnection) -> asyncpg.Connection:
+    raw = pooled.driver_connection
     if raw is None:
         raise RuntimeError("the pooled connection has no asyncpg connection (closed)")
     return raw
+
+
+# What asyncpg raises when the server ended the session or the connection broke mid-statement
+# (besides leaving the connection closed, which is checked too).
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.ProtocolError,
+)
 
 
 @asynccontextmanager
@@ -73,32 +88,23 @@ async def driver_transaction(
     SQLAlchemy sees none of its statements, so it cannot tell when one failed with the
     connection: a transaction that fails for any reason gives its connection up (SQLAlchemy
     closes it) rather than back to the pool, where it may be dead or, cancelled during its
-    rollback, still in the transaction. One that lost its connection also has the engine
-    replace the idle ones, as SQLAlchemy does on a disconnect it sees: lost with the server
-    (a restart), each would fail a transaction of its own first.
+    rollback, still in the transaction. One that lost its connection also marks the pool's
+    older connections for replacement at their next checkout, as SQLAlchemy does on a
+    disconnect it sees: lost with the server (a restart), each would fail a transaction first.
     """
     async with engine.connect() as conn:
-        raw = await driver(conn)
+        pooled = await conn.get_raw_connection()
+        raw = _driver_of(pooled)
         try:
             if before is not None:
                 await before(raw)
             async with raw.transaction():
                 yield raw
         except BaseException as e:
+            if raw.is_closed() or isinstance(e, _CONNECTION_LOST):
+                # SQLAlchemy's own step on a disconnect (Connection._handle_dbapi_exception):
+                # no I/O, the connections are replaced as they are next checked out.
+                engine.sync_engine.pool._invalidate(pooled, e, _checkin=False)
             # Shielded: cancelled once more meanwhile, it would go back to the pool as it is.
             await asyncio.shield(conn.invalidate())
-            if isinstance(e, _CONNECTION_LOST):
-                await asyncio.shield(engine.dispose())
             raise
-
-
-# What asyncpg raises when the connection, or the server, went away under a statement.
-_CONNECTION_LOST = (
-    OSError,
-    asyncpg.InterfaceError,  # "connection is closed"
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-    asyncpg.CannotConnectNowError,
-)

@@ -67,8 +67,9 @@ async def build_projector(
     engine is disposed on the way out. Its batch spans go to ``tracer_provider``, by default
     the global one (server/tracing.py)."""
     # A batch is a few round trips; a checkout's ping would be three more for every batch. A
-    # connection that died while pooled fails its batch, which is retried on a new one. Off,
-    # synchronous_commit is safe for every write here (store.py).
+    # connection that died while pooled fails its batch, which is retried on a new one, and has
+    # the pool's older connections replaced (read_model/prepared.py). Off, synchronous_commit
+    # is safe for every write here (store.py).
     engine = make_engine(settings, pre_ping=False, synchronous_commit=settings.synchronous_commit)
     tracing = BatchTracing(settings, tracer_provider)
     if metrics is None:
