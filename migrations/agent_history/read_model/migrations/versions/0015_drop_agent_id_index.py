@@ -23,7 +23,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.drop_index("ix_agent_executions_agent_id", table_name="agent_executions")
+    # Tables built from tables.py by a newer replay (its swap) never had it.
+    op.drop_index("ix_agent_executions_agent_id", table_name="agent_executions", if_exists=True)
 
 
 def downgrade() -> None:
