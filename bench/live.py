@@ -16,11 +16,13 @@ from pathlib import Path
 
 import httpx
 from pydantic_settings import BaseSettings
+from sqlalchemy.engine import make_url
 
 from agent_history.contract.settings import environment_of
 from agent_history.projector.checkpoints import read_checkpoints
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.read_model.db import make_engine
+from bench import environment
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LOGS = Path(tempfile.gettempdir()) / "agent-history-bench"
@@ -119,18 +121,50 @@ def busy_jiffies() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-# The servers on this machine, by the name of their executable (/proc/PID/comm).
+# The servers a benchmark uses, by the name of their executable (/proc/PID/comm).
 SERVERS = {"postgres": "PostgreSQL", "java": "Kafka broker"}
 
 
+def _server_ports() -> dict[str, int]:
+    """The port of the database server and of the (first) broker this benchmark talks to."""
+    bench = environment.from_environment()
+    broker = bench.kafka.split(",")[0].rsplit(":", 1)[1]
+    return {"postgres": make_url(bench.admin_url).port or 5432, "java": int(broker)}
+
+
+def _listening(ports: set[int]) -> dict[int, int]:
+    """The pid of the process listening on each of ``ports`` (TCP), where this machine shows it
+    (a server of another user, or elsewhere, is not found)."""
+    sockets: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                if fields[3] == "0A" and port in ports:  # 0A: LISTEN
+                    sockets[f"socket:[{fields[9]}]"] = port
+    owners: dict[int, int] = {}
+    for fds in Path("/proc").glob("[0-9]*/fd"):
+        with suppress(OSError):  # gone meanwhile, or not ours to read
+            for fd in fds.iterdir():
+                if (owned := sockets.get(os.readlink(fd))) is not None:
+                    owners[owned] = int(fds.parent.name)
+    return owners
+
+
 def servers_cpu_seconds() -> dict[str, float]:
-    """CPU seconds so far of every PostgreSQL and Java process on this machine, by server:
-    each process's own, plus what its exited children used (a backend that ended meanwhile
-    counts in its postmaster's)."""
+    """CPU seconds so far of the database server and the broker this benchmark uses, by server:
+    the process listening on its port and that process's children, each with what its exited
+    children used (a backend that ended meanwhile counts in its postmaster's). Where the port's
+    process cannot be seen, every process of the server's executable on this machine."""
+    ports = _server_ports()
+    owners = _listening(set(ports.values()))
     used = dict.fromkeys(SERVERS.values(), 0.0)
-    for comm, fields in _all_stats().values():
-        if comm in SERVERS:
-            used[SERVERS[comm]] += _cpu_with_waited_children(fields)
+    for pid, (comm, fields) in _all_stats().items():
+        for executable, name in SERVERS.items():
+            owner = owners.get(ports[executable])
+            if (owner is None and comm == executable) or owner in (pid, int(fields[1])):
+                used[name] += _cpu_with_waited_children(fields)
     return used
 
 
