@@ -155,14 +155,22 @@ def _listening(ports: set[int]) -> dict[int, int]:
 def servers_cpu_seconds() -> dict[str, float]:
     """CPU seconds so far of the database server and the broker this benchmark uses, by server:
     the process listening on its port and that process's children, each with what its exited
-    children used (a backend that ended meanwhile counts in its postmaster's). Where the port's
+    children used (a backend that ended meanwhile counts in its postmaster's). Where that
     process cannot be seen, every process of the server's executable on this machine."""
+    stats = _all_stats()
     ports = _server_ports()
-    owners = _listening(set(ports.values()))
+    listening = _listening(set(ports.values()))
+    # The listener must be the server itself: a proxy in front of a container's (docker-proxy)
+    # is not, and then the executable's processes are counted.
+    owners = {
+        executable: pid
+        for executable, port in ports.items()
+        if (pid := listening.get(port)) in stats and stats[pid][0] == executable
+    }
     used = dict.fromkeys(SERVERS.values(), 0.0)
-    for pid, (comm, fields) in _all_stats().items():
+    for pid, (comm, fields) in stats.items():
         for executable, name in SERVERS.items():
-            owner = owners.get(ports[executable])
+            owner = owners.get(executable)
             if (owner is None and comm == executable) or owner in (pid, int(fields[1])):
                 used[name] += _cpu_with_waited_children(fields)
     return used
