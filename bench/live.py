@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
 import tempfile
 import time
 from asyncio.subprocess import Process
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,13 +129,14 @@ SERVERS = {"postgres": "PostgreSQL", "java": "Kafka broker"}
 def _server_ports() -> dict[str, int]:
     """The port of the database server and of the (first) broker this benchmark talks to."""
     bench = environment.from_environment()
-    broker = bench.kafka.split(",")[0].rsplit(":", 1)[1]
-    return {"postgres": make_url(bench.admin_url).port or 5432, "java": int(broker)}
+    broker = bench.kafka.split(",")[0]
+    kafka = int(broker.rsplit(":", 1)[1]) if ":" in broker else 9092  # aiokafka's default
+    return {"postgres": make_url(bench.admin_url).port or 5432, "java": kafka}
 
 
-def _listening(ports: set[int]) -> dict[int, int]:
-    """The pid of the process listening on each of ``ports`` (TCP), where this machine shows it
-    (a server of another user, or elsewhere, is not found)."""
+def _listening(ports: set[int], candidates: Iterable[int]) -> dict[int, int]:
+    """Which of ``candidates`` (pids) listens on each of ``ports`` (TCP), where this machine
+    shows it."""
     sockets: dict[str, int] = {}
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         with suppress(OSError):
@@ -144,32 +146,46 @@ def _listening(ports: set[int]) -> dict[int, int]:
                 if fields[3] == "0A" and port in ports:  # 0A: LISTEN
                     sockets[f"socket:[{fields[9]}]"] = port
     owners: dict[int, int] = {}
-    for fds in Path("/proc").glob("[0-9]*/fd"):
+    for pid in candidates:
         with suppress(OSError):  # gone meanwhile, or not ours to read
-            for fd in fds.iterdir():
-                if (owned := sockets.get(os.readlink(fd))) is not None:
-                    owners[owned] = int(fds.parent.name)
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with suppress(OSError):  # closed meanwhile
+                    if (owned := sockets.get(os.readlink(fd))) is not None:
+                        owners.setdefault(owned, pid)  # the lowest pid: the parent
     return owners
+
+
+@functools.cache
+def _server_pids() -> dict[str, int]:
+    """The process of each server this benchmark talks to, by executable: found once, so that
+    every figure of a run is counted the same way. A server whose port's listener cannot be
+    seen (another user's, another machine's) or is not the server itself (a container's
+    proxy) has none."""
+    ports = _server_ports()
+    stats = _all_stats()
+    candidates = sorted(pid for pid, (comm, _) in stats.items() if comm in SERVERS)
+    listening = _listening(set(ports.values()), candidates)
+    return {
+        executable: pid
+        for executable, port in ports.items()
+        if (pid := listening.get(port)) is not None and stats[pid][0] == executable
+    }
 
 
 def servers_cpu_seconds() -> dict[str, float]:
     """CPU seconds so far of the database server and the broker this benchmark uses, by server:
     the process listening on its port and that process's children, each with what its exited
     children used (a backend that ended meanwhile counts in its postmaster's). Where that
-    process cannot be seen, every process of the server's executable on this machine."""
-    stats = _all_stats()
-    ports = _server_ports()
-    listening = _listening(set(ports.values()))
-    # The listener must be the server itself: a proxy in front of a container's (docker-proxy)
-    # is not, and then the executable's processes are counted.
-    owners = {
-        executable: pid
-        for executable, port in ports.items()
-        if (pid := listening.get(port)) in stats and stats[pid][0] == executable
+    process is not found (_server_pids), every process of the server's executable here, and
+    the server's name says so."""
+    owners = _server_pids()
+    names = {
+        executable: name if executable in owners else f"{name} (every {executable} process)"
+        for executable, name in SERVERS.items()
     }
-    used = dict.fromkeys(SERVERS.values(), 0.0)
-    for pid, (comm, fields) in stats.items():
-        for executable, name in SERVERS.items():
+    used = dict.fromkeys(names.values(), 0.0)
+    for pid, (comm, fields) in _all_stats().items():
+        for executable, name in names.items():
             owner = owners.get(executable)
             if (owner is None and comm == executable) or owner in (pid, int(fields[1])):
                 used[name] += _cpu_with_waited_children(fields)
