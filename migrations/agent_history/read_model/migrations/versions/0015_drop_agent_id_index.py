@@ -3,8 +3,8 @@
 ix_agent_executions_agent_history (agent_id, execution_start DESC, id DESC) leads with agent_id,
 so it serves everything the single-column index did (the lookups by agent, and the check on
 agent_executions when an agent row is deleted), as 0002 found for user_id. Each write of a run
-still updated both: every insert, and every update that leaves its page (all that change the
-status), added an entry to each. Dropped, a backlog's writes cost PostgreSQL ~2 % less CPU
+still updated both: every insert, and every update that changes the status (never heap-only,
+as the status is indexed), added an entry to each. Dropped, a backlog's writes cost PostgreSQL ~2 % less CPU
 (docs/benchmarks.md, tenth round) and the index's space is freed.
 
 Revision ID: 0015
