@@ -35,10 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.projector.core.changes import changes_of
 from agent_history.projector.core.names import StoredNames
-from agent_history.projector.merge import stage_rows
-from agent_history.projector.store import ASYNCHRONOUS_COMMIT, write_changes
+from agent_history.projector.store import write_changes, write_transaction
 from agent_history.read_model.db import DatabaseSettings, make_engine
-from agent_history.read_model.prepared import driver_transaction
 from bench.api_data import generate as generate_rows
 from bench.api_rows import Shape
 from bench.environment import (
@@ -119,8 +117,7 @@ async def _apply(engine: AsyncEngine, batches: Sequence[Sequence[Record]]) -> tu
         changes = changes_of(batch, 1 << 20)
         new_agents, new_users = agents.unwritten(changes.agents), users.unwritten(changes.users)
         began = time.perf_counter()
-        async with driver_transaction(engine, stage_rows) as tx:
-            await tx.execute(ASYNCHRONOUS_COMMIT)
+        async with write_transaction(engine, asynchronous_commit=True) as tx:
             await write_changes(tx, new_agents, new_users, changes.rows.values())
         seconds += time.perf_counter() - began
         agents.remember(new_agents)

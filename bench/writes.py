@@ -22,10 +22,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from agent_history.projector.core.changes import Changes, changes_of
-from agent_history.projector.merge import stage_rows
 from agent_history.projector.pipeline import collecting_rarely
-from agent_history.projector.store import ASYNCHRONOUS_COMMIT, write_changes
-from agent_history.read_model.prepared import driver_transaction
+from agent_history.projector.store import write_changes, write_transaction
 from bench import environment
 from bench.workload import generate
 
@@ -53,8 +51,7 @@ async def _write(bench: environment.Bench, batches: list[Changes], *, triggers: 
         took = []
         for changes in batches:
             start = time.perf_counter()
-            async with driver_transaction(engine, stage_rows) as conn:
-                await conn.execute(ASYNCHRONOUS_COMMIT)
+            async with write_transaction(engine, asynchronous_commit=True) as conn:
                 await write_changes(conn, changes.agents, changes.users, changes.rows.values())
             took.append(time.perf_counter() - start)
         async with engine.connect() as conn:

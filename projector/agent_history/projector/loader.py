@@ -18,11 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from agent_history.projector.core.changes import Changes, changes_of
 from agent_history.projector.core.decode import Record
-from agent_history.projector.merge import stage_rows
 from agent_history.projector.pipeline import Pipeline
 from agent_history.projector.settings import ProjectorSettings
-from agent_history.projector.store import ASYNCHRONOUS_COMMIT, schema_setting, write_changes
-from agent_history.read_model.prepared import driver, driver_transaction
+from agent_history.projector.store import write_changes, write_transaction
+from agent_history.read_model.prepared import driver
 
 # Events read so far, and how many there are in all (as far as known).
 Progress = Callable[[int, int], None]
@@ -131,9 +130,8 @@ class Loader:
 
     @asynccontextmanager
     async def _transaction(self, engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-        async with driver_transaction(engine, stage_rows) as conn:
-            # A lost shadow transaction costs only a rerun: no need to wait for the disk.
-            await conn.execute(f"{schema_setting(self._schema)}; {ASYNCHRONOUS_COMMIT}")
+        # A lost shadow transaction costs only a rerun: no need to wait for the disk.
+        async with write_transaction(engine, schema=self._schema, asynchronous_commit=True) as conn:
             yield conn
 
     def _count_batch(self, changes: Changes, records: int) -> None:

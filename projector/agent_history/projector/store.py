@@ -64,24 +64,37 @@ async def write_changes(
     writing: asyncio.Event | None = None,
 ) -> None:
     """Write a batch's names, then its rows; ``writing`` is set as the rows' statement leaves.
-    Within ``conn``'s transaction (asyncpg: driver_transaction, or prepared.driver of a
-    SQLAlchemy connection whose transaction has sent a statement already)."""
+    Within ``conn``'s transaction (write_transaction, or prepared.driver of a SQLAlchemy
+    connection whose transaction has sent a statement already)."""
     await _upsert_references(conn, agents, users)
     await upsert_executions(conn, rows, writing)
 
 
-# This transaction's commit returns before its changes reach the disk.
-ASYNCHRONOUS_COMMIT = "SET LOCAL synchronous_commit = off"
+@asynccontextmanager
+async def write_transaction(
+    engine: AsyncEngine, *, schema: str | None = None, asynchronous_commit: bool = False
+) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction for write_changes, on asyncpg (driver_transaction), its connection given
+    the table that a big batch's rows are copied into (merge.stage_rows); unqualified table
+    names mean ``schema``'s, if given; with ``asynchronous_commit``, its commit returns before
+    its changes reach the disk."""
+    async with driver_transaction(engine, stage_rows) as conn:
+        settings = [_schema_setting(schema)] if schema is not None else []
+        if asynchronous_commit:
+            settings.append("SET LOCAL synchronous_commit = off")
+        if settings:
+            await conn.execute("; ".join(settings))
+        yield conn
 
 
-def schema_setting(schema: str) -> str:
+def _schema_setting(schema: str) -> str:
     """The statement after which unqualified table names mean ``schema``'s tables, until the
     transaction ends."""
     return f"SET LOCAL search_path TO {schema}"
 
 
 async def use_schema(conn: AsyncConnection, schema: str) -> None:
-    await conn.execute(text(schema_setting(schema)))
+    await conn.execute(text(_schema_setting(schema)))
 
 
 class PostgresStore:
@@ -104,7 +117,7 @@ class PostgresStore:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[PostgresTransaction]:
-        async with driver_transaction(self._engine, stage_rows) as conn:
+        async with write_transaction(self._engine) as conn:
             yield PostgresTransaction(conn, self._group, self._topic)
 
 
