@@ -24,6 +24,7 @@ import asyncpg
 from agent_history.api.settings import ApiSettings
 from agent_history.devservices.processes import free_port
 from agent_history.projector.settings import ProjectorSettings
+from agent_history.read_model.tables import ROLLUPS
 from bench import environment, freshness, live, naive, references, report
 from bench.environment import Bench
 from bench.report import Row, per_second
@@ -155,10 +156,7 @@ async def measure_replay(
 
 _ROLLUP_TABLES = """
 SELECT relname, n_live_tup, n_tup_upd, n_tup_hot_upd, pg_total_relation_size(relid) AS size
-FROM pg_stat_user_tables
-WHERE relname IN ('execution_rollups', 'execution_duration_sketches',
-                  'execution_duration_sketches_all_models')
-ORDER BY relname
+FROM pg_stat_user_tables WHERE relname = ANY($1::text[]) ORDER BY relname
 """
 
 
@@ -170,7 +168,7 @@ async def rollup_tables_row(bench: Bench) -> Row:
     try:
         # The drain's last statistics reach the shared counters within a second.
         await asyncio.sleep(1.5)
-        tables = await conn.fetch(_ROLLUP_TABLES)
+        tables = await conn.fetch(_ROLLUP_TABLES, [t.name for t in ROLLUPS])
     finally:
         await conn.close()
     parts = [

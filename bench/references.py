@@ -8,11 +8,10 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agent_history.read_model.tables import (
+    ROLLUPS,
     agent_executions,
     execution_counts_by_agent,
     execution_counts_by_user,
-    execution_duration_sketches,
-    execution_rollups,
 )
 from bench.live import servers_cpu_seconds, used_since
 
@@ -23,12 +22,7 @@ _COLUMNS = [
     if c.computed is None and c.name not in ("created_at", "updated_at")
 ]
 # The tables that agent_executions' triggers keep (status counts, rollups), twinned with it.
-_KEPT = (
-    execution_counts_by_agent,
-    execution_counts_by_user,
-    execution_rollups,
-    execution_duration_sketches,
-)
+_KEPT = (execution_counts_by_agent, execution_counts_by_user, *ROLLUPS)
 _TWIN = "copy_limit"
 
 

@@ -83,6 +83,8 @@ async def run(args: argparse.Namespace) -> None:
         ("last 30 days", {"started_after": since}, None),
         ("by model, all time", {"group_by": "model"}, "model"),
         ("by model, last 30 days", {"group_by": "model", "started_after": since}, "model"),
+        ("by status, all time", {"group_by": "status"}, "status"),
+        ("by status, last 30 days", {"group_by": "status", "started_after": since}, "status"),
         ("daily series, last 30 days", {"interval": "day", "started_after": since}, "day"),
         ("daily series, all time", {"interval": "day"}, "day"),
     ]

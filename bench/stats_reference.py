@@ -23,13 +23,14 @@ _USAGE = (
 )
 _KEYS = {
     "model": "model",
+    "status": "status",
     "day": "date_trunc('day', execution_start, 'UTC')",
 }
 
 
 def statement(group: str | None, after: bool) -> str:
     """The scan for one request: the old statement with token and cost sums, ungrouped or
-    grouped by model or by day (a daily series)."""
+    grouped by model, by status or by day (a daily series)."""
     key = _KEYS[group] if group else ""
     return _OLD.format(
         key=f"{key} AS key, " if key else "",

@@ -128,6 +128,7 @@ WHERE ({where}) AND (counts[1] = 0 OR counts[cardinality(counts)] = 0)
 """
 _SKETCHES = {
     "execution_duration_sketches": ("COALESCE(model, ''),", "model,", "1, 2, 3, 4, 5"),
+    "execution_duration_sketches_by_status": ("status,", "status,", "1, 2, 3, 4, 5"),
     "execution_duration_sketches_all_models": ("", "", "1, 2, 3, 4"),
 }
 

@@ -151,6 +151,65 @@ def test_the_sketch_arrays_are_converted_from_the_old_sketch_and_back(
         asyncio.run(_old_sketches_match_rows(url))
 
 
+def test_the_sketches_by_status_are_filled_kept_and_dropped(
+    service_urls: tuple[str, str],
+) -> None:
+    with fresh_database(service_urls[1]) as url:
+        config = alembic_config(DatabaseSettings(database_url=url))
+        command.downgrade(config, "0015")
+        asyncio.run(_runs_then_some_gone(url))
+        functions = asyncio.run(_functions(url))
+        command.upgrade(config, "head")
+        asyncio.run(_rollups_match_rows(url))  # filled from the rows
+        asyncio.run(_runs_end(url))
+        asyncio.run(_rollups_match_rows(url))  # kept by the trigger
+        command.downgrade(config, "0015")
+        # The table is gone, the functions are 0015's again, and the same writes go through.
+        assert asyncio.run(_functions(url)) == functions
+        asyncio.run(_runs_end(url, sketched_by_status=False))
+
+
+async def _functions(url: str) -> list[str]:
+    engine = make_engine(DatabaseSettings(database_url=url))
+    try:
+        async with engine.connect() as conn:
+            defined = text(
+                "SELECT pg_get_functiondef(CAST(f AS regproc)) FROM unnest(ARRAY["
+                "'roll_up_executions', 'fill_execution_rollups']) AS f"
+            )
+            return list((await conn.execute(defined)).scalars())
+    finally:
+        await engine.dispose()
+
+
+async def _runs_end(url: str, sketched_by_status: bool = True) -> None:
+    """A fifth of the runs back to running, then every running run ends, half as failed,
+    through an upsert as the projector writes."""
+    engine = make_engine(DatabaseSettings(database_url=url))
+    try:
+        async with engine.begin() as conn:
+            table = text("SELECT to_regclass('execution_duration_sketches_by_status')")
+            assert (await conn.scalar(table) is not None) == sketched_by_status
+            await conn.execute(
+                text("UPDATE agent_executions SET status = 'running' WHERE random() < 0.2")
+            )
+            ended = await conn.execute(
+                text(
+                    "INSERT INTO agent_executions AS t (id, agent_id, user_id, status, "
+                    "execution_start, execution_end, input_rank) "
+                    "SELECT id, agent_id, user_id, (ARRAY['completed', 'failed'])[1 + i % 2], "
+                    "execution_start, execution_start + i * interval '3 milliseconds', 0 "
+                    "FROM (SELECT *, row_number() OVER (ORDER BY id) AS i FROM agent_executions "
+                    "WHERE status = 'running') r "
+                    "ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, "
+                    "execution_end = EXCLUDED.execution_end"
+                )
+            )
+            assert ended.rowcount > 0
+    finally:
+        await engine.dispose()
+
+
 _ADDED = text("""
 SELECT (a).lo, (a).counts, (b).lo, (b).counts FROM (
     SELECT add_duration_buckets(:lo, :counts, :buckets, :ns) AS a,

@@ -130,9 +130,43 @@ async def test_grouped_by_model(db_engine: AsyncEngine, client: httpx.AsyncClien
     assert stats["total"] == 6
 
 
-async def test_grouped_by_status_user_and_tag(
+async def test_grouped_by_status_as_an_hourly_series_cut_mid_hour(
     db_engine: AsyncEngine, client: httpx.AsyncClient
 ) -> None:
+    agent_id = await _six_runs(db_engine)
+    stats = await get_ok(client, _url(agent_id), group_by="status")
+    groups = {g["key"]: g for g in stats["groups"]}
+    assert {key: g["total"] for key, g in groups.items()} == {
+        "completed": 3,
+        "failed": 1,
+        "running": 1,
+        "cancelled": 1,
+    }
+    # Completed: 100, 300 and 400 ms, nearest ranks 2, 3, 3.
+    completed = groups["completed"]["execution_time_ms"]
+    assert [completed[p] for p in ("p50", "p95", "max")] == [_ms(300), _ms(400), _ms(400)]
+    assert groups["failed"]["execution_time_ms"]["p50"] == _ms(200)
+    assert groups["running"]["execution_time_ms"] == {
+        "count": 0,
+        **dict.fromkeys(("p50", "p95", "p99", "max")),
+    }
+    # Over all statuses as without a group: 50 to 400 ms, the median 200.
+    assert (stats["total"], stats["execution_time_ms"]["p50"]) == (6, _ms(200))
+
+    # 10:30-12:00: the failed run at 10:40 from the edge rows, the two at 11:10 and 11:50
+    # from the hour's rollups; the completed run at 10:05 left out.
+    window = {"started_after": "2025-01-15T10:30:00Z", "started_before": "2025-01-15T12:00:00Z"}
+    cut = await get_ok(client, _url(agent_id), group_by="status", interval="hour", **window)
+    series = {
+        g["key"]: [(p["start"][11:16], p["total"]) for p in g["series"]] for g in cut["groups"]
+    }
+    assert series == {"failed": [("10:00", 1)], "completed": [("11:00", 2)]}
+    completed = next(g for g in cut["groups"] if g["key"] == "completed")
+    assert completed["execution_time_ms"]["p50"] == _ms(300)
+    assert completed["series"][0]["execution_time_ms"]["max"] == _ms(400)
+
+
+async def test_grouped_by_user_and_tag(db_engine: AsyncEngine, client: httpx.AsyncClient) -> None:
     agent_id, ada = await new_agent(db_engine)
     grace = await new_user(db_engine, "Grace")
     for user, tags, ms in ((ada, ["a", "b"], 10), (grace, ["b"], 20), (grace, None, 30)):
@@ -145,11 +179,6 @@ async def test_grouped_by_status_user_and_tag(
             tags=tags,
         )
 
-    by_status = await get_ok(client, _url(agent_id), group_by="status")
-    # The sketch keeps no status (migration 0010): per-status percentiles come from the rows.
-    assert (by_status["source"], by_status["percentiles"]) == ("rows", "exact")
-    assert [(g["key"], g["total"]) for g in by_status["groups"]] == [("completed", 3)]
-    assert by_status["groups"][0]["execution_time_ms"]["p50"] == 20
     by_user = await get_ok(client, _url(agent_id), group_by="user")
     assert (by_user["source"], by_user["percentiles"]) == ("rows", "exact")
     assert {g["key"]: g["total"] for g in by_user["groups"]} == {str(ada): 1, str(grace): 2}
@@ -219,8 +248,13 @@ async def test_the_callers_own_stats_come_from_rows_exactly(
     await add_execution(db_engine, agent_id, grace, status="failed", duration=timedelta(seconds=2))
     async with api_client(api_settings, bearer(api_settings, ada)) as client:
         stats = await get_ok(client, _url(agent_id), group_by="model", interval="day")
+        by_status = await get_ok(client, _url(agent_id), group_by="status")
     assert (stats["source"], stats["percentiles"], stats["total"]) == ("rows", "exact", 1)
     assert stats["execution_time_ms"]["p50"] == 1000
+    assert (by_status["source"], by_status["percentiles"]) == ("rows", "exact")
+    assert [(g["key"], g["execution_time_ms"]["p50"]) for g in by_status["groups"]] == [
+        ("completed", 1000)
+    ]
 
 
 async def test_stats_refuse_an_unknown_group(client: httpx.AsyncClient) -> None:
@@ -249,6 +283,19 @@ def test_the_sketch_is_within_one_percent_of_percentile_disc(
     asyncio.run(_sketch_against_rows(database_url, durations, seed))
 
 
+# Per status, and over every status (status NULL).
+_EXACT = text("""
+SELECT status, count(*) AS n,
+    percentile_disc(0.5) WITHIN GROUP (ORDER BY execution_time_ms) AS p50,
+    percentile_disc(0.95) WITHIN GROUP (ORDER BY execution_time_ms) AS p95,
+    percentile_disc(0.99) WITHIN GROUP (ORDER BY execution_time_ms) AS p99,
+    max(execution_time_ms) AS max
+FROM agent_executions
+WHERE agent_id = :a AND execution_start >= :after AND execution_start < :before
+GROUP BY ROLLUP (status)
+""")
+
+
 async def _sketch_against_rows(database_url: str, durations: list[int], seed: int) -> None:
     engine = make_engine(ApiSettings(database_url=database_url))
     try:
@@ -256,45 +303,48 @@ async def _sketch_against_rows(database_url: str, durations: list[int], seed: in
         rng = random.Random(seed)
         # Over ~three days, so months, days, hours and edge rows all take part.
         minutes = [rng.randrange(0, 3 * 24 * 60) for _ in durations]
+        statuses = [rng.choice(("completed", "failed", "cancelled")) for _ in durations]
         async with engine.begin() as conn:
             await conn.execute(
                 text(
                     "INSERT INTO agent_executions (id, agent_id, user_id, status, "
                     "execution_start, execution_end, input_rank) "
-                    "SELECT gen_random_uuid(), :agent, :user, 'completed', "
+                    "SELECT gen_random_uuid(), :agent, :user, s, "
                     "CAST(:t0 AS timestamptz) + m * interval '1 minute', "
                     "CAST(:t0 AS timestamptz) + m * interval '1 minute' "
                     "+ d * interval '1 millisecond', 0 "
-                    "FROM unnest(CAST(:m AS int[]), CAST(:d AS bigint[])) AS x(m, d)"
+                    "FROM unnest(CAST(:m AS int[]), CAST(:d AS bigint[]), CAST(:s AS text[])) "
+                    "AS x(m, d, s)"
                 ),
-                {"agent": agent_id, "user": user_id, "t0": H, "m": minutes, "d": durations},
+                {
+                    "agent": agent_id,
+                    "user": user_id,
+                    "t0": H,
+                    "m": minutes,
+                    "d": durations,
+                    "s": statuses,
+                },
             )
         after = H + timedelta(minutes=rng.randrange(0, 24 * 60), seconds=17)
         before = after + timedelta(minutes=rng.randrange(60, 2 * 24 * 60), seconds=29)
         where = ExecutionFilter(agent_id=agent_id, started_after=after, started_before=before)
         sketched = await execution_stats(engine, where)
+        by_status = await execution_stats(engine, where, group_by="status")
         async with engine.connect() as conn:
-            exact = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) AS n, percentile_disc(0.5) WITHIN GROUP (ORDER BY "
-                        "execution_time_ms) AS p50, percentile_disc(0.95) WITHIN GROUP (ORDER BY "
-                        "execution_time_ms) AS p95, percentile_disc(0.99) WITHIN GROUP (ORDER BY "
-                        "execution_time_ms) AS p99, max(execution_time_ms) AS max "
-                        "FROM agent_executions WHERE agent_id = :a "
-                        "AND execution_start >= :after AND execution_start < :before"
-                    ),
-                    {"a": agent_id, "after": after, "before": before},
-                )
-            ).one()
-        got = sketched.execution_time_ms
-        assert got.count == exact.n == sketched.total
-        for name in ("p50", "p95", "p99", "max"):
-            want, have = getattr(exact, name), getattr(got, name)
-            if want is None:
-                assert have is None
-                continue
-            assert abs(have - want) <= 0.01 * want * (1 + 1e-9), (name, want, have)
+            bounds = {"a": agent_id, "after": after, "before": before}
+            exact = {row.status: row for row in await conn.execute(_EXACT, bounds)}
+        groups = {g.key: g for g in by_status.groups or []}
+        assert set(groups) == set(exact) - {None}
+        # Ungrouped, the grouped request's total (its per-status sketches merged), each status.
+        levels = [(sketched, exact.get(None)), (by_status, exact.get(None))]
+        for got, want in [*levels, *((groups[k], exact[k]) for k in groups)]:
+            assert got.execution_time_ms.count == got.total == (want.n if want else 0)
+            for name in ("p50", "p95", "p99", "max"):
+                value, have = getattr(want, name, None), getattr(got.execution_time_ms, name)
+                if value is None:
+                    assert have is None
+                    continue
+                assert abs(have - value) <= 0.01 * value * (1 + 1e-9), (name, value, have)
     finally:
         await engine.dispose()
 

@@ -168,7 +168,7 @@ class StatsQuery(OperationQuery):
     group_by: GroupBy | None = Field(
         default=None,
         description="Also the same stats per model, user, status or tag (a run with several "
-        "tags counts in each of them). model comes from the rollups; user, status and tag "
+        "tags counts in each of them). model and status come from the rollups; user and tag "
         "from the rows.",
     )
     interval: Interval | None = Field(

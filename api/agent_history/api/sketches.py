@@ -1,5 +1,5 @@
 """Duration sketches merged and ranked in Python: dense log-bucket histograms (the layout of
-execution_duration_sketches, migration 0010) added up, then the buckets at given ranks.
+the sketch tables, migrations 0010 and 0016) added up, then the buckets at given ranks.
 
 Adding two arrays is one C-level ``map`` over their overlap, and finding a rank a bisection of
 the running sums, so merging a few dozen stored rows costs far less than sending each bucket

@@ -1,13 +1,13 @@
 """An agent's execution statistics: counts by status, success rate, durations, tokens and cost,
 optionally grouped (model, user, status, tag) and as a time series (hour, day).
 
-One statement per request (api.stats_queries). Over every user's runs and grouped by nothing
-or model, it merges the rollups the triggers keep (migrations 0006 and 0010): the cost grows
-with the number of buckets in the range, never with runs; counts and sums are exact (the
-partial hours at the range's edges are counted from the rows), percentiles come from the
+One statement per request (api.stats_queries). Over every user's runs and grouped by nothing,
+model or status, it merges the rollups the triggers keep (migrations 0006, 0010 and 0016): the
+cost grows with the number of buckets in the range, never with runs; counts and sums are exact
+(the partial hours at the range's edges are counted from the rows), percentiles come from the
 duration sketches (merged here, api.sketches), within 1 % of the nearest-rank value. Narrowed
-to one caller's own runs, or grouped by user, status or tag, it reads the rows: exact
-percentiles (percentile_disc), a cost that grows with the runs."""
+to one caller's own runs, or grouped by user or tag, it reads the rows: exact percentiles
+(percentile_disc), a cost that grows with the runs."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from agent_history.api.spans import spans
 from agent_history.api.stats_queries import (
     GroupBy,
     Interval,
+    rolled_up,
     rollup_statement,
     row_statement,
     shape,
@@ -120,7 +121,7 @@ class ExecutionStats(Summary):
     )
     source: Literal["rollups", "rows"] = Field(
         description="rollups: merged per-period buckets, edge hours counted from rows; "
-        "rows: the executions themselves (one caller's own, or grouped by user, status or tag)."
+        "rows: the executions themselves (one caller's own, or grouped by user or tag)."
     )
     group_by: GroupBy | None = None
     interval: Interval | None = None
@@ -176,9 +177,15 @@ async def execution_stats(
 ) -> ExecutionStats:
     """The statistics of the executions ``where`` selects, which must name an agent."""
     assert where.agent_id is not None
-    from_rows = where.owner_id is not None or group_by in ("user", "tag", "status")
     values: dict[str, Any] = {"agent_id": where.agent_id}
-    if from_rows:
+    # Over every user's runs, grouped as the rollups are: from them; else from the rows.
+    if where.owner_id is None and rolled_up(group_by):
+        from_rows = False
+        cut = spans(where.started_after, where.started_before, interval or "month")
+        statement = rollup_statement(shape(cut), group_by, interval)
+        values.update(span_values(cut))
+    else:
+        from_rows = True
         conditions = ["e.agent_id = :agent_id"]
         for name, sql in (
             ("owner_id", "e.user_id = :owner_id"),
@@ -189,10 +196,6 @@ async def execution_stats(
                 conditions.append(sql)
                 values[name] = getattr(where, name)
         statement = row_statement(tuple(conditions), group_by, interval)
-    else:
-        cut = spans(where.started_after, where.started_before, interval or "month")
-        statement = rollup_statement(shape(cut), "model" if group_by else None, interval)
-        values.update(span_values(cut))
     tallies: dict[_Key, _Tally] = defaultdict(_Tally)
     sketches: dict[tuple[str, datetime | None], Histogram] = defaultdict(Histogram)
     for row in await fetch(engine, statement, values):

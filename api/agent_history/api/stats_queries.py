@@ -6,22 +6,42 @@ or 'group' (per value of group_by); ``s`` is the series bucket, NULL for the lev
 
 From rollups (``rollup_statement``): sums of execution_rollups over whole periods plus the rows
 of the partial hours at the range's edges (through the agent history index), and rows of kind
-'sketch' (per group and series bucket: ``lo`` and ``counts``, a duration histogram in
-execution_duration_sketches' layout, several per group and bucket), which api.stats merges and
-ranks. From rows (``row_statement``): the rows themselves, and rows of kind 'pct' (per level,
-group and series bucket: the p50, p95, p99 and max duration, exact by percentile_disc).
+'sketch' (per group and series bucket: ``lo`` and ``counts``, a duration histogram in the
+layout of the sketch tables, per model, per status or over both, several per group and
+bucket), which api.stats merges and ranks. From rows (``row_statement``): the rows themselves,
+and rows of kind 'pct' (per level, group and series bucket: the p50, p95, p99 and max
+duration, exact by percentile_disc).
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Literal, TypeAlias
+from collections.abc import Mapping
+from typing import Final, Literal, TypeAlias, TypeGuard
 
 from sqlalchemy import TextClause, text
 
 from agent_history.api.spans import Span
+from agent_history.read_model.tables import (
+    execution_duration_sketches,
+    execution_duration_sketches_all_models,
+    execution_duration_sketches_by_status,
+)
 
 GroupBy: TypeAlias = Literal["model", "user", "status", "tag"]
+# The groupings the rollups keep, and the sketch table each reads (None: not grouped).
+RolledUp: TypeAlias = Literal["model", "status"]
+SKETCHES: Final[Mapping[RolledUp | None, str]] = {
+    None: execution_duration_sketches_all_models.name,
+    "model": execution_duration_sketches.name,
+    "status": execution_duration_sketches_by_status.name,
+}
+
+
+def rolled_up(group_by: GroupBy | None) -> TypeGuard[RolledUp | None]:
+    return group_by in SKETCHES
+
+
 Interval: TypeAlias = Literal["hour", "day"]
 # A span's shape: its period and which of its bounds are given.
 SpanShape: TypeAlias = tuple[str | None, bool, bool]
@@ -72,9 +92,9 @@ def _whole(i: int, period: str, has_lo: bool, has_hi: bool) -> str:
 
 @functools.cache
 def rollup_statement(
-    spans: tuple[SpanShape, ...], group_by: Literal["model"] | None, interval: Interval | None
+    spans: tuple[SpanShape, ...], group_by: RolledUp | None, interval: Interval | None
 ) -> TextClause:
-    """Stats of one agent over spans (api.spans), grouped by model or not at all."""
+    """Stats of one agent over spans (api.spans), grouped by a key of SKETCHES."""
     # Each edge on its own, so each is one range of the agent history index.
     columns = (
         "SELECT COALESCE(model, '') AS model, status, execution_start, "
@@ -109,12 +129,11 @@ def rollup_statement(
             f"{_NO_SKETCH} FROM {level}_f GROUP BY {_sets(interval, 'status', 'cost_currency')} "
             "HAVING sum(n) <> 0"
         )
-    # The duration sketches per group and series bucket as stored (a few dozen arrays; over
-    # all models unless grouped by model), the edge rows' durations as one-bucket arrays:
-    # api.stats merges them into every level and ranks them, faster than unnesting and
-    # ranking the same values here.
+    # The duration sketches per group and series bucket as stored (a few dozen arrays; the
+    # grouping's table), the edge rows' durations as one-bucket arrays: api.stats merges them
+    # into every level and ranks them, faster than unnesting and ranking the same values here.
     key = group_by or "''"
-    table = "execution_duration_sketches" + ("" if group_by else "_all_models")
+    table = SKETCHES[group_by]
     sketch = [
         f"SELECT {key} AS g, {s} AS s, lo, counts FROM {table} WHERE {where}" for where in whole
     ]

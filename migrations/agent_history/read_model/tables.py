@@ -242,8 +242,8 @@ execution_rollups = Table(
 )
 
 
-# The durations of the same runs, all statuses together, as log-bucket histograms (migration
-# 0010), per model and over all models: bucket i >= 0 counts durations in (GAMMA^(i-1), GAMMA^i]
+# The durations of the same runs as log-bucket histograms (migration 0010), per model, per
+# status (0016) and over both: bucket i >= 0 counts durations in (GAMMA^(i-1), GAMMA^i]
 # ms, bucket -1 those of 0 ms (execution_duration_bucket() in SQL). Dense: counts[k] (1-based)
 # is bucket lo + k - 1, the first and last counts are not zero, and a row whose runs are all
 # gone holds '{}'.
@@ -266,7 +266,17 @@ def _sketch(name: str, *key: Column[object]) -> Table:
 
 
 execution_duration_sketches = _sketch("execution_duration_sketches", _model())
+execution_duration_sketches_by_status = _sketch(
+    "execution_duration_sketches_by_status", Column("status", Text, nullable=False)
+)
 execution_duration_sketches_all_models = _sketch("execution_duration_sketches_all_models")
+# Every table the rollup trigger keeps (replay fills its own, the benchmark twins them).
+ROLLUPS = (
+    execution_rollups,
+    execution_duration_sketches,
+    execution_duration_sketches_by_status,
+    execution_duration_sketches_all_models,
+)
 
 # The sketch's relative error and bucket growth factor.
 SKETCH_ERROR = 0.01

@@ -31,13 +31,11 @@ from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.shares import Share, load_in_processes, shares_of
 from agent_history.projector.store import use_schema
 from agent_history.read_model.tables import (
+    ROLLUPS,
     agent_executions,
     agents,
     execution_counts_by_agent,
     execution_counts_by_user,
-    execution_duration_sketches,
-    execution_duration_sketches_all_models,
-    execution_rollups,
     metadata,
     users,
 )
@@ -47,8 +45,7 @@ log = logging.getLogger(__name__)
 SHADOW = "replay"
 _RETIRED = "replay_retired"
 _COUNTS = {execution_counts_by_agent: "agent_id", execution_counts_by_user: "user_id"}
-_ROLLUPS = (execution_rollups, execution_duration_sketches, execution_duration_sketches_all_models)
-_KEPT = (*_COUNTS, *_ROLLUPS)
+_KEPT = (*_COUNTS, *ROLLUPS)
 _READ_MODEL = (agents, users, agent_executions, *_KEPT)
 # One replay at a time per database (an arbitrary constant key for pg_advisory_lock).
 _LOCK_KEY = 0x61676E74
