@@ -16,7 +16,7 @@ from agent_history.projector.checkpoints import read_checkpoints
 from agent_history.projector.core.fold import fold_all
 from agent_history.projector.replay import ReplayResult
 from agent_history.projector.settings import ProjectorSettings
-from agent_history.read_model.tables import agent_executions
+from agent_history.read_model.tables import SKETCHED_BY_DIFFERENCE, agent_executions
 from agent_history.server.bootstrap import build_replay
 
 T = TypeVar("T")
@@ -114,7 +114,7 @@ _SKETCHED = """
 SELECT agent_id, p.period, date_trunc(p.period, execution_start, 'UTC'), {model}
     execution_duration_bucket(execution_time_ms), count(*)
 FROM agent_executions CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS p(period)
-WHERE ({where}) AND execution_time_ms IS NOT NULL GROUP BY {key}
+WHERE ({where}) AND execution_time_ms IS NOT NULL AND {only} GROUP BY {key}
 """
 _KEPT_SKETCH = """
 SELECT agent_id, period, bucket_start, {model} lo + o - 1, n
@@ -127,9 +127,14 @@ SELECT * FROM {table}
 WHERE ({where}) AND (counts[1] = 0 OR counts[cardinality(counts)] = 0)
 """
 _SKETCHES = {
-    "execution_duration_sketches": ("COALESCE(model, ''),", "model,", "1, 2, 3, 4, 5"),
-    "execution_duration_sketches_by_status": ("status,", "status,", "1, 2, 3, 4, 5"),
-    "execution_duration_sketches_all_models": ("", "", "1, 2, 3, 4"),
+    "execution_duration_sketches": ("COALESCE(model, ''),", "model,", "1, 2, 3, 4, 5", "true"),
+    "execution_duration_sketches_by_status": (
+        "status,",
+        "status,",
+        "1, 2, 3, 4, 5",
+        f"status <> '{SKETCHED_BY_DIFFERENCE}'",
+    ),
+    "execution_duration_sketches_all_models": ("", "", "1, 2, 3, 4", "true"),
 }
 
 
@@ -145,9 +150,9 @@ async def assert_rollups_match_rows(
         pairs = [(_KEPT, _ROLLED)] + [
             (
                 _KEPT_SKETCH.format(table=table, model=kept, where="{where}"),
-                _SKETCHED.format(model=rolled, key=key, where="{where}"),
+                _SKETCHED.format(model=rolled, key=key, only=only, where="{where}"),
             )
-            for table, (rolled, kept, key) in _SKETCHES.items()
+            for table, (rolled, kept, key, only) in _SKETCHES.items()
         ]
         for kept, counted in pairs:
             have = {tuple(r) for r in await conn.execute(text(kept.format(where=where)), values)}

@@ -41,6 +41,10 @@ class Histogram:
         start = lo - self.lo
         self.counts[start:end] = map(operator.add, self.counts[start:end], counts)
 
+    def subtract(self, other: Histogram) -> None:
+        """Take away the runs of ``other``, which this one holds all of."""
+        self.add(other.lo, [-n for n in other.counts])
+
     def ranks(self) -> tuple[int | None, ...]:
         """The buckets holding the nearest ranks of QUANTILES, then the highest bucket; None
         each when the histogram is empty."""

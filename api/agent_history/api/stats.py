@@ -35,7 +35,7 @@ from agent_history.api.stats_queries import (
     span_values,
 )
 from agent_history.contract.statuses import STATUSES, TERMINAL_STATUSES
-from agent_history.read_model.tables import SKETCH_ERROR, bucket_value
+from agent_history.read_model.tables import SKETCH_ERROR, SKETCHED_BY_DIFFERENCE, bucket_value
 
 # A tally's level ('all' or 'group'), group key and series bucket (None: the level's total).
 _Key: TypeAlias = tuple[str, str, datetime | None]
@@ -197,7 +197,7 @@ async def execution_stats(
                 values[name] = getattr(where, name)
         statement = row_statement(tuple(conditions), group_by, interval)
     tallies: dict[_Key, _Tally] = defaultdict(_Tally)
-    sketches: dict[tuple[str, datetime | None], Histogram] = defaultdict(Histogram)
+    sketches: dict[tuple[str | None, datetime | None], Histogram] = defaultdict(Histogram)
     for row in await fetch(engine, statement, values):
         if row["kind"] == "sums":
             tallies[(row["level"], row["g"], row["s"])].add(row)
@@ -206,10 +206,25 @@ async def execution_stats(
             tallies[(row["level"], row["g"], row["s"])].pct = pct
         elif row["counts"]:
             sketches[(row["g"], row["s"])].add(row["lo"], row["counts"])
-    for key, sketch in _levels(sketches, group_by is not None).items():
+    for key, sketch in _levels(_by_difference(sketches), group_by is not None).items():
         if key in tallies:
             tallies[key].pct = tuple(None if b is None else bucket_value(b) for b in sketch.ranks())
     return _assemble(where, from_rows, group_by, interval, tallies)
+
+
+def _by_difference(
+    sketches: dict[tuple[str | None, datetime | None], Histogram],
+) -> dict[tuple[str, datetime | None], Histogram]:
+    """The sketches per group and series bucket, with SKETCHED_BY_DIFFERENCE's per series
+    bucket where the statement sent one over every status instead (grouped by status: key
+    None), as that one less the other statuses' (migration 0016 keeps no row for it)."""
+    every = {s: sketch for (g, s), sketch in sketches.items() if g is None}
+    others = {(g, s): sketch for (g, s), sketch in sketches.items() if g is not None}
+    if not every:
+        return others
+    for (_, s), sketch in others.items():
+        every[s].subtract(sketch)  # every run of a status is in the sketch over all of them
+    return {**others, **{(SKETCHED_BY_DIFFERENCE, s): sketch for s, sketch in every.items()}}
 
 
 def _levels(

@@ -23,18 +23,28 @@ from sqlalchemy import TextClause, text
 
 from agent_history.api.spans import Span
 from agent_history.read_model.tables import (
+    SKETCHED_BY_DIFFERENCE,
     execution_duration_sketches,
     execution_duration_sketches_all_models,
     execution_duration_sketches_by_status,
 )
 
 GroupBy: TypeAlias = Literal["model", "user", "status", "tag"]
-# The groupings the rollups keep, and the sketch table each reads (None: not grouped).
+# The groupings the rollups keep (None: not grouped), and the sketch tables each reads, each
+# by its key and with the edge rows it stands for. Grouped by status, the all-models sketch is
+# read too, under a NULL key: SKETCHED_BY_DIFFERENCE's is it less the others' (api.stats).
 RolledUp: TypeAlias = Literal["model", "status"]
-SKETCHES: Final[Mapping[RolledUp | None, str]] = {
-    None: execution_duration_sketches_all_models.name,
-    "model": execution_duration_sketches.name,
-    "status": execution_duration_sketches_by_status.name,
+SKETCHES: Final[Mapping[RolledUp | None, tuple[tuple[str, str, str], ...]]] = {
+    None: (("''", execution_duration_sketches_all_models.name, "true"),),
+    "model": (("model", execution_duration_sketches.name, "true"),),
+    "status": (
+        ("NULL::text", execution_duration_sketches_all_models.name, "true"),
+        (
+            "status",
+            execution_duration_sketches_by_status.name,
+            f"status <> '{SKETCHED_BY_DIFFERENCE}'",
+        ),
+    ),
 }
 
 
@@ -130,17 +140,18 @@ def rollup_statement(
             "HAVING sum(n) <> 0"
         )
     # The duration sketches per group and series bucket as stored (a few dozen arrays; the
-    # grouping's table), the edge rows' durations as one-bucket arrays: api.stats merges them
+    # grouping's tables), the edge rows' durations as one-bucket arrays: api.stats merges them
     # into every level and ranks them, faster than unnesting and ranking the same values here.
-    key = group_by or "''"
-    table = SKETCHES[group_by]
-    sketch = [
-        f"SELECT {key} AS g, {s} AS s, lo, counts FROM {table} WHERE {where}" for where in whole
-    ]
-    sketch.append(
-        f"SELECT {key} AS g, {edge_s} AS s, execution_duration_bucket(ms) AS lo, "
-        "ARRAY[count(*)] AS counts FROM edge WHERE ms IS NOT NULL GROUP BY 1, 2, 3"
-    )
+    sketch = []
+    for key, table, edge_rows in SKETCHES[group_by]:
+        sketch += [
+            f"SELECT {key} AS g, {s} AS s, lo, counts FROM {table} WHERE {where}" for where in whole
+        ]
+        sketch.append(
+            f"SELECT {key} AS g, {edge_s} AS s, execution_duration_bucket(ms) AS lo, "
+            f"ARRAY[count(*)] AS counts FROM edge WHERE ms IS NOT NULL AND {edge_rows} "
+            "GROUP BY 1, 2, 3"
+        )
     outputs.append(
         f"SELECT 'sketch', NULL, g, s, NULL, NULL, {_NO_SUMS}, lo, counts "
         f"FROM ({' UNION ALL '.join(sketch)}) k"

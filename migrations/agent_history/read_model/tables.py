@@ -266,9 +266,11 @@ def _sketch(name: str, *key: Column[object]) -> Table:
 
 
 execution_duration_sketches = _sketch("execution_duration_sketches", _model())
+# Every status but SKETCHED_BY_DIFFERENCE, whose sketch is the all-models one less the others'.
 execution_duration_sketches_by_status = _sketch(
     "execution_duration_sketches_by_status", Column("status", Text, nullable=False)
 )
+SKETCHED_BY_DIFFERENCE = "completed"
 execution_duration_sketches_all_models = _sketch("execution_duration_sketches_all_models")
 # Every table the rollup trigger keeps (replay fills its own, the benchmark twins them).
 ROLLUPS = (

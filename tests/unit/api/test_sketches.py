@@ -40,3 +40,24 @@ def test_a_rank_on_a_bucket_boundary_stays_in_that_bucket() -> None:
     merged = Histogram()
     merged.add(3, [19, 1])
     assert merged.ranks() == (3, 3, 4, 4)
+
+
+@given(kept=_ARRAYS, taken=_ARRAYS)
+def test_a_histogram_less_one_it_holds_ranks_like_what_is_left(
+    kept: list[tuple[int, list[int]]], taken: list[tuple[int, list[int]]]
+) -> None:
+    # Grouped by status, completed's sketch is the one over every status less the others'.
+    every, left, gone = Histogram(), Histogram(), Histogram()
+    for lo, counts in kept:
+        every.add(lo, counts)
+        left.add(lo, counts)
+    for lo, counts in taken:
+        every.add(lo, counts)
+        gone.add(lo, counts)
+
+    every.subtract(gone)
+
+    assert every.ranks() == left.ranks()
+    assert {every.lo + k: n for k, n in enumerate(every.counts) if n} == {
+        left.lo + k: n for k, n in enumerate(left.counts) if n
+    }

@@ -6,7 +6,9 @@ stats.md), where 0006's per-status sketch took about as long as a request groupe
 execution_duration_sketches_by_status keeps them per (agent, period, bucket_start, status),
 in 0010's layout, written by the same trigger statement and filled by the same template
 (fill_execution_rollups, which replay calls): each write's durations are grouped per model and
-status first, then summed per model, per status and over both.
+status first, then summed per model, per status and over both. Every status but 'completed',
+which most runs end with: its sketch is the all-models one less the others' (api/stats.py), so
+a write of completed runs alone adds no row here, and a backlog's writes ~40 % fewer.
 
 The price is one more sketch row per agent, period and ended status that a write touches: a
 backlog's writes cost PostgreSQL ~15 % more CPU, and the sketches take ~50 % more room
@@ -55,7 +57,8 @@ def _add(schema: str) -> str:
         GROUP BY agent_id, period, bucket_start, bucket, GROUPING SETS ((model), (status), ())
         HAVING sum(n) <> 0)
     , durations AS (SELECT * FROM durations_by WHERE summed = 1)
-    , durations_by_status AS (SELECT * FROM durations_by WHERE summed = 2)
+    , durations_by_status AS (
+        SELECT * FROM durations_by WHERE summed = 2 AND status <> 'completed')
     , all_models AS (SELECT * FROM durations_by WHERE summed = 3)
 """
     by_model, insert_by_model = sketches._sketch(
@@ -108,7 +111,8 @@ def upgrade() -> None:
     FROM (SELECT agent_id, p.period, date_trunc(p.period, execution_start, 'UTC') AS bucket_start,
               status, execution_duration_bucket(execution_time_ms) AS bucket, count(*) AS n
           FROM agent_executions CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS p(period)
-          WHERE execution_time_ms IS NOT NULL GROUP BY 1, 2, 3, 4, 5) d
+          WHERE execution_time_ms IS NOT NULL AND status <> 'completed'
+          GROUP BY 1, 2, 3, 4, 5) d
     GROUP BY agent_id, period, bucket_start, status ORDER BY 1, 2, 3, 4
     """)
     _functions(_add(schema))
