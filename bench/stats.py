@@ -124,7 +124,7 @@ async def run(args: argparse.Namespace) -> None:
                 old = await _timed(_query(conn, reference, ref_args), 5, args.seconds)
                 body = await api_call()
                 scanned = await conn.fetch(reference, *ref_args)
-                check = _check(body, scanned)
+                check = _check(body, scanned, group)
                 lines.append(
                     f"| {name} | {_ms(_p(api, 0.5))} | {_ms(_p(api, 0.99))} | "
                     f"{_ms(_p(new, 0.5))} | {_ms(_p(new, 0.99))} | "
@@ -141,17 +141,24 @@ async def run(args: argparse.Namespace) -> None:
     _write(lines, machine, dataset.generated_at, dataset.reused, args)
 
 
-def _check(body: dict[str, Any], scanned: list[asyncpg.Record]) -> str:
-    """The answer's counts equal the scan's; its percentiles within 1 % of percentile_disc."""
+def _check(body: dict[str, Any], scanned: list[asyncpg.Record], group: str | None) -> str:
+    """The answer's counts equal the scan's; its percentiles within 1 % of percentile_disc,
+    over all runs or (grouped by model or status) per group."""
     total = sum(sum(r[s] for s in body["counts"]) for r in scanned)
     if total != body["total"]:
         return f"TOTAL DIFFERS ({body['total']} vs {total})"
     if len(scanned) == 1:
-        want = scanned[0]["pcts"]
-        have = [body["execution_time_ms"][p] for p in ("p50", "p95", "p99")]
+        answers = [(body, scanned[0]["pcts"])]
+    elif group in ("model", "status"):
+        groups = {g["key"]: g for g in body["groups"]}
+        answers = [(groups[r["key"]], r["pcts"]) for r in scanned if r["pcts"] is not None]
+    else:
+        answers = []
+    for answer, want in answers:
+        have = [answer["execution_time_ms"][p] for p in ("p50", "p95", "p99")]
         if any(abs(h - w) > 0.01 * w for h, w in zip(have, want, strict=True)):
             return f"PERCENTILES {have} vs {want}"
-    return "counts equal, percentiles within 1 %"
+    return "counts equal, percentiles within 1 %" + (" per group" if len(answers) > 1 else "")
 
 
 def _write(lines: list[str], machine: str, generated: str, reused: bool, args: Any) -> None:

@@ -11,9 +11,9 @@ which most runs end with: its sketch is the all-models one less the others' (api
 a write of completed runs alone adds no row here, and a backlog's writes ~40 % fewer.
 
 The price is one more sketch row per agent, period and ended status that a write touches: a
-backlog's writes cost PostgreSQL ~15 % more CPU, and the sketches take ~50 % more room
-(docs/benchmarks.md, eleventh round). The fill holds a SHARE lock on agent_executions (the
-projector's writes wait): 98 s on the API benchmark's 5M runs.
+backlog's writes cost PostgreSQL ~13 % more CPU (docs/benchmarks.md, eleventh round). The
+fill holds a SHARE lock on agent_executions (the projector's writes wait): 11 s on the API
+benchmark's 5M runs (docs/benchmarks-stats.md).
 
 Revision ID: 0016
 Revises: 0015
