@@ -23,6 +23,7 @@ from agent_history.api.filters import ExecutionFilter
 from agent_history.api.settings import ApiSettings
 from agent_history.api.stats import execution_stats
 from agent_history.read_model.db import make_engine
+from agent_history.read_model.tables import bucket_value
 from tests.integration.history_api_support import (
     PREFIX,
     add_execution,
@@ -283,16 +284,20 @@ def test_the_sketch_is_within_one_percent_of_percentile_disc(
     asyncio.run(_sketch_against_rows(database_url, durations, seed))
 
 
-# Per status, and over every status (status NULL).
+# Per status, and over every status (status NULL): the nearest ranks, and their buckets.
 _EXACT = text("""
-SELECT status, count(*) AS n,
-    percentile_disc(0.5) WITHIN GROUP (ORDER BY execution_time_ms) AS p50,
-    percentile_disc(0.95) WITHIN GROUP (ORDER BY execution_time_ms) AS p95,
-    percentile_disc(0.99) WITHIN GROUP (ORDER BY execution_time_ms) AS p99,
-    max(execution_time_ms) AS max
-FROM agent_executions
-WHERE agent_id = :a AND execution_start >= :after AND execution_start < :before
-GROUP BY ROLLUP (status)
+SELECT status, n, p50, p95, p99, max, execution_duration_bucket(p50) AS b50,
+    execution_duration_bucket(p95) AS b95, execution_duration_bucket(p99) AS b99,
+    execution_duration_bucket(max) AS bmax
+FROM (
+    SELECT status, count(*) AS n,
+        percentile_disc(0.5) WITHIN GROUP (ORDER BY execution_time_ms) AS p50,
+        percentile_disc(0.95) WITHIN GROUP (ORDER BY execution_time_ms) AS p95,
+        percentile_disc(0.99) WITHIN GROUP (ORDER BY execution_time_ms) AS p99,
+        max(execution_time_ms) AS max
+    FROM agent_executions
+    WHERE agent_id = :a AND execution_start >= :after AND execution_start < :before
+    GROUP BY ROLLUP (status)) ranked
 """)
 
 
@@ -339,11 +344,13 @@ async def _sketch_against_rows(database_url: str, durations: list[int], seed: in
         levels = [(sketched, exact.get(None)), (by_status, exact.get(None))]
         for got, want in [*levels, *((groups[k], exact[k]) for k in groups)]:
             assert got.execution_time_ms.count == got.total == (want.n if want else 0)
-            for name in ("p50", "p95", "p99", "max"):
+            for name, bucket in (("p50", "b50"), ("p95", "b95"), ("p99", "b99"), ("max", "bmax")):
                 value, have = getattr(want, name, None), getattr(got.execution_time_ms, name)
                 if value is None:
                     assert have is None
                     continue
+                # Nearest ranks both: the sketch reports the very bucket of the exact value.
+                assert have == bucket_value(getattr(want, bucket)), (name, value, have)
                 assert abs(have - value) <= 0.01 * value * (1 + 1e-9), (name, value, have)
     finally:
         await engine.dispose()

@@ -206,24 +206,25 @@ async def execution_stats(
             tallies[(row["level"], row["g"], row["s"])].pct = pct
         elif row["counts"]:
             sketches[(row["g"], row["s"])].add(row["lo"], row["counts"])
-    for key, sketch in _levels(_by_difference(sketches), group_by is not None).items():
+    for key, sketch in _levels(_by_difference(sketches, group_by), group_by is not None).items():
         if key in tallies:
             tallies[key].pct = tuple(None if b is None else bucket_value(b) for b in sketch.ranks())
     return _assemble(where, from_rows, group_by, interval, tallies)
 
 
 def _by_difference(
-    sketches: dict[tuple[str | None, datetime | None], Histogram],
+    sketches: dict[tuple[str | None, datetime | None], Histogram], group_by: GroupBy | None
 ) -> dict[tuple[str, datetime | None], Histogram]:
-    """The sketches per group and series bucket, with SKETCHED_BY_DIFFERENCE's per series
-    bucket where the statement sent one over every status instead (grouped by status: key
-    None), as that one less the other statuses' (migration 0016 keeps no row for it)."""
-    every = {s: sketch for (g, s), sketch in sketches.items() if g is None}
+    """The sketches per group and series bucket. Grouped by status, the statement sends none for
+    SKETCHED_BY_DIFFERENCE (migration 0016 keeps no row for it) but one over every status per
+    series bucket (key None): its sketch is that one less the other statuses'."""
     others = {(g, s): sketch for (g, s), sketch in sketches.items() if g is not None}
-    if not every:
+    if group_by != "status":
         return others
+    every = {s: sketch for (g, s), sketch in sketches.items() if g is None}
     for (_, s), sketch in others.items():
-        every[s].subtract(sketch)  # every run of a status is in the sketch over all of them
+        # One statement, one snapshot: a status's runs in a bucket are among every status's.
+        every[s].subtract(sketch)
     return {**others, **{(SKETCHED_BY_DIFFERENCE, s): sketch for s, sketch in every.items()}}
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Final, Literal, TypeAlias, TypeGuard
+from typing import Final, Literal, NamedTuple, TypeAlias, TypeGuard
 
 from sqlalchemy import TextClause, text
 
@@ -30,16 +30,27 @@ from agent_history.read_model.tables import (
 )
 
 GroupBy: TypeAlias = Literal["model", "user", "status", "tag"]
-# The groupings the rollups keep (None: not grouped), and the sketch tables each reads, each
-# by its key and with the edge rows it stands for. Grouped by status, the all-models sketch is
-# read too, under a NULL key: SKETCHED_BY_DIFFERENCE's is it less the others' (api.stats).
 RolledUp: TypeAlias = Literal["model", "status"]
-SKETCHES: Final[Mapping[RolledUp | None, tuple[tuple[str, str, str], ...]]] = {
-    None: (("''", execution_duration_sketches_all_models.name, "true"),),
-    "model": (("model", execution_duration_sketches.name, "true"),),
+
+
+class _Sketched(NamedTuple):
+    """A sketch table a request reads: the group key its rows go under (SQL), and which of the
+    edge rows (SQL over them) stand in for the table's rows at the range's edges."""
+
+    key: str
+    table: str
+    edges: str = "true"
+
+
+# The groupings the rollups keep (None: not grouped), and the sketch tables each reads.
+# Grouped by status, the all-models sketch too, under a NULL key: SKETCHED_BY_DIFFERENCE's
+# sketch is it less the other statuses' (api.stats).
+SKETCHES: Final[Mapping[RolledUp | None, tuple[_Sketched, ...]]] = {
+    None: (_Sketched("''", execution_duration_sketches_all_models.name),),
+    "model": (_Sketched("model", execution_duration_sketches.name),),
     "status": (
-        ("NULL::text", execution_duration_sketches_all_models.name, "true"),
-        (
+        _Sketched("NULL::text", execution_duration_sketches_all_models.name),
+        _Sketched(
             "status",
             execution_duration_sketches_by_status.name,
             f"status <> '{SKETCHED_BY_DIFFERENCE}'",

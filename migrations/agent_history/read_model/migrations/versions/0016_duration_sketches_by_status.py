@@ -1,19 +1,20 @@
 """duration sketches per status: stats grouped by status from the rollups again
 
 0010 kept the duration sketches per model and over all models, so stats grouped by status read
-an agent's rows for their percentiles: 2.5-2.9 s on an agent of 1M runs (docs/benchmarks-
+an agent's rows for their percentiles: 2.5-3.3 s on an agent of 1M runs (docs/benchmarks-
 stats.md), where 0006's per-status sketch took about as long as a request grouped by model.
 execution_duration_sketches_by_status keeps them per (agent, period, bucket_start, status),
 in 0010's layout, written by the same trigger statement and filled by the same template
 (fill_execution_rollups, which replay calls): each write's durations are grouped per model and
 status first, then summed per model, per status and over both. Every status but 'completed',
 which most runs end with: its sketch is the all-models one less the others' (api/stats.py), so
-a write of completed runs alone adds no row here, and a backlog's writes ~40 % fewer.
+a write of completed runs alone adds no row here, and a backlog's writes add ~40 % fewer
+rows here than with it.
 
-The price is one more sketch row per agent, period and ended status that a write touches: a
-backlog's writes cost PostgreSQL ~13 % more CPU (docs/benchmarks.md, eleventh round). The
-fill holds a SHARE lock on agent_executions (the projector's writes wait): 11 s on the API
-benchmark's 5M runs (docs/benchmarks-stats.md).
+The price is one more sketch row per agent, period and ended status but completed that a
+write touches: a backlog's writes cost PostgreSQL ~13 % more CPU (docs/benchmarks.md, eleventh
+round). The fill holds a SHARE lock on agent_executions (the projector's writes wait): 11 s
+on the API benchmark's 5M runs (docs/benchmarks-stats.md).
 
 Revision ID: 0016
 Revises: 0015
@@ -33,6 +34,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _TABLE = "execution_duration_sketches_by_status"
+# The status it keeps no row for (the API works its sketch out).
+_BY_DIFFERENCE = "completed"
 
 
 def _add(schema: str) -> str:
@@ -49,7 +52,7 @@ def _add(schema: str) -> str:
     # Each hour's buckets added to its periods, per model, per status and over both in one
     # pass (one hashed aggregate, a hash table per grouping set); a run whose status changed
     # but not its duration cancels out per model and over both.
-    durations = """
+    durations = f"""
     , durations_by AS (
         SELECT agent_id, period, date_trunc(period, hour, 'UTC') AS bucket_start, model, status,
             bucket, sum(n) AS n, GROUPING(model, status) AS summed
@@ -58,7 +61,7 @@ def _add(schema: str) -> str:
         HAVING sum(n) <> 0)
     , durations AS (SELECT * FROM durations_by WHERE summed = 1)
     , durations_by_status AS (
-        SELECT * FROM durations_by WHERE summed = 2 AND status <> 'completed')
+        SELECT * FROM durations_by WHERE summed = 2 AND status <> '{_BY_DIFFERENCE}')
     , all_models AS (SELECT * FROM durations_by WHERE summed = 3)
 """
     by_model, insert_by_model = sketches._sketch(
@@ -111,7 +114,7 @@ def upgrade() -> None:
     FROM (SELECT agent_id, p.period, date_trunc(p.period, execution_start, 'UTC') AS bucket_start,
               status, execution_duration_bucket(execution_time_ms) AS bucket, count(*) AS n
           FROM agent_executions CROSS JOIN (VALUES ('hour'), ('day'), ('month')) AS p(period)
-          WHERE execution_time_ms IS NOT NULL AND status <> 'completed'
+          WHERE execution_time_ms IS NOT NULL AND status <> '{_BY_DIFFERENCE}'
           GROUP BY 1, 2, 3, 4, 5) d
     GROUP BY agent_id, period, bucket_start, status ORDER BY 1, 2, 3, 4
     """)
