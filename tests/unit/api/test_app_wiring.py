@@ -10,6 +10,11 @@ from uuid import uuid4
 import httpx
 import pytest
 from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from agent_history.api.app import create_app
 from agent_history.api.auth import mint_token
@@ -89,6 +94,31 @@ async def test_healthz_is_ok_without_a_database_or_a_token(client: httpx.AsyncCl
     response = await client.get("/healthz", headers={"Authorization": ""})
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
+
+
+async def test_only_the_services_own_instrumentation_traces_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A real tracer provider as the global one, as configure_tracing sets it in a worker.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+
+    async def healthz(app: FastAPI) -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            assert (await client.get("/healthz")).status_code == 200
+
+    # FastAPI's own telemetry finds that provider (a bare app traces the request itself) ...
+    bare = FastAPI()
+    bare.get("/healthz")(lambda: {"status": "ok"})
+    await healthz(bare)
+    assert SpanKind.SERVER in [s.kind for s in exporter.get_finished_spans()]
+    exporter.clear()
+    # ... but the service's app leaves that to server/bootstrap.py's instrumentation.
+    await healthz(create_app(SETTINGS))
+    assert exporter.get_finished_spans() == ()
 
 
 async def test_readyz_is_a_503_problem_when_the_database_is_unreachable(
