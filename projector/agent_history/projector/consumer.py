@@ -1,9 +1,10 @@
 """The projector: applies each batch of records in one transaction (subscriber.py feeds it).
 
 Where the projection stands is the checkpoint row of each partition, written in the same
-transaction as the rows. Every batch re-reads (and locks) those rows first, so records already
-applied are dropped and a gap is never skipped, whatever Kafka's committed offsets say. The
-Kafka commit comes after the database commit and is only a hint for the next assignment.
+transaction as the rows. Every batch re-reads (and locks) those rows first, and a batch that
+starts anywhere else is read again from them (core/plan.py): records already applied are not
+applied twice and a gap is never skipped, whatever Kafka's committed offsets say. The Kafka
+commit comes after the database commit and is only a hint for the next assignment.
 Transactions run one at a time, in order, but each overlaps the decoding of the next batch
 (Projector, on pipeline.Pipeline, which replay uses too): that keeps both this process and
 PostgreSQL busy on a backlog. The Kafka commit does not hold up the next batch (hints.py).
@@ -14,15 +15,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
+from uuid import UUID
 
 from aiokafka import TopicPartition
 
-from agent_history.projector.core.changes import Changes, changes_of
+from agent_history.projector.core.changes import Changes, changes_of, combined
 from agent_history.projector.core.decode import Record
 from agent_history.projector.core.names import StoredNames
-from agent_history.projector.core.plan import Plan, plan_batch
+from agent_history.projector.core.plan import (
+    Plan,
+    Stretch,
+    firsts,
+    joined,
+    plan_batch,
+    stretches_of,
+)
 from agent_history.projector.hints import CommitHints
 from agent_history.projector.pipeline import Pipeline
 from agent_history.projector.ports import BatchObserver, Consumer, DeadLetterSink, Store
@@ -42,11 +52,15 @@ class Projector:
 
     ``handle`` decodes its batch, waits for the previous batch's transaction, and starts its
     own without waiting for it: PostgreSQL writes one batch while this process decodes the
-    next. The transactions still run one after the other, in order. A batch that fails rewinds
-    the consumer to its first records and backs off; the next batch, fetched before that,
-    is dropped and rewound too, and so are records of partitions rewound for a gap. A batch
-    that reaches the end of its partitions (no backlog) is waited for, so the next one is
-    fetched after it.
+    next. The transactions still run one after the other, in order. On a backlog, a full
+    fetch decoded while the previous batch is still being written waits for the next fetch,
+    and the two are written as one batch (up to ``batch_max_fetches``): the database's pace
+    sets the size of the batches, and an execution's events in both are one row written, its
+    agent's rollups rewritten once. A batch that fails rewinds the consumer to its first
+    records and backs off; one that starts off its stored positions, or names a user erased
+    since, is read again; either way the next batch, fetched before that, is dropped and read
+    again too. A batch that reaches the end of its partitions (no backlog) is waited for, so
+    the next one is fetched after it.
     """
 
     def __init__(
@@ -72,43 +86,60 @@ class Projector:
         # The batch being written (its plan, or None when it failed) and its first offsets.
         self._pipeline = Pipeline[Plan | None]()
         self._in_flight_from: dict[int, int] = {}
+        # Fetched while the batch in flight was written, to be written with the next fetch.
+        self._gathered: _Batch | None = None
+        # Users this process found erased: their events are dropped as they are decoded.
+        self._erased: set[UUID] = set()
 
     async def handle(self, records: Sequence[Record], consumer: Consumer) -> None:
         """Start applying one batch once the previous one is done; see the class docstring."""
         if not records:
             return
+        s = self._settings
         # Decoded before waiting, while the previous batch's statements run in PostgreSQL.
-        decoded: Changes | None = changes_of(records, self._settings.max_event_bytes)
+        # Only what the records change is kept, not the records (core/plan.py).
+        batch = _Batch(
+            stretches_of(records),
+            changes_of(records, s.max_event_bytes, self._erased),
+            len(records),
+        )
+        full = len(records) >= s.batch_max_records
+        if self._gathered is not None:
+            batch, self._gathered = self._gathered.then(batch), None
+        if (
+            full
+            and batch.fetches < s.batch_max_fetches
+            and self._pipeline.writing
+            and not self._caught_up(batch, consumer)
+        ):
+            # The previous batch is still being written and more records wait: this batch
+            # takes the next fetch too, and is written once (docs/benchmarks.md).
+            self._gathered = batch
+            return
         if self._pipeline.busy:
             plan = await self._finish(consumer)
-            if plan is None:  # it failed, rewound its partitions and waited out the backoff
-                self._seek(consumer, {**_first_offsets(records), **self._in_flight_from})
+            if plan is None or plan.refetch:
+                # It failed (and rewound), or is to be read again: so is this batch, fetched
+                # before that; the batch in flight's positions come first.
+                again = self._in_flight_from if plan is None else plan.refetch
+                self._seek(consumer, {**firsts(batch.stretches), **again})
                 return
-            if plan.rewind:  # these partitions restart at their checkpoints: drop and rewind
-                self._seek(consumer, plan.rewind)
-                records = [r for r in records if r.partition not in plan.rewind]
-                decoded = None
-        if records:
-            self._in_flight_from = _first_offsets(records)
-            await self._pipeline.start(partial(self._apply, records, decoded, consumer))
-            if self._caught_up(records, consumer):
-                # Nothing is waiting to be decoded meanwhile. Returning now would have the
-                # next batch take the few records that arrived while this statement was sent,
-                # and wait for this write anyway; once it is done, the next batch takes all
-                # that arrived, and waits for no write (docs/benchmarks.md). Any rewind is done
-                # by then, so the next batch is fetched from where it points.
-                await self._finish(consumer)
+        self._in_flight_from = firsts(batch.stretches)
+        await self._pipeline.start(partial(self._apply, batch, consumer))
+        if not full and self._caught_up(batch, consumer):
+            # Nothing is waiting to be decoded meanwhile. Returning now would have the next
+            # batch take the few records that arrived while this statement was sent, and wait
+            # for this write anyway; once it is done, the next batch takes all that arrived,
+            # and waits for no write (docs/benchmarks.md). Any rewind is done by then, so the
+            # next batch is fetched from where it points.
+            await self._finish(consumer)
 
-    def _caught_up(self, records: Sequence[Record], consumer: Consumer) -> bool:
-        """Whether this batch reaches the end of each of its partitions as last fetched (a
-        full batch never counts: more may be buffered)."""
-        if len(records) >= self._settings.batch_max_records:
-            return False
-        ends = {r.partition: r.offset + 1 for r in records}  # offsets ascend in a partition
+    def _caught_up(self, batch: _Batch, consumer: Consumer) -> bool:
+        """Whether the batch reaches the end of each of its partitions as last fetched."""
         topic = self._settings.topic
-        for partition, end in ends.items():
+        for partition, stretch in batch.stretches.items():
             highwater = consumer.highwater(TopicPartition(topic, partition))
-            if highwater is None or end < highwater:
+            if highwater is None or stretch.last + 1 < highwater:
                 return False
         return True
 
@@ -124,21 +155,20 @@ class Projector:
 
     async def settle(self) -> None:
         """Wait until the batch in flight has committed (or failed and rewound), and its
-        offsets were committed to Kafka too (or given up on)."""
+        offsets were committed to Kafka too (or given up on). A batch waiting for its next
+        fetch is dropped: whoever reads its partitions next starts at their checkpoints (and a
+        batch that starts past one is read again from it)."""
+        self._gathered = None
         await self._pipeline.settle()
         await self._hints.flush()
 
     async def _apply(
-        self,
-        records: Sequence[Record],
-        decoded: Changes | None,
-        consumer: Consumer,
-        writing: asyncio.Event,
+        self, batch: _Batch, consumer: Consumer, writing: asyncio.Event
     ) -> Plan | None:
         """Write one batch and commit; the plan, or None when it failed (and was rewound)."""
         try:
-            with self._tracing.batch(len(records)) as span:
-                plan = await self._write(records, decoded, consumer, writing, span)
+            with self._tracing.batch(batch.records) as span:
+                plan = await self._write(batch, consumer, writing, span)
         except Exception:
             if self._metrics is not None:
                 self._metrics.failed()
@@ -150,66 +180,66 @@ class Projector:
                 "batch failed (attempt %d); retrying in %.1fs",
                 self._failures,
                 delay,
-                extra={"batch": _batch_name(records)},
+                extra={"batch": _batch_name(batch.stretches)},
             )
-            self._seek(consumer, _first_offsets(records))
+            self._seek(consumer, firsts(batch.stretches))
             await asyncio.sleep(delay)
             return None
         if self._failures:
             log.info("recovered after %d failed attempts", self._failures)
             self._failures = 0
-        self._seek(consumer, plan.rewind)
+        self._seek(consumer, plan.refetch)
         for partition in plan.next_offsets:
             self._rewound.pop(partition, None)
         self._hints.give(consumer, plan.next_offsets)
         return plan
 
     async def _write(
-        self,
-        records: Sequence[Record],
-        decoded: Changes | None,
-        consumer: Consumer,
-        writing: asyncio.Event,
-        span: BatchSpan,
+        self, batch: _Batch, consumer: Consumer, writing: asyncio.Event, span: BatchSpan
     ) -> Plan:
-        s = self._settings
         began = time.perf_counter()
-        partitions = {r.partition for r in records}
-        async with self._store.transaction() as batch:
-            stored = await batch.lock_checkpoints(partitions)
+        decoded = batch.changes
+        async with self._store.transaction() as tx:
+            stored = await tx.lock_checkpoints(batch.stretches)
             gone = {p for p, at in self._rewound.items() if stored.get(p) == at}
-            plan = plan_batch(records, stored, gone)
-            if decoded is None or len(plan.fresh) != len(records):
-                decoded = changes_of(plan.fresh, s.max_event_bytes)
+            plan = plan_batch(batch.stretches, stored, gone)
+            if plan.refetch:
+                self._read_again(plan)
+                return plan
             # After the checkpoint lock, so an erasure either committed before this lookup or
             # waits for this batch's commit before it deletes (erasure.py).
-            erased = await batch.erased_among(decoded.users)
+            erased = await tx.erased_among(decoded.users)
             if erased:
-                decoded = changes_of(plan.fresh, s.max_event_bytes, erased)
+                # Erased since this process last looked: read the batch again without them.
+                self._erased |= erased
+                return Plan({}, firsts(batch.stretches), {})
             poison = decoded.poison
             span.decoded(decoded.traces, len(decoded.rows), len(poison))
             # Dead letters go out before the commit: at least once, never lost.
             dead = await self._dead_letters.send(poison) if poison else {}
             agents = self._agents.unwritten(decoded.agents)
             users = self._users.unwritten(decoded.users)
-            await batch.write(agents, users, decoded.rows.values(), writing)
+            await tx.write(agents, users, decoded.rows.values(), writing)
             if decoded.dropped:
-                await batch.count_dropped(decoded.dropped)
-            await batch.save_checkpoints(plan.next_offsets, dead)
+                await tx.count_dropped(decoded.dropped)
+            await tx.save_checkpoints(plan.next_offsets, dead)
         self._agents.remember(agents)
         self._users.remember(users)
-        if plan.rewind:  # perhaps commits were lost: what this process wrote is no evidence
-            self._agents.forget()
-            self._users.forget()
-        for partition, position in plan.rewind.items():
-            log.warning("partition %d starts past checkpoint %d; rewinding", partition, position)
-            self._rewound[partition] = position
         self.dead_lettered += len(poison)
         if self._metrics is not None:
             seconds, dropped = time.perf_counter() - began, decoded.dropped.total()
-            fresh, rows, offsets = len(plan.fresh), decoded.rows.values(), plan.next_offsets
-            self._metrics.applied(consumer, fresh, poison, dropped, rows, seconds, offsets)
+            rows, offsets = decoded.rows.values(), plan.next_offsets
+            self._metrics.applied(consumer, batch.records, poison, dropped, rows, seconds, offsets)
         return plan
+
+    def _read_again(self, plan: Plan) -> None:
+        """Note a batch that starts off its partitions' stored positions (plan_batch)."""
+        if plan.gaps:  # perhaps commits were lost: what this process wrote is no evidence
+            self._agents.forget()
+            self._users.forget()
+        for partition, position in plan.gaps.items():
+            log.warning("partition %d starts past checkpoint %d; rewinding", partition, position)
+            self._rewound[partition] = position
 
     def _seek(self, consumer: Consumer, positions: dict[int, int]) -> None:
         assigned = consumer.assignment()
@@ -233,20 +263,26 @@ class Projector:
                 consumer.seek(tp, stored[tp.partition])
 
 
-def _first_offsets(records: Sequence[Record]) -> dict[int, int]:
-    """Each partition's first offset in the batch, partitions in the order they first appear.
+@dataclass(slots=True)
+class _Batch:
+    """Records as read from Kafka: where they lie, and what they change once decoded and
+    folded (not the records themselves)."""
 
-    That of its first record, as offsets ascend within a partition (plan_batch relies on that
-    too): walked backwards, each partition's first record is the last one written.
-    """
-    firsts = {r.partition: r.offset for r in reversed(records)}
-    return {p: firsts[p] for p in dict.fromkeys(r.partition for r in records)}
+    stretches: dict[int, Stretch]
+    changes: Changes
+    records: int
+    fetches: int = 1
+
+    def then(self, later: _Batch) -> _Batch:
+        """This batch and the one fetched after it, as one."""
+        return _Batch(
+            joined(self.stretches, later.stretches),
+            combined(self.changes, later.changes),
+            self.records + later.records,
+            self.fetches + later.fetches,
+        )
 
 
-def _batch_name(records: Sequence[Record]) -> str:
+def _batch_name(stretches: Mapping[int, Stretch]) -> str:
     """Which records a batch holds, for its log lines: ``partition:first-last`` each."""
-    spans: dict[int, tuple[int, int]] = {}
-    for r in records:
-        first, last = spans.get(r.partition, (r.offset, r.offset))
-        spans[r.partition] = (min(first, r.offset), max(last, r.offset))
-    return " ".join(f"{p}:{first}-{last}" for p, (first, last) in sorted(spans.items()))
+    return " ".join(f"{p}:{s.first}-{s.last}" for p, s in sorted(stretches.items()))

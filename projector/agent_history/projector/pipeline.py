@@ -52,6 +52,11 @@ class Pipeline(Generic[T]):
     def busy(self) -> bool:
         return self._in_flight is not None
 
+    @property
+    def writing(self) -> bool:
+        """Whether a write is in flight and not done yet (``busy`` until ``finish``)."""
+        return self._in_flight is not None and not self._in_flight.done()
+
     async def start(self, write: Write[T]) -> None:
         """Start ``write`` (after ``finish``); return once it is writing, or done."""
         if self._in_flight is not None:

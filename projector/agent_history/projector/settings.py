@@ -38,9 +38,16 @@ class ProjectorSettings(KafkaSettings, DatabaseSettings, ProbeSettings, LogSetti
     # A backlog is applied in batches this big: one transaction each, and an execution's
     # events in one batch are written as one row (docs/benchmarks.md).
     batch_max_records: int = 10_000
+    batch_max_fetches: int = Field(
+        default=2,
+        ge=1,
+        description="On a backlog, a batch takes up to this many fetches (of up to "
+        "batch_max_records each) while the batch before it is being written: the database's "
+        "pace sets the size of a transaction (docs/benchmarks.md).",
+    )
     batch_timeout_ms: int = 50
     # Kafka fetches: up to this much per partition and request, so a backlog fills big batches.
-    max_partition_fetch_bytes: int = 8 << 20
+    max_partition_fetch_bytes: int = 4 << 20
     fetch_max_bytes: int = Field(
         default=16 << 20,
         gt=0,

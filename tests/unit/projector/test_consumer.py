@@ -1,5 +1,6 @@
 """The projector's batch pipeline: transactions in order, each overlapping the next decode,
-and every failure or gap rewinding the consumer, including the batch fetched meanwhile."""
+full fetches gathered while a write is in flight, and every failure, gap or erasure found
+rewinding the consumer, including the batch fetched meanwhile."""
 
 from __future__ import annotations
 
@@ -231,21 +232,107 @@ async def test_a_failed_batch_rewinds_itself_and_the_batch_fetched_meanwhile(
     assert "begin" in db.log
 
 
-async def test_a_partition_rewound_for_a_gap_is_dropped_from_the_next_batch_too(
-    db: FakeStore,
-) -> None:
+async def test_a_gap_reads_the_batch_and_the_one_fetched_meanwhile_again(db: FakeStore) -> None:
     p, kafka = projector(db), FakeConsumer([0, 1])
     db.checkpoints = {0: 3, 1: 0}
 
-    # Partition 0 starts past its checkpoint (3): rewind it; partition 1 is applied.
+    # Partition 0 starts past its checkpoint (3): none of the batch is applied ...
     await p.handle(batch(p0=range(7, 9), p1=range(0, 2)), kafka)
-    # Fetched before that rewind took effect: partition 0's records must not count.
+    # ... nor of the batch fetched before that took effect: both are read again.
     await p.handle(batch(p0=range(9, 11), p1=range(2, 4)), kafka)
     await p.settle()
 
-    assert db.checkpoints == {0: 3, 1: 4}
-    assert db.committed == [{1}, {1}]
-    assert kafka.seeks == [(0, 3), (0, 3)]
+    assert db.committed == [set()], "the first batch wrote nothing; the second did not begin"
+    assert kafka.seeks == [(0, 3), (1, 0), (0, 3), (1, 0)]
+
+    # Read again, partition 0 still starts at 7 (3-6 are gone from the log): carried on from
+    # there.
+    await p.handle(batch(p0=range(7, 11), p1=range(0, 4)), kafka)
+    await p.settle()
+    assert db.checkpoints == {0: 11, 1: 4}
+    assert db.committed[-1] == {0, 1}
+
+
+async def test_a_batch_with_records_already_applied_is_read_again_from_the_checkpoint(
+    db: FakeStore,
+) -> None:
+    p, kafka = projector(db), FakeConsumer([0])
+    db.checkpoints = {0: 5}
+    kafka.ends = {0: 8}  # caught up: the next fetch comes after this batch is done
+
+    await p.handle(batch(p0=range(3, 8)), kafka)
+    await p.settle()
+    assert (db.committed, kafka.seeks) == ([set()], [(0, 5)])
+
+    await p.handle(batch(p0=range(5, 8)), kafka)
+    await p.settle()
+    assert db.log[-3:] == ["begin", "write 3", "commit"]
+    assert db.checkpoints == {0: 8}
+
+
+def gathering(db: FakeStore) -> Projector:
+    """A projector whose fetches are full at 2 records (and a batch at most 2 fetches)."""
+    settings = ProjectorSettings(
+        topic=TOPIC, consumer_group="g", retry_max_seconds=0.0, batch_max_records=2
+    )
+    return Projector(settings, db, NoDeadLetters())
+
+
+async def test_a_full_fetch_decoded_during_a_write_is_written_with_the_next_one(
+    db: FakeStore,
+) -> None:
+    p, kafka = gathering(db), FakeConsumer([0])
+    db.hold = asyncio.Event()
+
+    await p.handle(batch(p0=range(0, 2)), kafka)
+    await p.handle(batch(p0=range(2, 4)), kafka)
+    assert db.log == ["begin", "write 2"], "the second fetch waits for the third"
+    third = asyncio.create_task(p.handle(batch(p0=range(4, 6)), kafka))
+    await asyncio.sleep(0.01)
+    assert not third.done(), "two fetches make a batch: it waits for the write in flight"
+    db.hold.set()
+    await third
+    await p.settle()
+
+    assert db.log == ["begin", "write 2", "commit", "begin", "write 4", "commit"]
+    assert db.checkpoints == {0: 6}
+    assert kafka.seeks == []
+
+
+@pytest.mark.parametrize("why", ["not full", "caught up", "written already"])
+async def test_a_fetch_is_written_on_its_own(why: str, db: FakeStore) -> None:
+    p, kafka = gathering(db), FakeConsumer([0])
+    db.hold = asyncio.Event()
+    await p.handle(batch(p0=range(0, 2)), kafka)
+    if why == "written already":
+        db.hold.set()
+        await asyncio.sleep(0.01)
+    if why == "caught up":
+        kafka.ends = {0: 4}
+    second = asyncio.create_task(p.handle(batch(p0=range(2, 3 if why == "not full" else 4)), kafka))
+    await asyncio.sleep(0.01)
+    db.hold.set()
+    await second
+    await p.settle()
+
+    assert db.committed == [{0}, {0}]
+    assert db.log.count("begin") == 2
+
+
+async def test_settle_drops_a_fetch_waiting_for_the_next_one(db: FakeStore) -> None:
+    p, kafka = gathering(db), FakeConsumer([0])
+    db.hold = asyncio.Event()
+    await p.handle(batch(p0=range(0, 2)), kafka)
+    await p.handle(batch(p0=range(2, 4)), kafka)
+
+    db.hold.set()
+    await p.settle()  # as on a revocation: the partitions' next reader starts at 2
+    assert db.checkpoints == {0: 2}
+
+    await p.handle(batch(p0=range(4, 6)), kafka)  # past the checkpoint: read again from it
+    await p.settle()
+    assert db.checkpoints == {0: 2}
+    assert kafka.seeks == [(0, 2)]
 
 
 async def test_settle_waits_for_the_batch_in_flight(db: FakeStore) -> None:
@@ -285,9 +372,20 @@ async def test_events_of_an_erased_user_are_dropped_counted_and_passed(db: FakeS
     db.erased = frozenset({erased})
 
     records = [started(0, 0, erased), started(0, 1, kept), started(0, 2, erased)]
+    kafka.ends = {0: 3}  # caught up: the next fetch comes after this batch is done
     await p.handle(records, kafka)
     await p.settle()
+    assert db.log == ["begin", "commit"], "decoded before the erasure was known: nothing written"
+    assert kafka.seeks == [(0, 0)], "read again"
 
-    assert db.log == ["begin", "write 1", "commit"], "only the other user's row is written"
+    await p.handle(records, kafka)
+    await p.settle()
+    assert db.log[2:] == ["begin", "write 1", "commit"], "only the other user's row is written"
     assert db.dropped == {erased: 2}
     assert db.checkpoints == {0: 3}, "the dropped events are applied: the projection moves on"
+
+    kafka.ends = {0: 5}
+    await p.handle([started(0, 3, erased), started(0, 4, kept)], kafka)
+    await p.settle()
+    assert db.log[5:] == ["begin", "write 1", "commit"], "known from now on: dropped at once"
+    assert db.dropped == {erased: 3}

@@ -10,7 +10,7 @@ from uuid import UUID
 from agent_history.contract.events import RunRequestData
 from agent_history.projector.core import wire
 from agent_history.projector.core.decode import Poison, Record, decode_hot
-from agent_history.projector.core.fold import Execution, fold
+from agent_history.projector.core.fold import Execution, fold, merge
 from agent_history.projector.core.names import Name, Noted, names_of, note_exists, note_name
 
 # The most trace contexts a batch keeps (its span links to them; OpenTelemetry's SDK keeps 128
@@ -83,6 +83,26 @@ def changes_of(
             note_exists(users, data.user_id)
     changes.agents, changes.users = names_of(agents), names_of(users)
     return changes
+
+
+def combined(first: Changes, then: Changes) -> Changes:
+    """The changes of two batches read one after the other, as those of one batch: what
+    ``changes_of`` gives for their records together. Takes over ``first``."""
+    rows = first.rows
+    for key, row in then.rows.items():
+        had = rows.get(key)
+        rows[key] = row if had is None else merge(had, row)
+    for names, more in ((first.agents, then.agents), (first.users, then.users)):
+        for key, name in more.items():
+            had_name = names.get(key)
+            names[key] = name if had_name is None else had_name.newer(name)
+    first.poison.extend(then.poison)
+    first.dropped.update(then.dropped)
+    for trace in then.traces:
+        if len(first.traces) >= MAX_TRACES:
+            break
+        first.traces[trace] = None
+    return first
 
 
 def _same(first: Record, record: Record) -> bool:

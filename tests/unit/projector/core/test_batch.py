@@ -19,10 +19,18 @@ from agent_history.contract.events import (
     event_from_dict,
     record_key,
 )
-from agent_history.projector.core.changes import changes_of
+from agent_history.projector.core import changes as changes_module
+from agent_history.projector.core.changes import Changes, changes_of, combined
 from agent_history.projector.core.decode import Poison, Record, decode, decode_hot
 from agent_history.projector.core.names import Name
-from agent_history.projector.core.plan import plan_batch
+from agent_history.projector.core.plan import (
+    Plan,
+    Stretch,
+    firsts,
+    joined,
+    plan_batch,
+    stretches_of,
+)
 from agent_history.projector.core.wire import decode_sure as wire_decode_sure
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -89,10 +97,6 @@ def binary(value: dict[str, Any]) -> FakeRecord:
 
 def at(partition: int, offset: int) -> FakeRecord:
     return FakeRecord(b"{}", partition=partition, offset=offset)
-
-
-def positions(records: Sequence[Record]) -> list[tuple[int, int]]:
-    return [(r.partition, r.offset) for r in records]
 
 
 # --- decode ---------------------------------------------------------------------------------
@@ -225,79 +229,90 @@ def test_an_escaped_backslash_before_u0000_is_text_not_a_nul() -> None:
 # --- plan_batch -----------------------------------------------------------------------------
 
 
-def test_without_a_checkpoint_every_record_is_fresh() -> None:
-    records = [at(0, 3), at(0, 4), at(0, 5)]
-
-    plan = plan_batch(records, {})
-
-    assert plan.fresh == records
-    assert (plan.next_offsets, plan.rewind) == ({0: 6}, {})
+def plan_of(records: Sequence[Record], stored: dict[int, int], **kwargs: Any) -> Plan:
+    return plan_batch(stretches_of(records), stored, **kwargs)
 
 
-def test_records_below_the_checkpoint_are_dropped() -> None:
-    plan = plan_batch([at(0, o) for o in range(3, 9)], {0: 5})
+def test_a_batchs_stretches_are_each_partitions_first_and_last_offsets_in_order() -> None:
+    records = [at(1, 4), at(0, 1), at(1, 5), at(0, 2), at(1, 6)]
 
-    assert positions(plan.fresh) == [(0, 5), (0, 6), (0, 7), (0, 8)]
-    assert (plan.next_offsets, plan.rewind) == ({0: 9}, {})
+    stretches = stretches_of(records)
 
-
-def test_a_batch_entirely_below_the_checkpoint_changes_nothing() -> None:
-    plan = plan_batch([at(0, 3), at(0, 4)], {0: 5})
-
-    assert (plan.fresh, plan.next_offsets, plan.rewind) == ([], {}, {})
+    assert list(stretches.items()) == [(1, Stretch(4, 6)), (0, Stretch(1, 2))]
+    assert firsts(stretches) == {1: 4, 0: 1}
 
 
-def test_a_gap_after_the_checkpoint_rewinds_to_it() -> None:
-    plan = plan_batch([at(0, 7), at(0, 8)], {0: 5})
+def test_the_stretches_of_two_fetches_joined_are_those_of_their_records() -> None:
+    before = [at(1, 4), at(0, 1), at(1, 5)]
+    after = [at(2, 7), at(0, 2), at(1, 6)]
 
-    assert (plan.fresh, plan.next_offsets, plan.rewind) == ([], {}, {0: 5})
+    assert joined(stretches_of(before), stretches_of(after)) == stretches_of(before + after)
+    assert list(joined(stretches_of(before), stretches_of(after))) == [1, 0, 2]
 
 
-def test_a_gap_already_rewound_once_is_accepted() -> None:
-    plan = plan_batch([at(0, 7), at(0, 8)], {0: 5}, accept_gap={0})
+def test_without_a_checkpoint_the_batch_is_applied() -> None:
+    plan = plan_of([at(0, 3), at(0, 4), at(0, 5)], {})
 
-    assert positions(plan.fresh) == [(0, 7), (0, 8)]
-    assert (plan.next_offsets, plan.rewind) == ({0: 9}, {})
+    assert (plan.next_offsets, plan.refetch, plan.gaps) == ({0: 6}, {}, {})
+
+
+def test_a_batch_that_starts_at_the_checkpoint_is_applied() -> None:
+    plan = plan_of([at(0, o) for o in range(5, 9)], {0: 5})
+
+    assert (plan.next_offsets, plan.refetch, plan.gaps) == ({0: 9}, {}, {})
+
+
+def test_a_batch_with_records_below_the_checkpoint_is_read_again_from_it() -> None:
+    plan = plan_of([at(0, o) for o in range(3, 9)], {0: 5})
+
+    assert (plan.next_offsets, plan.refetch, plan.gaps) == ({}, {0: 5}, {})
+
+
+def test_a_batch_entirely_below_the_checkpoint_is_read_again_from_it() -> None:
+    plan = plan_of([at(0, 3), at(0, 4)], {0: 5})
+
+    assert (plan.next_offsets, plan.refetch, plan.gaps) == ({}, {0: 5}, {})
+
+
+def test_a_gap_after_the_checkpoint_reads_again_from_it() -> None:
+    plan = plan_of([at(0, 7), at(0, 8)], {0: 5})
+
+    assert (plan.next_offsets, plan.refetch, plan.gaps) == ({}, {0: 5}, {0: 5})
+
+
+def test_a_gap_already_read_again_once_is_accepted() -> None:
+    plan = plan_of([at(0, 7), at(0, 8)], {0: 5}, accept_gap={0})
+
+    assert (plan.next_offsets, plan.refetch, plan.gaps) == ({0: 9}, {}, {})
 
 
 def test_a_partition_without_a_checkpoint_never_rewinds() -> None:
-    plan = plan_batch([at(0, 1000)], {})
+    plan = plan_of([at(0, 1000)], {})
 
-    assert (positions(plan.fresh), plan.next_offsets, plan.rewind) == ([(0, 1000)], {0: 1001}, {})
-
-
-def test_each_partition_of_a_batch_is_planned_on_its_own() -> None:
-    records = [
-        at(0, 10),
-        at(1, 4),
-        at(2, 9),
-        at(3, 1),
-        at(0, 11),
-        at(1, 5),
-        at(4, 20),
-        at(2, 10),
-        at(1, 6),
-        at(3, 2),
-        at(4, 21),
-    ]
-    stored = {1: 5, 2: 7, 3: 9, 4: 18}
-
-    plan = plan_batch(records, stored, accept_gap={4, 7})
-
-    # 0: no checkpoint; 1: one record already applied; 2: gap, rewound; 3: all applied;
-    # 4: gap, but accepted.
-    assert sorted(positions(plan.fresh)) == [(0, 10), (0, 11), (1, 5), (1, 6), (4, 20), (4, 21)]
-    assert plan.next_offsets == {0: 12, 1: 7, 4: 22}
-    assert plan.rewind == {2: 7}
+    assert (plan.next_offsets, plan.refetch) == ({0: 1001}, {})
 
 
-def test_fresh_records_keep_their_order_within_a_partition() -> None:
-    records = [at(1, 4), at(0, 1), at(1, 5), at(0, 2), at(1, 6)]
+def test_a_batch_is_applied_whole_or_read_again_whole() -> None:
+    records = [at(0, 10), at(1, 5), at(2, 9), at(0, 11), at(3, 1), at(4, 20), at(3, 2)]
+    stored = {1: 5, 3: 2, 4: 18}
 
-    plan = plan_batch(records, {0: 1})
+    # 0: no checkpoint; 1: starts at it; 2: no checkpoint; 3: one record already applied;
+    # 4: a gap, accepted.
+    plan = plan_of(records, stored, accept_gap={4})
+    assert (plan.next_offsets, plan.gaps) == ({}, {})
+    assert plan.refetch == {0: 10, 1: 5, 2: 9, 3: 2, 4: 20}, "3 from its checkpoint"
 
-    assert [r.offset for r in plan.fresh if r.partition == 1] == [4, 5, 6]
-    assert [r.offset for r in plan.fresh if r.partition == 0] == [1, 2]
+    # Without partition 3's applied record, the rest is applied at once.
+    plan = plan_of(
+        [r for r in records if (r.partition, r.offset) != (3, 1)], stored, accept_gap={4}
+    )
+    assert plan.next_offsets == {0: 12, 1: 6, 2: 10, 3: 3, 4: 21}
+    assert (plan.refetch, plan.gaps) == ({}, {})
+
+    # A gap not accepted: read again, the gap's partition from its checkpoint.
+    plan = plan_of([r for r in records if r.partition != 3], stored)
+    assert plan.refetch == {0: 10, 1: 5, 2: 9, 4: 18}
+    assert plan.gaps == {4: 18}
 
 
 # --- changes_of -----------------------------------------------------------------------------
@@ -338,6 +353,79 @@ def test_rows_are_folded_per_execution() -> None:
     rows = changes_of(records, MAX_BYTES).rows
 
     assert {key: row.status for key, row in rows.items()} == {first: "pending", second: "failed"}
+
+
+@pytest.mark.parametrize("max_traces", [128, 2])
+def test_two_batches_combined_change_what_their_records_change_as_one(
+    max_traces: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(changes_module, "MAX_TRACES", max_traces)
+    one, two, three, four = uuid4(), uuid4(), uuid4(), uuid4()
+    erased, other_agent = uuid4(), uuid4()
+
+    def parent(trace: str) -> str:
+        return f"00-{trace * 32}-{'1' * 16}-01"
+
+    def traced(value: dict[str, Any], trace: str) -> dict[str, Any]:
+        return value | {"traceparent": parent(trace)}
+
+    queued = record(
+        traced(
+            wire("ExecutionQueued", execution_id=one, seconds=1, agent_name="Old", user_name="Ada"),
+            "a",
+        )
+    )
+    broken = FakeRecord(b"{not json")
+    records = [
+        queued,
+        broken,
+        record(
+            traced(wire("ExecutionStarted", execution_id=one, seconds=5, agent_name="New"), "b")
+        ),
+        record(wire("ExecutionQueued", execution_id=two, user_id=erased, user_name="Eve")),
+        queued,  # delivered twice
+        broken,
+        record(traced(wire("ExecutionCompleted", execution_id=one, seconds=9), "a")),
+        record(wire("ExecutionStarted", execution_id=two, user_id=erased, seconds=2)),
+        record(wire("ExecutionFailed", execution_id=three, agent_id=other_agent, seconds=3)),
+        record(
+            traced(
+                wire(
+                    "ExecutionQueued",
+                    execution_id=four,
+                    seconds=2,
+                    user_id=erased,
+                    user_name="Grace",
+                ),
+                "c",
+            )
+        ),
+        record(
+            traced(wire("ExecutionQueued", execution_id=four, seconds=2, user_name="Grace"), "d")
+        ),
+    ]
+
+    def parts(changes: Changes) -> tuple[Any, ...]:
+        return (
+            changes.rows,
+            changes.agents,
+            changes.users,
+            changes.poison,
+            changes.dropped,
+            list(changes.traces),
+        )
+
+    whole = parts(changes_of(records, MAX_BYTES, {erased}))
+    rows, agents, _, poison, dropped, traces = whole
+    assert set(rows) == {one, three, four}
+    assert rows[one].status == "completed"
+    assert agents == {AGENT: Name("New", T0 + timedelta(seconds=5)), other_agent: Name(None, None)}
+    assert ([p.record for p in poison], dropped) == ([broken, broken], {erased: 3})
+    assert traces == [parent("a"), parent("b"), parent("d")][:max_traces]
+    for cut in range(len(records) + 1):
+        first = changes_of(records[:cut], MAX_BYTES, {erased})
+        then = changes_of(records[cut:], MAX_BYTES, {erased})
+        assert parts(combined(first, then)) == whole, f"cut after {cut} records"
 
 
 @pytest.mark.parametrize("reverse", [False, True])
