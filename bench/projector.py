@@ -80,6 +80,7 @@ async def measure_live(
     how = (
         f"{who} from process start (incl. {drained.startup:.1f} s to the first commit) until the "
         f"checkpoints reach the end offsets; batch_max_records={settings.batch_max_records}, "
+        f"batch_max_fetches={settings.batch_max_fetches}, "
         f"synchronous_commit={'on' if settings.synchronous_commit else 'off'}; "
         f"projector CPU {drained.projector_cpu:.1f} s, both cores {drained.machine_busy:.0%} busy"
         f" (CPU meanwhile: {live.describe_cpu(drained.servers_cpu)})"

@@ -98,9 +98,9 @@ def create_app(
         lifespan=lifespan,
         # FastAPI's own OpenTelemetry off: requests are traced by the instrumentation that
         # server/bootstrap.py adds where a tracer provider is configured, and measured on
-        # /metrics. Left on, it looked up the global providers on every request (~2 % of the
-        # API's CPU under load, docs/benchmarks-api.md) and, wherever one is configured, traced
-        # requests on its own.
+        # /metrics. Left on, it looked the global providers up on every request (1.5 % of the
+        # API's samples under load, below what pairs resolve: docs/benchmarks-api.md) and,
+        # wherever one is configured, traced requests on its own.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings

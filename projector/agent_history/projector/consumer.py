@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from uuid import UUID
 
@@ -24,7 +24,7 @@ from aiokafka import TopicPartition
 
 from agent_history.projector.core.changes import Changes, changes_of, combined
 from agent_history.projector.core.decode import Record
-from agent_history.projector.core.names import StoredNames
+from agent_history.projector.core.names import Name, StoredNames
 from agent_history.projector.core.plan import (
     Plan,
     Stretch,
@@ -35,7 +35,13 @@ from agent_history.projector.core.plan import (
 )
 from agent_history.projector.hints import CommitHints
 from agent_history.projector.pipeline import Pipeline
-from agent_history.projector.ports import BatchObserver, Consumer, DeadLetterSink, Store
+from agent_history.projector.ports import (
+    BatchObserver,
+    Consumer,
+    DeadLetterSink,
+    Store,
+    Transaction,
+)
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.tracing import BatchSpan, BatchTracing
 
@@ -97,7 +103,7 @@ class Projector:
             return
         s = self._settings
         # Decoded before waiting, while the previous batch's statements run in PostgreSQL.
-        # Only what the records change is kept, not the records (core/plan.py).
+        # Only what the records change is kept, not the records (_Batch).
         batch = _Batch(
             stretches_of(records),
             changes_of(records, s.max_event_bytes, self._erased),
@@ -105,7 +111,11 @@ class Projector:
         )
         full = len(records) >= s.batch_max_records
         if self._gathered is not None:
-            batch, self._gathered = self._gathered.then(batch), None
+            gathered, self._gathered = self._gathered, None
+            # Not right after it (read again from a checkpoint after a rebalance, say): the
+            # earlier fetch is dropped, its records read again wherever they are needed.
+            if gathered.followed_by(batch):
+                batch = gathered.then(batch)
         if (
             full
             and batch.fetches < s.batch_max_fetches
@@ -136,9 +146,12 @@ class Projector:
 
     def _caught_up(self, batch: _Batch, consumer: Consumer) -> bool:
         """Whether the batch reaches the end of each of its partitions as last fetched."""
-        topic = self._settings.topic
+        topic, assigned = self._settings.topic, consumer.assignment()
         for partition, stretch in batch.stretches.items():
-            highwater = consumer.highwater(TopicPartition(topic, partition))
+            tp = TopicPartition(topic, partition)
+            if tp not in assigned:  # revoked meanwhile: nothing more to read there
+                continue
+            highwater = consumer.highwater(tp)
             if highwater is None or stretch.last + 1 < highwater:
                 return False
         return True
@@ -161,6 +174,7 @@ class Projector:
         self._gathered = None
         await self._pipeline.settle()
         await self._hints.flush()
+        self._gathered = None  # gathered meanwhile, by a batch fetched before
 
     async def _apply(
         self, batch: _Batch, consumer: Consumer, writing: asyncio.Event
@@ -203,43 +217,97 @@ class Projector:
             stored = await tx.lock_checkpoints(batch.stretches)
             gone = {p for p, at in self._rewound.items() if stored.get(p) == at}
             plan = plan_batch(batch.stretches, stored, gone)
-            if plan.refetch:
-                self._read_again(plan)
-                return plan
             # After the checkpoint lock, so an erasure either committed before this lookup or
             # waits for this batch's commit before it deletes (erasure.py).
-            erased = await tx.erased_among(decoded.users)
-            if erased:
-                # Erased since this process last looked: read the batch again without them.
-                self._erased |= erased
-                return Plan({}, firsts(batch.stretches), {})
-            poison = decoded.poison
-            span.decoded(decoded.traces, len(decoded.rows), len(poison))
-            # Dead letters go out before the commit: at least once, never lost.
-            dead = await self._dead_letters.send(poison) if poison else {}
-            agents = self._agents.unwritten(decoded.agents)
-            users = self._users.unwritten(decoded.users)
-            await tx.write(agents, users, decoded.rows.values(), writing)
-            if decoded.dropped:
-                await tx.count_dropped(decoded.dropped)
-            await tx.save_checkpoints(plan.next_offsets, dead)
+            erased = frozenset() if plan.refetch else await tx.erased_among(decoded.users)
+            written = None
+            if not (plan.refetch or erased):
+                written = await self._write_changes(tx, decoded, plan, writing, span)
+        if written is None:  # nothing written, and what is noted of it only once committed
+            return self._read_again(batch.stretches, plan, erased, consumer)
+        agents, users = written
         self._agents.remember(agents)
         self._users.remember(users)
-        self.dead_lettered += len(poison)
+        self.dead_lettered += len(decoded.poison)
         if self._metrics is not None:
             seconds, dropped = time.perf_counter() - began, decoded.dropped.total()
             rows, offsets = decoded.rows.values(), plan.next_offsets
-            self._metrics.applied(consumer, batch.records, poison, dropped, rows, seconds, offsets)
+            self._metrics.applied(
+                consumer, batch.records, decoded.poison, dropped, rows, seconds, offsets
+            )
         return plan
 
-    def _read_again(self, plan: Plan) -> None:
-        """Note a batch that starts off its partitions' stored positions (plan_batch)."""
+    async def _write_changes(
+        self,
+        tx: Transaction,
+        decoded: Changes,
+        plan: Plan,
+        writing: asyncio.Event,
+        span: BatchSpan,
+    ) -> tuple[dict[UUID, Name], dict[UUID, Name]]:
+        """The batch's statements; the names written."""
+        poison = decoded.poison
+        span.decoded(decoded.traces, len(decoded.rows), len(poison))
+        # Dead letters go out before the commit: at least once, never lost.
+        dead = await self._dead_letters.send(poison) if poison else {}
+        agents = self._agents.unwritten(decoded.agents)
+        users = self._users.unwritten(decoded.users)
+        await tx.write(agents, users, decoded.rows.values(), writing)
+        if decoded.dropped:
+            await tx.count_dropped(decoded.dropped)
+        await tx.save_checkpoints(plan.next_offsets, dead)
+        return agents, users
+
+    def _read_again(
+        self,
+        stretches: Mapping[int, Stretch],
+        plan: Plan,
+        erased: frozenset[UUID],
+        consumer: Consumer,
+    ) -> Plan:
+        """The plan of a batch to be read again (plan_batch, or users erased since this process
+        last looked), with where to read each partition from."""
+        if erased:
+            self._erased |= erased
+            log.info("%d users erased meanwhile: reading the batch again without them", len(erased))
+            return Plan({}, firsts(stretches), {})
         if plan.gaps:  # perhaps commits were lost: what this process wrote is no evidence
             self._agents.forget()
             self._users.forget()
-        for partition, position in plan.gaps.items():
-            log.warning("partition %d starts past checkpoint %d; rewinding", partition, position)
-            self._rewound[partition] = position
+        refetch = dict(plan.refetch)
+        for partition, position in plan.refetch.items():
+            if partition in plan.gaps:
+                log.warning(
+                    "partition %d starts past checkpoint %d; rewinding", partition, position
+                )
+                self._rewound[partition] = position
+            elif position != stretches[partition].first:
+                refetch[partition] = self._behind(partition, position, consumer)
+        return replace(plan, refetch=refetch)
+
+    def _behind(self, partition: int, checkpoint: int, consumer: Consumer) -> int:
+        """Where to read on from a partition fetched below its checkpoint: the checkpoint, or
+        the partition's end where the checkpoint lies past it."""
+        tp = TopicPartition(self._settings.topic, partition)
+        end = consumer.highwater(tp) if tp in consumer.assignment() else None
+        if end is not None and checkpoint > end:
+            # Seeking past the end would have Kafka start the partition over, and this batch
+            # would come back, endlessly.
+            log.error(
+                "partition %d's checkpoint %d lies past its end %d (a topic recreated, or "
+                "records lost?): records below it count as applied; `replay` rebuilds the read "
+                "model from what the topic holds",
+                partition,
+                checkpoint,
+                end,
+            )
+            return end
+        log.info(
+            "partition %d fetched below its checkpoint %d; reading on from it",
+            partition,
+            checkpoint,
+        )
+        return checkpoint
 
     def _seek(self, consumer: Consumer, positions: dict[int, int]) -> None:
         assigned = consumer.assignment()
@@ -272,6 +340,14 @@ class _Batch:
     changes: Changes
     records: int
     fetches: int = 1
+
+    def followed_by(self, later: _Batch) -> bool:
+        """Whether ``later`` starts right after this batch in each partition they share."""
+        return all(
+            stretch.first == self.stretches[p].last + 1
+            for p, stretch in later.stretches.items()
+            if p in self.stretches
+        )
 
     def then(self, later: _Batch) -> _Batch:
         """This batch and the one fetched after it, as one."""

@@ -35,8 +35,9 @@ class ProjectorSettings(KafkaSettings, DatabaseSettings, ProbeSettings, LogSetti
     consumer_group: str = DEFAULT_CONSUMER_GROUP
     # Executions whose execution_start is older are pruned (`prune`), and left out by `replay`.
     retention_days: float | None = None
-    # A backlog is applied in batches this big: one transaction each, and an execution's
-    # events in one batch are written as one row (docs/benchmarks.md).
+    # Kafka hands out fetches of up to this many records; a batch is one fetch, or on a backlog
+    # up to batch_max_fetches of them: one transaction each, and an execution's events in one
+    # batch are written as one row (docs/benchmarks.md).
     batch_max_records: int = 10_000
     batch_max_fetches: int = Field(
         default=2,

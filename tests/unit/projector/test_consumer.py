@@ -65,6 +65,7 @@ class FakeStore:
     committed: list[set[int]] = field(default_factory=list)  # partitions of each commit
     hold: asyncio.Event | None = None
     fail_next: bool = False
+    fail_commit: bool = False
     erased: frozenset[UUID] = frozenset()
     dropped: Counter[UUID] = field(default_factory=Counter)
 
@@ -73,6 +74,9 @@ class FakeStore:
         batch = FakeTransaction(self)
         self.log.append("begin")
         yield batch
+        if self.fail_commit:
+            self.fail_commit = False
+            raise ConnectionError("the commit failed")
         self.checkpoints.update(batch.saved)
         self.committed.append(set(batch.saved))
         self.log.append("commit")
@@ -251,6 +255,66 @@ async def test_a_gap_reads_the_batch_and_the_one_fetched_meanwhile_again(db: Fak
     await p.settle()
     assert db.checkpoints == {0: 11, 1: 4}
     assert db.committed[-1] == {0, 1}
+
+
+async def test_a_gap_counts_as_seen_only_once_its_transaction_committed(db: FakeStore) -> None:
+    p, kafka = projector(db), FakeConsumer([0])
+    db.checkpoints = {0: 3}
+    kafka.ends = {0: 9}  # caught up: the next fetch comes after this batch is done
+    db.fail_commit = True
+
+    await p.handle(batch(p0=range(7, 9)), kafka)  # a gap, but the empty commit fails
+    await p.handle(batch(p0=range(7, 9)), kafka)  # so this is the gap's first sighting again
+    await p.settle()
+
+    assert db.checkpoints == {0: 3}, "3-6 never read: not skipped"
+    assert kafka.seeks == [(0, 7), (0, 3)]
+
+
+async def test_a_checkpoint_past_the_partitions_end_reads_on_from_the_end(db: FakeStore) -> None:
+    p, kafka = projector(db), FakeConsumer([0])
+    db.checkpoints = {0: 9}
+    kafka.ends = {0: 5}  # the topic holds less than the checkpoint says (recreated, say)
+
+    await p.handle(batch(p0=range(0, 5)), kafka)
+    await p.settle()
+
+    # Seeking to 9 would have Kafka start the partition over, and this batch come back.
+    assert kafka.seeks == [(0, 5)]
+    assert db.checkpoints == {0: 9}
+
+
+async def test_a_fetch_that_does_not_follow_the_gathered_one_replaces_it(db: FakeStore) -> None:
+    p, kafka = gathering(db), FakeConsumer([0])
+    db.hold = asyncio.Event()
+    await p.handle(batch(p0=range(0, 2)), kafka)
+    await p.handle(batch(p0=range(2, 4)), kafka)  # gathered
+    # The same records again (read anew from a checkpoint after a rebalance, say), the last.
+    kafka.ends = {0: 4}
+    again = asyncio.create_task(p.handle(batch(p0=range(2, 4)), kafka))
+    await asyncio.sleep(0.01)
+    db.hold.set()
+    await again
+    await p.settle()
+
+    assert db.log == ["begin", "write 2", "commit", "begin", "write 2", "commit"]
+    assert db.checkpoints == {0: 4}
+
+
+async def test_settle_drops_a_fetch_gathered_while_it_waits(db: FakeStore) -> None:
+    p, kafka = gathering(db), FakeConsumer([0])
+    db.hold = asyncio.Event()
+    await p.handle(batch(p0=range(0, 2)), kafka)
+    settling = asyncio.create_task(p.settle())  # a revocation, while ...
+    await asyncio.sleep(0.01)
+    await p.handle(batch(p0=range(2, 4)), kafka)  # ... a fetch from before it is handled
+    db.hold.set()
+    await settling
+
+    await p.handle(batch(p0=range(4, 6)), kafka)  # the next owner's first fetch would be 2-3
+    await p.settle()
+    assert db.committed == [{0}, set()], "2-3 dropped, so 4-5 starts past the checkpoint"
+    assert db.checkpoints == {0: 2}
 
 
 async def test_a_batch_with_records_already_applied_is_read_again_from_the_checkpoint(

@@ -47,17 +47,21 @@ def changes_of(
     users: Noted = {}
     # A record identical to one already decoded (a redelivered duplicate) decodes to the same
     # result, and folding or naming the same event twice changes nothing: only its poison
-    # verdict is repeated. Identical means value, key and headers: in binary mode the headers
-    # hold the event's attributes, so one value (the data) may belong to several events.
-    # Value -> the first record with it (no new object per record: the batch holds them
-    # already), and why it is poison.
+    # verdict, or its being dropped, is repeated (each record is counted, so two batches count
+    # as one would). Identical means value, key and headers: in binary mode the headers hold
+    # the event's attributes, so one value (the data) may belong to several events. Value ->
+    # the first record with it (no new object per record: the batch holds them already), why
+    # it is poison, and whose dropped event it is.
     firsts: dict[bytes, Record] = {}
     reasons: dict[bytes, str] = {}
+    dropped_of: dict[bytes, UUID] = {}
     for record in records:
         value = record.value
         if value is not None and value in firsts and _same(firsts[value], record):
             if value in reasons:
                 changes.poison.append(Poison(record, reasons[value]))
+            elif value in dropped_of:
+                changes.dropped[dropped_of[value]] += 1
             continue
         decoded = decode_hot(record, max_bytes)
         if value is not None:
@@ -71,6 +75,8 @@ def changes_of(
         data = event.data
         if erased and data.user_id in erased:
             changes.dropped[data.user_id] += 1
+            if value is not None and _same(firsts[value], record):
+                dropped_of.setdefault(value, data.user_id)
             continue
         rows[data.execution_id] = fold(rows.get(data.execution_id), event)
         if event.traceparent is not None and len(traces) < MAX_TRACES:
@@ -87,7 +93,8 @@ def changes_of(
 
 def combined(first: Changes, then: Changes) -> Changes:
     """The changes of two batches read one after the other, as those of one batch: what
-    ``changes_of`` gives for their records together. Takes over ``first``."""
+    ``changes_of`` gives for their records together (with the same ``erased``). Takes over
+    ``first``."""
     rows = first.rows
     for key, row in then.rows.items():
         had = rows.get(key)
