@@ -112,10 +112,13 @@ class Projector:
         full = len(records) >= s.batch_max_records
         if self._gathered is not None:
             gathered, self._gathered = self._gathered, None
-            # Not right after it (read again from a checkpoint after a rebalance, say): the
-            # earlier fetch is dropped, its records read again wherever they are needed.
             if gathered.followed_by(batch):
                 batch = gathered.then(batch)
+            else:
+                # The batch in flight rewound its partitions meanwhile (it failed, or is read
+                # again): the gathered fetch is dropped, and its other partitions read again.
+                again = firsts(gathered.stretches)
+                self._seek(consumer, {p: o for p, o in again.items() if p not in batch.stretches})
         if (
             full
             and batch.fetches < s.batch_max_fetches
@@ -175,6 +178,10 @@ class Projector:
         await self._pipeline.settle()
         await self._hints.flush()
         self._gathered = None  # gathered meanwhile, by a batch fetched before
+        # Where the partitions are read from next is up to the next assignment (Kafka's
+        # committed offsets, if the checkpoints cannot be read then): a gap noted before is
+        # no evidence for what comes next.
+        self._rewound.clear()
 
     async def _apply(
         self, batch: _Batch, consumer: Consumer, writing: asyncio.Event

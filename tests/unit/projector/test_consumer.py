@@ -132,6 +132,7 @@ class FakeConsumer:
         self.commits.append({tp.partition: o for tp, o in offsets.items()})
 
     def highwater(self, tp: TopicPartition) -> int | None:
+        assert tp in self.assigned, "aiokafka asserts the partition is assigned"
         return self.ends.get(tp.partition)
 
 
@@ -244,7 +245,6 @@ async def test_a_gap_reads_the_batch_and_the_one_fetched_meanwhile_again(db: Fak
     await p.handle(batch(p0=range(7, 9), p1=range(0, 2)), kafka)
     # ... nor of the batch fetched before that took effect: both are read again.
     await p.handle(batch(p0=range(9, 11), p1=range(2, 4)), kafka)
-    await p.settle()
 
     assert db.committed == [set()], "the first batch wrote nothing; the second did not begin"
     assert kafka.seeks == [(0, 3), (1, 0), (0, 3), (1, 0)]
@@ -299,6 +299,58 @@ async def test_a_fetch_that_does_not_follow_the_gathered_one_replaces_it(db: Fak
 
     assert db.log == ["begin", "write 2", "commit", "begin", "write 2", "commit"]
     assert db.checkpoints == {0: 4}
+
+
+async def test_a_dropped_gathered_fetch_reads_again_the_partitions_it_alone_held(
+    db: FakeStore,
+) -> None:
+    p, kafka = gathering(db), FakeConsumer([0, 2])
+    db.checkpoints = {2: 500}
+    kafka.ends = {2: 602}
+    await p.handle(batch(p2=range(601, 602)), kafka)  # a gap: read again from 500
+    assert kafka.seeks == [(2, 500)]
+    kafka.ends = {}
+    db.hold, db.fail_next = asyncio.Event(), True
+    await p.handle(batch(p0=range(0, 2)), kafka)  # written, then fails
+    await p.handle(batch(p0=range(2, 4), p2=range(500, 502)), kafka)  # gathered
+    db.hold.set()
+    # The failed batch rewound partition 0: this fetch does not follow the gathered one.
+    await p.handle(batch(p0=range(0, 2)), kafka)
+    await p.settle()
+
+    # Dropped, the gathered fetch has partition 2 read again from its first record (the plan
+    # then finds where that partition stands), not from past it.
+    assert kafka.seeks[:2] == [(2, 500), (2, 500)]
+    assert db.checkpoints == {2: 500}
+
+
+async def test_a_gap_noted_before_a_revocation_is_not_accepted_after_it(db: FakeStore) -> None:
+    p, kafka = projector(db), FakeConsumer([0])
+    db.checkpoints = {0: 3}
+    kafka.ends = {0: 9}
+    await p.handle(batch(p0=range(7, 9)), kafka)  # a gap: read again from 3
+    await p.settle()  # revoked, and assigned again where Kafka's committed offset says
+    await p.handle(batch(p0=range(7, 9)), kafka)
+    await p.settle()
+
+    assert db.checkpoints == {0: 3}, "a gap seen anew, not taken as confirmed"
+    assert kafka.seeks == [(0, 3), (0, 3)]
+
+
+async def test_a_partition_revoked_meanwhile_is_not_asked_for_its_end(db: FakeStore) -> None:
+    p, kafka = gathering(db), FakeConsumer([0, 1])
+    db.hold = asyncio.Event()
+    await p.handle(batch(p0=range(0, 2)), kafka)
+    await p.handle(batch(p0=range(2, 3), p1=range(0, 1)), kafka)  # full: gathered
+    kafka.assigned = {TopicPartition(TOPIC, 0)}  # partition 1 revoked
+    kafka.ends = {0: 4}  # caught up on partition 0
+    last = asyncio.create_task(p.handle(batch(p0=range(3, 4)), kafka))
+    await asyncio.sleep(0.01)
+    db.hold.set()
+    await last
+    await p.settle()
+
+    assert db.log == ["begin", "write 2", "commit", "begin", "write 3", "commit"]
 
 
 async def test_settle_drops_a_fetch_gathered_while_it_waits(db: FakeStore) -> None:
