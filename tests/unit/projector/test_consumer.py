@@ -289,7 +289,7 @@ async def test_a_fetch_that_does_not_follow_the_gathered_one_replaces_it(db: Fak
     db.hold = asyncio.Event()
     await p.handle(batch(p0=range(0, 2)), kafka)
     await p.handle(batch(p0=range(2, 4)), kafka)  # gathered
-    # The same records again (read anew from a checkpoint after a rebalance, say), the last.
+    # The same records again (the batch in flight rewound the partition, say), the last.
     kafka.ends = {0: 4}
     again = asyncio.create_task(p.handle(batch(p0=range(2, 4)), kafka))
     await asyncio.sleep(0.01)
