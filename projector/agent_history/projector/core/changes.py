@@ -11,7 +11,14 @@ from agent_history.contract.events import RunRequestData
 from agent_history.projector.core import wire
 from agent_history.projector.core.decode import Poison, Record, decode_hot
 from agent_history.projector.core.fold import Execution, fold, merge
-from agent_history.projector.core.names import Name, Noted, names_of, note_exists, note_name
+from agent_history.projector.core.names import (
+    Name,
+    Noted,
+    keep_newer,
+    names_of,
+    note_exists,
+    note_name,
+)
 
 # The most trace contexts a batch keeps (its span links to them; OpenTelemetry's SDK keeps 128
 # links per span by default).
@@ -99,10 +106,8 @@ def combined(first: Changes, then: Changes) -> Changes:
     for key, row in then.rows.items():
         had = rows.get(key)
         rows[key] = row if had is None else merge(had, row)
-    for names, more in ((first.agents, then.agents), (first.users, then.users)):
-        for key, name in more.items():
-            had_name = names.get(key)
-            names[key] = name if had_name is None else had_name.newer(name)
+    keep_newer(first.agents, then.agents)
+    keep_newer(first.users, then.users)
     first.poison.extend(then.poison)
     first.dropped.update(then.dropped)
     for trace in then.traces:

@@ -52,6 +52,13 @@ def note_exists(names: Noted, key: UUID) -> None:
         names[key.int] = (key, None, None)
 
 
+def keep_newer(names: dict[UUID, Name], more: Mapping[UUID, Name]) -> None:
+    """Keep in ``names`` the newer of its name and ``more``'s for each of ``more``'s keys."""
+    for key, name in more.items():
+        known = names.get(key)
+        names[key] = name if known is None else known.newer(name)
+
+
 def names_of(names: Noted) -> dict[UUID, Name]:
     return {
         key: NO_NAME if name is None else Name(name, time) for key, name, time in names.values()
@@ -83,9 +90,7 @@ class StoredNames:
         """Note names just committed."""
         if len(self._known) + len(names) > self._limit:
             self._known.clear()
-        known = self._known
-        for key, name in names.items():
-            known[key] = known[key].newer(name) if key in known else name
+        keep_newer(self._known, names)
 
     def forget(self) -> None:
         self._known.clear()
