@@ -16,9 +16,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agent_history.projector.core.changes import Changes, changes_of
+from agent_history.projector.core.changes import Changes, Held, changes_of, held_back
 from agent_history.projector.core.decode import Record
-from agent_history.projector.pipeline import Pipeline
+from agent_history.projector.pipeline import Pipeline, Write
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.store import write_changes, write_transaction
 from agent_history.read_model.prepared import driver
@@ -74,13 +74,26 @@ class Loader:
         self.dropped = 0
 
     async def load(self, engine: AsyncEngine, until: dict[int, int]) -> None:
-        """One transaction per batch, each written while the next batch is read and decoded."""
+        """One transaction per batch, each written while the next batch is read and decoded;
+        the rows of runs not ended yet held back for a later batch (held_back)."""
         pipeline = Pipeline[None]()
-        while records := await self._read(until):
-            changes = changes_of(records, self._settings.max_event_bytes, self.erased)
+
+        async def then(write: Write[None]) -> None:
             if pipeline.busy:
                 await pipeline.finish()
-            await pipeline.start(partial(self._commit, engine, changes, len(records)))
+            await pipeline.start(write)
+
+        held: Held = {}
+        while records := await self._read(until):
+            changes = changes_of(records, self._settings.max_event_bytes, self.erased)
+            changes.rows, held = held_back(changes.rows, held, records)
+            read = len(records)
+            # Not kept while the batch before is written and the next one read (memory).
+            del records
+            await then(partial(self._commit, engine, changes, read))
+        if held:
+            rows = {key: row for key, (_, row) in held.items()}
+            await then(partial(self._commit, engine, Changes(rows=rows), 0))
         if pipeline.busy:
             await pipeline.finish()
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Set
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
+from typing import TypeAlias
 from uuid import UUID
 
-from agent_history.contract.events import RunRequestData
+from agent_history.contract.events import RunRequestData, record_key
 from agent_history.projector.core import wire
 from agent_history.projector.core.decode import Poison, Record, decode_hot
 from agent_history.projector.core.fold import Execution, fold, merge
@@ -115,6 +116,46 @@ def combined(first: Changes, then: Changes) -> Changes:
             break
         first.traces[trace] = None
     return first
+
+
+# Replay's rows held back, each with the partition its events are read from.
+Held: TypeAlias = dict[UUID, tuple[int, Execution]]
+
+
+def held_back(
+    rows: dict[UUID, Execution], held: Held, records: Sequence[Record]
+) -> tuple[dict[UUID, Execution], Held]:
+    """A batch's rows with those held back before: (the rows to write now, the rows to hold
+    back further). For replay's load, whose tables only the rebuild sees; ``records`` are
+    the batch's.
+
+    A run that has not ended yet is held back until the next batch with records of its
+    partition (known by the records keyed by its id, as the producer keys them): its end is
+    most likely there, and then its row is inserted once, where otherwise the merge would
+    insert it and then update it, which costs PostgreSQL far more (docs/benchmarks.md,
+    thirteenth round). That batch writes it whatever it brings, so the rows held are at most
+    those of the last batch of each partition. ``merge`` makes the result the same.
+    """
+    read = {r.partition for r in records}
+    partitions = {r.key: r.partition for r in records}
+    write: dict[UUID, Execution] = {}
+    hold: Held = {}
+    for key, (read_from, row) in held.items():
+        if key in rows:
+            write[key] = merge(row, rows[key])
+        elif read_from in read:
+            write[key] = row
+        else:
+            hold[key] = (read_from, row)
+    for key, row in rows.items():
+        if key in write:
+            continue
+        partition = partitions.get(record_key(key)) if row.terminal_event_id is None else None
+        if partition is not None:
+            hold[key] = (partition, row)
+        else:
+            write[key] = row
+    return write, hold
 
 
 def _same(first: Record, record: Record) -> bool:

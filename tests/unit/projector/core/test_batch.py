@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,8 +21,9 @@ from agent_history.contract.events import (
     record_key,
 )
 from agent_history.projector.core import changes as changes_module
-from agent_history.projector.core.changes import Changes, changes_of, combined
+from agent_history.projector.core.changes import Changes, Held, changes_of, combined, held_back
 from agent_history.projector.core.decode import Poison, Record, decode, decode_hot
+from agent_history.projector.core.fold import merge
 from agent_history.projector.core.names import Name
 from agent_history.projector.core.plan import (
     Plan,
@@ -535,3 +537,78 @@ def test_the_hot_path_dead_letters_a_nul_as_the_contract_does(
     assert isinstance(contract, Poison)
     assert "NUL character" in hot.reason
     assert hot.reason == contract.reason
+
+
+# --- held_back (replay's load) ---------------------------------------------------------------
+
+
+def _written_by_batches(
+    batches: Sequence[Sequence[FakeRecord]],
+) -> tuple[list[set[UUID]], dict[UUID, Any], Held]:
+    """What a replay's load writes batch by batch (the ids), all it writes merged as the upsert
+    merges it, and what is still held after the last batch."""
+    written: list[set[UUID]] = []
+    table: dict[UUID, Any] = {}
+    held: Held = {}
+    for batch in batches:
+        read = {r.partition for r in batch}
+        due = {key for key, (partition, _) in held.items() if partition in read}
+        rows, held = held_back(changes_of(batch, MAX_BYTES).rows, held, batch)
+        assert due <= set(rows), "held past a batch of its partition"
+        assert not due & set(held), "held twice"
+        written.append(set(rows))
+        for key, row in rows.items():
+            table[key] = merge(table[key], row) if key in table else row
+    return written, table, held
+
+
+def test_a_run_not_ended_is_held_until_its_partition_is_read_again() -> None:
+    ended_later, started, failed, unkeyed = uuid4(), uuid4(), uuid4(), uuid4()
+    batches = [
+        [
+            record(wire("ExecutionQueued", execution_id=ended_later), partition=0),
+            record(wire("ExecutionFailed", execution_id=failed), partition=0),
+            record(wire("ExecutionQueued", execution_id=unkeyed), keyed=False, partition=0),
+        ],
+        [record(wire("ExecutionStarted", execution_id=started), partition=1)],
+        [record(wire("ExecutionCompleted", execution_id=ended_later, seconds=5), partition=0)],
+    ]
+    written, table, held = _written_by_batches(batches)
+    # An ended run, and one whose partition is not known, go at once; the others wait.
+    assert written == [{failed, unkeyed}, set(), {ended_later}]
+    assert table[ended_later].status == "completed"
+    assert table[ended_later].input_rank is not None  # its Queued event came along
+    assert {key: partition for key, (partition, _) in held.items()} == {started: 1}
+
+
+def test_a_held_run_is_written_with_its_partitions_next_batch_even_if_still_open() -> None:
+    run = uuid4()
+    batches = [
+        [record(wire("ExecutionQueued", execution_id=run), partition=2)],
+        [record(wire("ExecutionQueued", execution_id=uuid4()), partition=2)],
+    ]
+    written, table, _ = _written_by_batches(batches)
+    assert run in written[1]
+    assert table[run].status == "pending"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rows_held_back_and_written_later_make_the_same_table(seed: int) -> None:
+    rng = random.Random(seed)
+    kinds: list[EventType] = ["ExecutionQueued", "ExecutionStarted", "ExecutionCompleted"]
+    runs = [(uuid4(), rng.randrange(3)) for _ in range(12)]
+    records = [
+        record(
+            wire(rng.choice(kinds), execution_id=run, seconds=rng.randrange(60)),
+            keyed=rng.random() > 0.1,
+            partition=partition,
+        )
+        for _ in range(40)
+        for run, partition in [rng.choice(runs)]
+    ]
+    cuts = sorted(rng.sample(range(1, len(records)), k=rng.randrange(1, 10)))
+    batches = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
+    _, table, held = _written_by_batches(batches)
+    for key, (_, row) in held.items():  # what the load writes after its last batch
+        table[key] = merge(table[key], row) if key in table else row
+    assert table == changes_of(records, MAX_BYTES).rows
