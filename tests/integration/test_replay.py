@@ -210,7 +210,7 @@ async def test_replay_in_batches_of_a_few_records_equals_the_live_projection(
     assert await table(engine) == reference(events)
 
     consumer = replay_consumer(replay_settings)
-    result = await replay_into_shadow(replay_settings, engine, consumer, batch_records=4)
+    result = await replay_into_shadow(replay_settings, engine, consumer, batch_records=20)
     assert (result.events, result.executions) == (len(events), len(reference(events)))
     assert await table(engine) == reference(events)
     await assert_counts_match_rows(engine)

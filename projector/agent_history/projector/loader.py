@@ -25,6 +25,10 @@ from agent_history.read_model.prepared import driver
 
 # Events read so far, and how many there are in all (as far as known).
 Progress = Callable[[int, int], None]
+# The rows of runs not ended yet that a load holds back (held_back) are at most a batch's
+# records over this: they wait for their own partition's next batch, and with many partitions
+# (a fetch brings a partition or two) or many runs that never end they would add up.
+_HELD = 4
 
 
 def replay_consumer(settings: ProjectorSettings) -> AIOKafkaConsumer:
@@ -74,11 +78,12 @@ class Loader:
         self.dropped = 0
 
     async def load(self, engine: AsyncEngine, until: dict[int, int]) -> None:
-        """One transaction per batch, each written while the next batch is read and decoded;
-        the rows of runs not ended yet held back for a later batch (held_back)."""
+        """One transaction per batch, each written while the next batch is read and decoded.
+        A run not ended yet waits for a later batch (held_back); the rows still held after
+        the last batch are written then."""
         pipeline = Pipeline[None]()
 
-        async def then(write: Write[None]) -> None:
+        async def write_next(write: Write[None]) -> None:
             if pipeline.busy:
                 await pipeline.finish()
             await pipeline.start(write)
@@ -86,14 +91,14 @@ class Loader:
         held: Held = {}
         while records := await self._read(until):
             changes = changes_of(records, self._settings.max_event_bytes, self.erased)
-            changes.rows, held = held_back(changes.rows, held, records)
-            read = len(records)
+            changes.rows, held = held_back(changes.rows, held, records, self._batch // _HELD)
+            count = len(records)
             # Not kept while the batch before is written and the next one read (memory).
             del records
-            await then(partial(self._commit, engine, changes, read))
+            await write_next(partial(self._commit, engine, changes, count))
         if held:
             rows = {key: row for key, (_, row) in held.items()}
-            await then(partial(self._commit, engine, Changes(rows=rows), 0))
+            await write_next(partial(self._commit, engine, Changes(rows=rows), 0))
         if pipeline.busy:
             await pipeline.finish()
 
@@ -135,8 +140,9 @@ class Loader:
         # The names first, committed on their own: loaders of other shares of the partitions
         # (shares.py) upsert the same agents and users, and would otherwise wait for this
         # batch's rows statement too, taking turns instead of writing side by side.
-        async with self._transaction(engine) as conn:
-            await write_changes(conn, changes.agents, changes.users, ())
+        if changes.agents or changes.users:
+            async with self._transaction(engine) as conn:
+                await write_changes(conn, changes.agents, changes.users, ())
         async with self._transaction(engine) as conn:
             await write_changes(conn, {}, {}, changes.rows.values(), writing)
         self._count_batch(changes, records)

@@ -123,7 +123,7 @@ Held: TypeAlias = dict[UUID, tuple[int, Execution]]
 
 
 def held_back(
-    rows: dict[UUID, Execution], held: Held, records: Sequence[Record]
+    rows: dict[UUID, Execution], held: Held, records: Sequence[Record], most: int
 ) -> tuple[dict[UUID, Execution], Held]:
     """A batch's rows with those held back before: (the rows to write now, the rows to hold
     back further). For replay's load, whose tables only the rebuild sees; ``records`` are
@@ -133,8 +133,10 @@ def held_back(
     partition (known by the records keyed by its id, as the producer keys them): its end is
     most likely there, and then its row is inserted once, where otherwise the merge would
     insert it and then update it, which costs PostgreSQL far more (docs/benchmarks.md,
-    thirteenth round). That batch writes it whatever it brings, so the rows held are at most
-    those of the last batch of each partition. ``merge`` makes the result the same.
+    thirteenth round). That batch writes it whatever it brings. So the rows held are those of
+    the last batch of each partition, and a fetch brings a partition or two at a time: with
+    many partitions, or runs that never end, they could add up; past ``most`` rows, all are
+    written with this batch. ``merge`` makes the result the same.
     """
     read = {r.partition for r in records}
     partitions = {r.key: r.partition for r in records}
@@ -148,13 +150,16 @@ def held_back(
         else:
             hold[key] = (read_from, row)
     for key, row in rows.items():
-        if key in write:
+        if key in held:
             continue
         partition = partitions.get(record_key(key)) if row.terminal_event_id is None else None
         if partition is not None:
             hold[key] = (partition, row)
         else:
             write[key] = row
+    if len(hold) > most:
+        write.update((key, row) for key, (_, row) in hold.items())
+        return write, {}
     return write, hold
 
 

@@ -23,7 +23,6 @@ from agent_history.contract.events import (
 from agent_history.projector.core import changes as changes_module
 from agent_history.projector.core.changes import Changes, Held, changes_of, combined, held_back
 from agent_history.projector.core.decode import Poison, Record, decode, decode_hot
-from agent_history.projector.core.fold import merge
 from agent_history.projector.core.names import Name
 from agent_history.projector.core.plan import (
     Plan,
@@ -543,23 +542,23 @@ def test_the_hot_path_dead_letters_a_nul_as_the_contract_does(
 
 
 def _written_by_batches(
-    batches: Sequence[Sequence[FakeRecord]],
+    batches: Sequence[Sequence[FakeRecord]], most: int = 1000
 ) -> tuple[list[set[UUID]], dict[UUID, Any], Held]:
     """What a replay's load writes batch by batch (the ids), all it writes merged as the upsert
     merges it, and what is still held after the last batch."""
     written: list[set[UUID]] = []
-    table: dict[UUID, Any] = {}
+    table: Changes = Changes()
     held: Held = {}
     for batch in batches:
         read = {r.partition for r in batch}
         due = {key for key, (partition, _) in held.items() if partition in read}
-        rows, held = held_back(changes_of(batch, MAX_BYTES).rows, held, batch)
+        rows, held = held_back(changes_of(batch, MAX_BYTES).rows, held, batch, most)
         assert due <= set(rows), "held past a batch of its partition"
-        assert not due & set(held), "held twice"
+        assert not set(rows) & set(held), "written and held"
+        assert len(held) <= most
         written.append(set(rows))
-        for key, row in rows.items():
-            table[key] = merge(table[key], row) if key in table else row
-    return written, table, held
+        table = combined(table, Changes(rows=rows))
+    return written, table.rows, held
 
 
 def test_a_run_not_ended_is_held_until_its_partition_is_read_again() -> None:
@@ -592,23 +591,58 @@ def test_a_held_run_is_written_with_its_partitions_next_batch_even_if_still_open
     assert table[run].status == "pending"
 
 
+def test_past_the_most_rows_held_all_are_written() -> None:
+    first, second, third = uuid4(), uuid4(), uuid4()
+    batches = [
+        [record(wire("ExecutionQueued", execution_id=first), partition=0)],
+        [record(wire("ExecutionQueued", execution_id=second), partition=1)],
+        [record(wire("ExecutionQueued", execution_id=third), partition=2)],
+    ]
+    written, _, held = _written_by_batches(batches, most=2)
+    assert written == [set(), set(), {first, second, third}]
+    assert held == {}
+
+
+def _timed_out(run: UUID, seconds: float) -> dict[str, Any]:
+    seen = (T0 + timedelta(seconds=seconds - 60)).isoformat()
+    return wire(
+        "ExecutionTimedOut",
+        execution_id=run,
+        seconds=seconds,
+        reason="worker_lost",
+        last_seen_at=seen,
+        since=seen,
+        limit_ms=60_000,
+    )
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_rows_held_back_and_written_later_make_the_same_table(seed: int) -> None:
     rng = random.Random(seed)
-    kinds: list[EventType] = ["ExecutionQueued", "ExecutionStarted", "ExecutionCompleted"]
-    runs = [(uuid4(), rng.randrange(3)) for _ in range(12)]
-    records = [
-        record(
-            wire(rng.choice(kinds), execution_id=run, seconds=rng.randrange(60)),
-            keyed=rng.random() > 0.1,
-            partition=partition,
-        )
-        for _ in range(40)
-        for run, partition in [rng.choice(runs)]
+    kinds: list[EventType] = [
+        "ExecutionQueued",
+        "ExecutionStarted",
+        "ExecutionHeartbeat",
+        "ExecutionCompleted",
+        "ExecutionCancelled",
     ]
+    runs = [uuid4() for _ in range(12)]
+
+    def any_record(run: UUID, seconds: int) -> FakeRecord:
+        if rng.random() < 0.1:
+            value = _timed_out(run, seconds)
+        else:
+            value = wire(rng.choice(kinds), execution_id=run, seconds=seconds)
+        # Mostly on the run's own partition, as keyed records are; now and then elsewhere.
+        home = runs.index(run) % 3 if rng.random() < 0.9 else rng.randrange(3)
+        return record(value, keyed=rng.random() > 0.1, partition=home)
+
+    records = [any_record(rng.choice(runs), rng.randrange(60)) for _ in range(40)]
     cuts = sorted(rng.sample(range(1, len(records)), k=rng.randrange(1, 10)))
     batches = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
-    _, table, held = _written_by_batches(batches)
-    for key, (_, row) in held.items():  # what the load writes after its last batch
-        table[key] = merge(table[key], row) if key in table else row
-    assert table == changes_of(records, MAX_BYTES).rows
+    _, table, held = _written_by_batches(batches, most=rng.choice([2, 1000]))
+    rows = {key: row for key, (_, row) in held.items()}  # what the load writes after its last
+    assert (
+        combined(Changes(rows=table), Changes(rows=rows)).rows
+        == changes_of(records, MAX_BYTES).rows
+    )
