@@ -26,8 +26,8 @@ from agent_history.read_model.prepared import driver
 # Events read so far, and how many there are in all (as far as known).
 Progress = Callable[[int, int], None]
 # The rows of runs not ended yet that a load holds back (held_back) are at most a batch's
-# records over this: they wait for their own partition's next batch, and with many partitions
-# (a fetch brings a partition or two) or many runs that never end they would add up.
+# records over this: each waits for its own partition's next batch, so with many partitions or
+# many runs that never end they would add up.
 _HELD = 4
 
 

@@ -133,10 +133,10 @@ def held_back(
     partition (known by the records keyed by its id, as the producer keys them): its end is
     most likely there, and then its row is inserted once, where otherwise the merge would
     insert it and then update it, which costs PostgreSQL far more (docs/benchmarks.md,
-    thirteenth round). That batch writes it whatever it brings. So the rows held are those of
-    the last batch of each partition, and a fetch brings a partition or two at a time: with
-    many partitions, or runs that never end, they could add up; past ``most`` rows, all are
-    written with this batch. ``merge`` makes the result the same.
+    thirteenth round). That batch writes it whatever it brings, so the rows held are at most
+    those of each partition's last batch. With many partitions, or many runs that never end,
+    those could still add up: past ``most`` rows, all are written with this batch. ``merge``
+    makes the result the same.
     """
     read = {r.partition for r in records}
     partitions = {r.key: r.partition for r in records}

@@ -23,6 +23,7 @@ from agent_history.contract.events import (
 from agent_history.projector.core import changes as changes_module
 from agent_history.projector.core.changes import Changes, Held, changes_of, combined, held_back
 from agent_history.projector.core.decode import Poison, Record, decode, decode_hot
+from agent_history.projector.core.fold import Execution
 from agent_history.projector.core.names import Name
 from agent_history.projector.core.plan import (
     Plan,
@@ -543,7 +544,7 @@ def test_the_hot_path_dead_letters_a_nul_as_the_contract_does(
 
 def _written_by_batches(
     batches: Sequence[Sequence[FakeRecord]], most: int = 1000
-) -> tuple[list[set[UUID]], dict[UUID, Any], Held]:
+) -> tuple[list[set[UUID]], dict[UUID, Execution], Held]:
     """What a replay's load writes batch by batch (the ids), all it writes merged as the upsert
     merges it, and what is still held after the last batch."""
     written: list[set[UUID]] = []
@@ -641,7 +642,7 @@ def test_rows_held_back_and_written_later_make_the_same_table(seed: int) -> None
     cuts = sorted(rng.sample(range(1, len(records)), k=rng.randrange(1, 10)))
     batches = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
     _, table, held = _written_by_batches(batches, most=rng.choice([2, 1000]))
-    rows = {key: row for key, (_, row) in held.items()}  # what the load writes after its last
+    rows = {key: row for key, (_, row) in held.items()}  # written after the last batch
     assert (
         combined(Changes(rows=table), Changes(rows=rows)).rows
         == changes_of(records, MAX_BYTES).rows
