@@ -28,7 +28,7 @@ Progress = Callable[[int, int], None]
 # The rows of runs not ended yet that a load holds back (held_back) are at most a batch's
 # records over this: each waits for its own partition's next batch, so with many partitions or
 # many runs that never end they would add up.
-_HELD = 4
+_HELD_DIVISOR = 4
 
 
 def replay_consumer(settings: ProjectorSettings) -> AIOKafkaConsumer:
@@ -89,9 +89,10 @@ class Loader:
             await pipeline.start(write)
 
         held: Held = {}
+        most = self._batch // _HELD_DIVISOR
         while records := await self._read(until):
             changes = changes_of(records, self._settings.max_event_bytes, self.erased)
-            changes.rows, held = held_back(changes.rows, held, records, self._batch // _HELD)
+            changes.rows, held = held_back(changes.rows, held, records, most)
             count = len(records)
             # Not kept while the batch before is written and the next one read (memory).
             del records
