@@ -72,7 +72,11 @@ class Execution:
 
     A value: nothing changes a row once it is built (fold and merge build new ones). It is
     not a frozen dataclass only because those set each field through object.__setattr__,
-    which makes building a row markedly slower, on a path taken for every event.
+    which makes building a row markedly slower, on a path taken for every event. For the
+    same reason this module passes the fields by position, each named in a comment: Python
+    compiles a call with more than 15 keyword arguments into building a dict of them and
+    unpacking it, which made each row cost three times as much (docs/benchmarks.md,
+    fourteenth round).
     """
 
     id: UUID
@@ -139,30 +143,30 @@ def from_event(event: AnyEvent) -> Execution:
             started = isinstance(event, (wire.ExecutionStarted, ExecutionStarted))
             request = event.data
             return Execution(
-                id=data.execution_id,
-                agent_id=data.agent_id,
-                user_id=data.user_id,
-                status="running" if started else "pending",
-                execution_start=event.time,
-                execution_end=None,
-                input_data=request.input_data,
-                output_data=None,
-                error_message=None,
-                timeout_ms=request.timeout_ms,
-                last_seen_at=event.time,
-                model=request.model,
-                tags=request.tags,
-                metadata=request.metadata,
-                parent_execution_id=request.parent_execution_id,
-                trace_id=trace_id_of(event.traceparent),
-                input_tokens=None,
-                output_tokens=None,
-                cost=None,
-                cost_currency=None,
-                input_rank=INPUT_FROM_STARTED if started else INPUT_FROM_QUEUED,
-                input_time=event.time,
-                input_event_id=event.id,
-                terminal_event_id=None,
+                data.execution_id,  # id
+                data.agent_id,  # agent_id
+                data.user_id,  # user_id
+                "running" if started else "pending",  # status
+                event.time,  # execution_start
+                None,  # execution_end
+                request.input_data,  # input_data
+                None,  # output_data
+                None,  # error_message
+                request.timeout_ms,  # timeout_ms
+                event.time,  # last_seen_at
+                request.model,  # model
+                request.tags,  # tags
+                request.metadata,  # metadata
+                request.parent_execution_id,  # parent_execution_id
+                trace_id_of(event.traceparent),  # trace_id
+                None,  # input_tokens
+                None,  # output_tokens
+                None,  # cost
+                None,  # cost_currency
+                INPUT_FROM_STARTED if started else INPUT_FROM_QUEUED,  # input_rank
+                event.time,  # input_time
+                event.id,  # input_event_id
+                None,  # terminal_event_id
             )
         case wire.ExecutionCompleted() | ExecutionCompleted():
             return _terminal(event, "completed", event.data.output_data, None)
@@ -172,30 +176,30 @@ def from_event(event: AnyEvent) -> Execution:
             return _terminal(event, "cancelled", None, event.data.reason)
         case wire.ExecutionHeartbeat() | ExecutionHeartbeat():
             return Execution(
-                id=data.execution_id,
-                agent_id=data.agent_id,
-                user_id=data.user_id,
-                status="pending",
-                execution_start=event.time,
-                execution_end=None,
-                input_data=None,
-                output_data=None,
-                error_message=None,
-                timeout_ms=None,
-                last_seen_at=event.time,
-                model=None,
-                tags=None,
-                metadata=None,
-                parent_execution_id=None,
-                trace_id=None,
-                input_tokens=None,
-                output_tokens=None,
-                cost=None,
-                cost_currency=None,
-                input_rank=None,
-                input_time=None,
-                input_event_id=None,
-                terminal_event_id=None,
+                data.execution_id,  # id
+                data.agent_id,  # agent_id
+                data.user_id,  # user_id
+                "pending",  # status
+                event.time,  # execution_start
+                None,  # execution_end
+                None,  # input_data
+                None,  # output_data
+                None,  # error_message
+                None,  # timeout_ms
+                event.time,  # last_seen_at
+                None,  # model
+                None,  # tags
+                None,  # metadata
+                None,  # parent_execution_id
+                None,  # trace_id
+                None,  # input_tokens
+                None,  # output_tokens
+                None,  # cost
+                None,  # cost_currency
+                None,  # input_rank
+                None,  # input_time
+                None,  # input_event_id
+                None,  # terminal_event_id
             )
         case wire.ExecutionTimedOut() | ExecutionTimedOut():
             return _terminal(event, VERDICT_STATUS, None, event.data.reason, seen=False)
@@ -213,30 +217,30 @@ def _terminal(
     usage = data.usage
     cost = usage.cost if usage is not None else None
     return Execution(
-        id=data.execution_id,
-        agent_id=data.agent_id,
-        user_id=data.user_id,
-        status=status,
-        execution_start=event.time,
-        execution_end=event.time,
-        input_data=None,
-        output_data=output,
-        error_message=error,
-        timeout_ms=None,
-        last_seen_at=event.time if seen else None,
-        model=None,
-        tags=None,
-        metadata=None,
-        parent_execution_id=None,
-        trace_id=None,
-        input_tokens=usage.input_tokens if usage is not None else None,
-        output_tokens=usage.output_tokens if usage is not None else None,
-        cost=cost.amount if cost is not None else None,
-        cost_currency=cost.currency if cost is not None else None,
-        input_rank=None,
-        input_time=None,
-        input_event_id=None,
-        terminal_event_id=event.id,
+        data.execution_id,  # id
+        data.agent_id,  # agent_id
+        data.user_id,  # user_id
+        status,  # status
+        event.time,  # execution_start
+        event.time,  # execution_end
+        None,  # input_data
+        output,  # output_data
+        error,  # error_message
+        None,  # timeout_ms
+        event.time if seen else None,  # last_seen_at
+        None,  # model
+        None,  # tags
+        None,  # metadata
+        None,  # parent_execution_id
+        None,  # trace_id
+        usage.input_tokens if usage is not None else None,  # input_tokens
+        usage.output_tokens if usage is not None else None,  # output_tokens
+        cost.amount if cost is not None else None,  # cost
+        cost.currency if cost is not None else None,  # cost_currency
+        None,  # input_rank
+        None,  # input_time
+        None,  # input_event_id
+        event.id,  # terminal_event_id
     )
 
 
@@ -268,30 +272,30 @@ def merge(a: Execution, b: Execution) -> Execution:
     if seen is None or (seen_b is not None and seen_b > seen):
         seen = seen_b
     return Execution(
-        id=a.id,
-        agent_id=ids.agent_id,
-        user_id=ids.user_id,
-        status=status,
-        execution_start=start,
-        execution_end=term.execution_end,
-        input_data=inp.input_data,
-        output_data=term.output_data,
-        error_message=term.error_message,
-        timeout_ms=inp.timeout_ms,
-        last_seen_at=seen,
-        model=inp.model,
-        tags=inp.tags,
-        metadata=inp.metadata,
-        parent_execution_id=inp.parent_execution_id,
-        trace_id=inp.trace_id,
-        input_tokens=term.input_tokens,
-        output_tokens=term.output_tokens,
-        cost=term.cost,
-        cost_currency=term.cost_currency,
-        input_rank=inp.input_rank,
-        input_time=inp.input_time,
-        input_event_id=inp.input_event_id,
-        terminal_event_id=term.terminal_event_id,
+        a.id,  # id
+        ids.agent_id,  # agent_id
+        ids.user_id,  # user_id
+        status,  # status
+        start,  # execution_start
+        term.execution_end,  # execution_end
+        inp.input_data,  # input_data
+        term.output_data,  # output_data
+        term.error_message,  # error_message
+        inp.timeout_ms,  # timeout_ms
+        seen,  # last_seen_at
+        inp.model,  # model
+        inp.tags,  # tags
+        inp.metadata,  # metadata
+        inp.parent_execution_id,  # parent_execution_id
+        inp.trace_id,  # trace_id
+        term.input_tokens,  # input_tokens
+        term.output_tokens,  # output_tokens
+        term.cost,  # cost
+        term.cost_currency,  # cost_currency
+        inp.input_rank,  # input_rank
+        inp.input_time,  # input_time
+        inp.input_event_id,  # input_event_id
+        term.terminal_event_id,  # terminal_event_id
     )
 
 
