@@ -73,10 +73,11 @@ class Execution:
     A value: nothing changes a row once it is built (fold and merge build new ones). It is
     not a frozen dataclass only because those set each field through object.__setattr__,
     which makes building a row markedly slower, on a path taken for every event. For the
-    same reason this module passes the fields by position, each named in a comment: Python
-    compiles a call with more than 15 keyword arguments into building a dict of them and
-    unpacking it, which made each row cost three times as much (docs/benchmarks.md,
-    fourteenth round).
+    same reason this module passes the fields by position, each named in a comment (a test
+    holds the comments to the fields' order): CPython 3.11 compiles a call whose positional
+    arguments plus twice its keywords pass 30 (so more than 15 keywords) into building a
+    dict of them and unpacking it, which made each row cost three times as much
+    (docs/benchmarks.md, fourteenth round).
     """
 
     id: UUID
@@ -142,6 +143,7 @@ def from_event(event: AnyEvent) -> Execution:
         ):
             started = isinstance(event, (wire.ExecutionStarted, ExecutionStarted))
             request = event.data
+            # By position, not by keyword: see Execution.
             return Execution(
                 data.execution_id,  # id
                 data.agent_id,  # agent_id
@@ -175,6 +177,7 @@ def from_event(event: AnyEvent) -> Execution:
         case wire.ExecutionCancelled() | ExecutionCancelled():
             return _terminal(event, "cancelled", None, event.data.reason)
         case wire.ExecutionHeartbeat() | ExecutionHeartbeat():
+            # By position, not by keyword: see Execution.
             return Execution(
                 data.execution_id,  # id
                 data.agent_id,  # agent_id
@@ -216,6 +219,7 @@ def _terminal(
     data = event.data
     usage = data.usage
     cost = usage.cost if usage is not None else None
+    # By position, not by keyword: see Execution.
     return Execution(
         data.execution_id,  # id
         data.agent_id,  # agent_id
@@ -271,6 +275,7 @@ def merge(a: Execution, b: Execution) -> Execution:
     seen, seen_b = a.last_seen_at, b.last_seen_at
     if seen is None or (seen_b is not None and seen_b > seen):
         seen = seen_b
+    # By position, not by keyword: see Execution.
     return Execution(
         a.id,  # id
         ids.agent_id,  # agent_id
