@@ -16,7 +16,13 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from agent_history.projector.core.changes import Changes, Held, changes_of, held_back
+from agent_history.projector.core.changes import (
+    Changes,
+    Held,
+    changes_of,
+    held_back,
+    held_rows,
+)
 from agent_history.projector.core.decode import Record
 from agent_history.projector.pipeline import Pipeline, Write
 from agent_history.projector.settings import ProjectorSettings
@@ -98,8 +104,7 @@ class Loader:
             del records
             await write_next(partial(self._commit, engine, changes, count))
         if held:
-            rows = {key: row for key, (_, row) in held.items()}
-            await write_next(partial(self._commit, engine, Changes(rows=rows), 0))
+            await write_next(partial(self._commit, engine, Changes(rows=held_rows(held)), 0))
         if pipeline.busy:
             await pipeline.finish()
 

@@ -158,9 +158,14 @@ def held_back(
         else:
             write[key] = row
     if len(hold) > most:
-        write.update((key, row) for key, (_, row) in hold.items())
+        write.update(held_rows(hold))
         return write, {}
     return write, hold
+
+
+def held_rows(held: Held) -> dict[UUID, Execution]:
+    """The rows held back, without the partitions they wait for: to write them all."""
+    return {key: row for key, (_, row) in held.items()}
 
 
 def _same(first: Record, record: Record) -> bool:

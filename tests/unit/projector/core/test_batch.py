@@ -21,7 +21,14 @@ from agent_history.contract.events import (
     record_key,
 )
 from agent_history.projector.core import changes as changes_module
-from agent_history.projector.core.changes import Changes, Held, changes_of, combined, held_back
+from agent_history.projector.core.changes import (
+    Changes,
+    Held,
+    changes_of,
+    combined,
+    held_back,
+    held_rows,
+)
 from agent_history.projector.core.decode import Poison, Record, decode, decode_hot
 from agent_history.projector.core.fold import Execution
 from agent_history.projector.core.names import Name
@@ -642,7 +649,7 @@ def test_rows_held_back_and_written_later_make_the_same_table(seed: int) -> None
     cuts = sorted(rng.sample(range(1, len(records)), k=rng.randrange(1, 10)))
     batches = [records[a:b] for a, b in zip([0, *cuts], [*cuts, len(records)], strict=True)]
     _, table, held = _written_by_batches(batches, most=rng.choice([2, 1000]))
-    rows = {key: row for key, (_, row) in held.items()}  # written after the last batch
+    rows = held_rows(held)  # written after the last batch
     assert (
         combined(Changes(rows=table), Changes(rows=rows)).rows
         == changes_of(records, MAX_BYTES).rows
