@@ -2,8 +2,10 @@
 
 The rebuild goes into tables of the same names in a schema of its own (``replay``), using the
 same statements as the live projector (they name tables unqualified; the search path picks
-the schema). The API and the live projector keep using the live tables meanwhile. The swap is
-one transaction: it takes the checkpoint table in EXCLUSIVE mode, which waits for the batch a
+the schema). The API and the live projector keep using the live tables meanwhile. Once loaded,
+the rebuild is pruned to the retention, its status counts and rollups are filled in one pass
+each and it is given the live table's triggers, which keep them from then on. The swap is one
+transaction: it takes the checkpoint table in EXCLUSIVE mode, which waits for the batch a
 live projector may be writing and holds off its next one (and an erasure's record); it catches
 the rebuild up to the live checkpoints, applies retention and the erasures, and moves the
 tables between schemas. Events of erased users are left out throughout (erasure.py). A crash
@@ -12,6 +14,7 @@ before the commit leaves the live tables as they were; running replay again star
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -60,6 +63,9 @@ class ReplayResult:
     events: int
     invalid: int
     executions: int
+    # Rows retention deleted: from the loaded rebuild, then in the swap what its catch-up
+    # brought back or what aged past the cutoff meanwhile (a run can count twice, as with
+    # two prunes and a late event between them).
     pruned: int
     # Events of erased users left out.
     erased: int = 0
@@ -89,7 +95,11 @@ async def replay(
             loader.erased = await all_erased(lock)
             await _create_shadow(engine)
             await _load(settings, engine, loader, end, batch_records)
-            result = await _swap(engine, settings, loader, end)
+            async with engine.begin() as conn:
+                await use_schema(conn, SHADOW)
+                pruned = await _pruned(conn, settings)
+            await _count_and_keep_counting(engine)
+            result = await _swap(engine, settings, loader, end, pruned)
             await lock.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY})"))
             return result
     finally:
@@ -138,37 +148,67 @@ async def _create_shadow(engine: AsyncEngine) -> None:
         await shadow.run_sync(metadata.create_all, tables=list(_READ_MODEL))
 
 
-async def _count_and_keep_counting(conn: AsyncConnection, live: str) -> None:
+async def _pruned(conn: AsyncConnection, settings: ProjectorSettings) -> int:
+    """Delete the runs on the search path older than the retention (if any); how many went."""
+    if settings.retention_days is None:
+        return 0
+    cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
+    return await delete_older_than(conn, cutoff, limit=2**62)
+
+
+async def _count_and_keep_counting(engine: AsyncEngine) -> None:
     """Fill the shadow's status counts and rollups in one pass each, then give its
     agent_executions the live table's triggers that keep them (their one definition is the
     migrations': the rollups are filled by migration 0006's fill_execution_rollups(), which
-    reads the shadow's agent_executions through the search path)."""
-    for table, key in _COUNTS.items():
-        await conn.execute(
+    reads the shadow's agent_executions through the search path).
+
+    Before the swap, not in it: the fill's time grows with the runs kept, and the swap holds
+    the live projectors off (docs/benchmarks.md, fifteenth round). The counts and the rollups
+    are filled side by side, each in a transaction of its own; the triggers come after both,
+    and keep them through the swap's catch-up, erasures and retention."""
+    async with engine.connect() as conn:
+        live = await conn.scalar(text("SELECT current_schema()"))
+
+    async def count() -> None:
+        async with engine.begin() as conn:
+            for table, key in _COUNTS.items():
+                await conn.execute(
+                    text(
+                        f"INSERT INTO {SHADOW}.{table.name} ({key}, status, n) SELECT {key}, "
+                        f"status, count(*) FROM {SHADOW}.agent_executions GROUP BY 1, 2"
+                    )
+                )
+
+    async def roll_up() -> None:
+        async with engine.begin() as conn:
+            await use_schema(conn, SHADOW)
+            await conn.execute(text(f"SELECT {live}.fill_execution_rollups()"))
+
+    await asyncio.gather(count(), roll_up())
+    async with engine.begin() as conn:
+        triggers = await conn.scalars(
             text(
-                f"INSERT INTO {SHADOW}.{table.name} ({key}, status, n) "
-                f"SELECT {key}, status, count(*) FROM {SHADOW}.agent_executions GROUP BY 1, 2"
-            )
+                "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
+                "WHERE tgrelid = CAST(:table AS regclass) AND NOT tgisinternal"
+            ),
+            {"table": f"{live}.agent_executions"},
         )
-    await use_schema(conn, SHADOW)
-    await conn.execute(text(f"SELECT {live}.fill_execution_rollups()"))
-    triggers = await conn.scalars(
-        text(
-            "SELECT pg_get_triggerdef(oid) FROM pg_trigger "
-            "WHERE tgrelid = CAST(:table AS regclass) AND NOT tgisinternal"
-        ),
-        {"table": f"{live}.agent_executions"},
-    )
-    for definition in triggers.all():
-        on_live, on_shadow = f" ON {live}.agent_executions ", f" ON {SHADOW}.agent_executions "
-        if on_live not in definition:
-            raise ReplayError(f"unexpected trigger definition: {definition}")
-        await conn.execute(text(definition.replace(on_live, on_shadow)))
+        for definition in triggers.all():
+            on_live, on_shadow = f" ON {live}.agent_executions ", f" ON {SHADOW}.agent_executions "
+            if on_live not in definition:
+                raise ReplayError(f"unexpected trigger definition: {definition}")
+            await conn.execute(text(definition.replace(on_live, on_shadow)))
 
 
 async def _swap(
-    engine: AsyncEngine, settings: ProjectorSettings, loader: Loader, loaded: dict[int, int]
+    engine: AsyncEngine,
+    settings: ProjectorSettings,
+    loader: Loader,
+    loaded: dict[int, int],
+    pruned: int,
 ) -> ReplayResult:
+    """Catch the shadow up, apply what came meanwhile and swap it in, holding the live
+    projectors off. The shadow's triggers keep its counts and rollups through these writes."""
     async with engine.begin() as conn:
         live = await conn.scalar(text("SELECT current_schema()"))
         await hold_off_projectors(conn)
@@ -180,12 +220,9 @@ async def _swap(
         await use_schema(conn, SHADOW)
         await loader.load_in(conn, {**loaded, **until})
         await remove_erased(conn, loader.erased)
-        pruned = 0
-        if settings.retention_days is not None:
-            cutoff = datetime.now(UTC) - timedelta(days=settings.retention_days)
-            pruned = await delete_older_than(conn, cutoff, limit=2**62)
+        # What aged past the retention since the shadow was pruned, or came since.
+        pruned += await _pruned(conn, settings)
         executions = int(await conn.scalar(text("SELECT count(*) FROM agent_executions")) or 0)
-        await _count_and_keep_counting(conn, live)
         await use_schema(conn, live)
         # In the order readers take them (FROM agent_executions JOIN agents JOIN users), so a
         # reader and the swap never wait for each other in a circle.

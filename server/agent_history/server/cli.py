@@ -187,7 +187,7 @@ def replay(
         result = asyncio.run(main())
     typer.echo(
         f"replayed {result.events} events ({result.invalid} invalid) into "
-        f"{result.executions} executions ({result.pruned} left out by retention); swapped in"
+        f"{result.executions} executions ({result.pruned} deleted by retention); swapped in"
     )
 
 
