@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.contract.events import Event, event_from_dict
+from agent_history.projector import replay as replay_module
 from agent_history.projector.erasure import erase_user
 from agent_history.projector.settings import ProjectorSettings
 from tests.conftest import projecting
@@ -189,6 +190,34 @@ async def test_an_erase_while_her_events_stream_in_leaves_nothing_behind(
     assert await traces(engine, ada) == NOTHING
     assert await table(engine) == reference(others)
     assert result.erased == 20 * 10 * 2
+
+
+@pytest.mark.usefixtures("projector")
+async def test_an_erase_while_replay_loads_leaves_nothing_in_the_swapped_in_tables(
+    settings: ProjectorSettings,
+    replay_settings: ProjectorSettings,
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Replay read the erasures before loading, so her runs are in the rebuild, counted by its
+    # one-pass fill; the swap takes them out again, and her status counts with them.
+    ada, agent = uuid.uuid4(), uuid.uuid4()
+    others = history(random.Random(17), 40, T0)
+    sent = await publish(kafka_bootstrap, settings.topic, others + runs(ada, agent, 6, T0))
+    await caught_up(engine, settings.consumer_group, settings.topic, sent)
+    loaded = replay_module._load
+
+    async def erasing_meanwhile(*args: Any) -> None:
+        await loaded(*args)
+        await erase_user(engine, ada)
+
+    monkeypatch.setattr(replay_module, "_load", erasing_meanwhile)
+    await replay(replay_settings)
+
+    assert await traces(engine, ada) == NOTHING
+    assert await table(engine) == reference(others)
+    await assert_counts_match_rows(engine)
 
 
 async def test_a_user_with_no_runs_is_erased_and_stays_out(

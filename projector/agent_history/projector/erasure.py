@@ -67,8 +67,12 @@ WHERE e.user_id = d.user_id
 )
 
 # A shadow built while a user was being erased: what the erasure's deletes took from the live
-# tables, taken from it too (its status counts are filled after this).
+# tables, taken from it too. Its triggers bring the user's status counts down to zero as the
+# executions go; the rows of zeros go after them, as erase_user's do.
 _REMOVE_EXECUTIONS = text("DELETE FROM agent_executions WHERE user_id = ANY(CAST(:ids AS uuid[]))")
+_REMOVE_COUNTS = text(
+    "DELETE FROM execution_counts_by_user WHERE user_id = ANY(CAST(:ids AS uuid[]))"
+)
 _REMOVE_NAMES = text("DELETE FROM users WHERE id = ANY(CAST(:ids AS uuid[]))")
 
 
@@ -144,5 +148,6 @@ async def remove_erased(conn: AsyncConnection, users: frozenset[UUID]) -> int:
         return 0
     ids = sorted(users)
     removed = (await conn.execute(_REMOVE_EXECUTIONS, {"ids": ids})).rowcount
+    await conn.execute(_REMOVE_COUNTS, {"ids": ids})
     await conn.execute(_REMOVE_NAMES, {"ids": ids})
     return int(removed)

@@ -109,9 +109,9 @@ def _upsert(rows: str) -> str:
 -- Has the rollup trigger fold the updated rows into the pass over the inserted ones (migration
 -- 0014): one rewrite of an agent's rollup rows a batch instead of two. Set for the transaction,
 -- before the triggers fire; the trigger clears it once used, and upsert_executions after the
--- statement (a table without the triggers, as replay's shadow, leaves it set). In this
--- statement rather than one of its own: the batch's write must be on its way, without waiting
--- for this process, once it lets the next batch be decoded (pipeline.py).
+-- statement (a table without the triggers, as replay's shadow while it loads, leaves it set).
+-- In this statement rather than one of its own: the batch's write must be on its way, without
+-- waiting for this process, once it lets the next batch be decoded (pipeline.py).
 WITH one_rollup_pass AS MATERIALIZED (SELECT set_config('agent_history.upsert', 'on', true))
 INSERT INTO agent_executions AS t ({", ".join(_FIELDS)})
 SELECT u.* FROM one_rollup_pass, {rows}

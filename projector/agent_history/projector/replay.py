@@ -86,6 +86,7 @@ async def replay(
         async with engine.connect() as lock:
             if not await lock.scalar(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")):
                 raise ReplayError("another replay is running against this database")
+            live = str(await lock.scalar(text("SELECT current_schema()")))
             await consumer.start()
             tps = await read_from_start(consumer, settings.topic, await _partitions(settings))
             start = await consumer.beginning_offsets(tps)
@@ -97,9 +98,9 @@ async def replay(
             await _load(settings, engine, loader, end, batch_records)
             async with engine.begin() as conn:
                 await use_schema(conn, SHADOW)
-                pruned = await _pruned(conn, settings)
-            await _count_and_keep_counting(engine)
-            result = await _swap(engine, settings, loader, end, pruned)
+                pruned = await _apply_retention(conn, settings)
+            await _count_and_keep_counting(engine, live)
+            result = await _swap(engine, settings, loader, end, live, pruned)
             await lock.execute(text(f"SELECT pg_advisory_unlock({_LOCK_KEY})"))
             return result
     finally:
@@ -148,7 +149,7 @@ async def _create_shadow(engine: AsyncEngine) -> None:
         await shadow.run_sync(metadata.create_all, tables=list(_READ_MODEL))
 
 
-async def _pruned(conn: AsyncConnection, settings: ProjectorSettings) -> int:
+async def _apply_retention(conn: AsyncConnection, settings: ProjectorSettings) -> int:
     """Delete the runs on the search path older than the retention (if any); how many went."""
     if settings.retention_days is None:
         return 0
@@ -156,7 +157,7 @@ async def _pruned(conn: AsyncConnection, settings: ProjectorSettings) -> int:
     return await delete_older_than(conn, cutoff, limit=2**62)
 
 
-async def _count_and_keep_counting(engine: AsyncEngine) -> None:
+async def _count_and_keep_counting(engine: AsyncEngine, live: str) -> None:
     """Fill the shadow's status counts and rollups in one pass each, then give its
     agent_executions the live table's triggers that keep them (their one definition is the
     migrations': the rollups are filled by migration 0006's fill_execution_rollups(), which
@@ -166,8 +167,6 @@ async def _count_and_keep_counting(engine: AsyncEngine) -> None:
     the live projectors off (docs/benchmarks.md, fifteenth round). The counts and the rollups
     are filled side by side, each in a transaction of its own; the triggers come after both,
     and keep them through the swap's catch-up, erasures and retention."""
-    async with engine.connect() as conn:
-        live = await conn.scalar(text("SELECT current_schema()"))
 
     async def count() -> None:
         async with engine.begin() as conn:
@@ -184,7 +183,10 @@ async def _count_and_keep_counting(engine: AsyncEngine) -> None:
             await use_schema(conn, SHADOW)
             await conn.execute(text(f"SELECT {live}.fill_execution_rollups()"))
 
-    await asyncio.gather(count(), roll_up())
+    async with asyncio.TaskGroup() as fills:  # one failing cancels the other
+        fills.create_task(count())
+        fills.create_task(roll_up())
+    on_live, on_shadow = f" ON {live}.agent_executions ", f" ON {SHADOW}.agent_executions "
     async with engine.begin() as conn:
         triggers = await conn.scalars(
             text(
@@ -194,7 +196,6 @@ async def _count_and_keep_counting(engine: AsyncEngine) -> None:
             {"table": f"{live}.agent_executions"},
         )
         for definition in triggers.all():
-            on_live, on_shadow = f" ON {live}.agent_executions ", f" ON {SHADOW}.agent_executions "
             if on_live not in definition:
                 raise ReplayError(f"unexpected trigger definition: {definition}")
             await conn.execute(text(definition.replace(on_live, on_shadow)))
@@ -205,12 +206,12 @@ async def _swap(
     settings: ProjectorSettings,
     loader: Loader,
     loaded: dict[int, int],
+    live: str,
     pruned: int,
 ) -> ReplayResult:
     """Catch the shadow up, apply what came meanwhile and swap it in, holding the live
     projectors off. The shadow's triggers keep its counts and rollups through these writes."""
     async with engine.begin() as conn:
-        live = await conn.scalar(text("SELECT current_schema()"))
         await hold_off_projectors(conn)
         applied = await read_checkpoints(conn, settings.consumer_group, settings.topic)
         # What the live projection has applied since the rebuild read its end offsets.
@@ -221,8 +222,10 @@ async def _swap(
         await loader.load_in(conn, {**loaded, **until})
         await remove_erased(conn, loader.erased)
         # What aged past the retention since the shadow was pruned, or came since.
-        pruned += await _pruned(conn, settings)
-        executions = int(await conn.scalar(text("SELECT count(*) FROM agent_executions")) or 0)
+        pruned += await _apply_retention(conn, settings)
+        # Kept exact by the triggers; a count(*) would read every row while projectors wait.
+        query = f"SELECT COALESCE(sum(n), 0) FROM {execution_counts_by_agent.name}"
+        executions = int(await conn.scalar(text(query)) or 0)
         await use_schema(conn, live)
         # In the order readers take them (FROM agent_executions JOIN agents JOIN users), so a
         # reader and the swap never wait for each other in a circle.
