@@ -19,6 +19,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from alembic import command
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_history.api.app import create_app
@@ -33,12 +34,12 @@ from agent_history.contract.events import (
 )
 from agent_history.projector import replay as replay_module
 from agent_history.projector.loader import Loader, read_from_start, replay_consumer
-from agent_history.projector.replay import SHADOW, _create_shadow, _load
+from agent_history.projector.replay import SHADOW, ReplayError, _create_shadow, _load
 from agent_history.projector.replay import replay as replay_into_shadow
 from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.shares import LoaderFailed
-from agent_history.read_model.migrate import alembic_config
+from agent_history.read_model.migrate import alembic_config, head_revision
 from tests.support import (
     assert_counts_match_rows,
     assert_rollups_match_rows,
@@ -164,6 +165,7 @@ async def test_replay_equals_live_projection_and_api_answers_throughout(
     assert set(answers) == {200}, f"API answers during the replay: {sorted(set(answers))}"
     assert result.events >= len(first)
     assert result.invalid == 0
+    assert result.held_off > 0, "the swap's hold on the live projectors is measured"
     assert await table(engine) == reference(first + second)
     await assert_counts_match_rows(engine)
     await assert_rollups_match_rows(engine)
@@ -293,6 +295,31 @@ async def test_the_swap_catches_up_and_prunes_with_the_counts_kept_by_the_trigge
     assert await table(engine) == reference(recent)
     await assert_counts_match_rows(engine)
     await assert_rollups_match_rows(engine)
+
+
+@pytest.mark.usefixtures("projector")
+async def test_replay_refuses_a_database_not_at_the_newest_migration(
+    settings: ProjectorSettings,
+    replay_settings: ProjectorSettings,
+    engine: AsyncEngine,
+    kafka_bootstrap: str,
+) -> None:
+    # Its rebuild has this code's tables: swapped into an older schema, they would leave the
+    # database at a revision it no longer is.
+    events = history(random.Random(19), 20, datetime(2025, 5, 1, tzinfo=UTC))
+    sent = await publish(kafka_bootstrap, settings.topic, events)
+    await caught_up(engine, settings.consumer_group, settings.topic, sent)
+    head = head_revision()
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = '0015'"))
+
+    with pytest.raises(ReplayError, match=f"at migration 0015, and replay builds .* of {head}"):
+        await replay(replay_settings)
+
+    assert await table(engine) == reference(events)
+    async with engine.begin() as conn:
+        await conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+    assert (await replay(replay_settings)).events == len(events)
 
 
 @pytest.mark.usefixtures("projector")

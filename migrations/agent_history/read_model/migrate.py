@@ -8,6 +8,7 @@ from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from agent_history.read_model.db import DatabaseSettings
 
@@ -34,6 +35,14 @@ def alembic_config(settings: DatabaseSettings) -> Config:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     return config
+
+
+def head_revision() -> str:
+    """The newest revision here: the one ``migrate`` brings a database to."""
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    if head is None:
+        raise RuntimeError(f"no migrations in {MIGRATIONS}")
+    return head
 
 
 def migrate(settings: DatabaseSettings, revision: str = "head") -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -33,6 +34,7 @@ from agent_history.projector.retention import delete_older_than
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.shares import Share, load_in_processes, shares_of
 from agent_history.projector.store import use_schema
+from agent_history.read_model.migrate import head_revision
 from agent_history.read_model.tables import (
     ROLLUPS,
     agent_executions,
@@ -69,6 +71,8 @@ class ReplayResult:
     pruned: int
     # Events of erased users left out.
     erased: int = 0
+    # Seconds the swap held the live projectors (and erasures) off, to its commit.
+    held_off: float = 0.0
 
 
 async def replay(
@@ -86,6 +90,7 @@ async def replay(
         async with engine.connect() as lock:
             if not await lock.scalar(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")):
                 raise ReplayError("another replay is running against this database")
+            await _check_migrated(lock)
             live = str(await lock.scalar(text("SELECT current_schema()")))
             await consumer.start()
             tps = await read_from_start(consumer, settings.topic, await _partitions(settings))
@@ -105,6 +110,19 @@ async def replay(
             return result
     finally:
         await consumer.stop()
+
+
+async def _check_migrated(conn: AsyncConnection) -> None:
+    """Refuse a database that is not at this code's newest migration: the rebuild's tables are
+    the code's, and swapped in they would leave the database at a revision it no longer is."""
+    at = None
+    if await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL")):
+        at = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+    if at != (head := head_revision()):
+        raise ReplayError(
+            f"the database is at migration {at or 'none'}, and replay builds the tables of "
+            f"{head}: run `agent-history migrate` first"
+        )
 
 
 async def _load(
@@ -212,6 +230,7 @@ async def _swap(
     """Catch the shadow up, apply what came meanwhile and swap it in, holding the live
     projectors off. The shadow's triggers keep its counts and rollups through these writes."""
     async with engine.begin() as conn:
+        holding = time.monotonic()
         await hold_off_projectors(conn)
         applied = await read_checkpoints(conn, settings.consumer_group, settings.topic)
         # What the live projection has applied since the rebuild read its end offsets.
@@ -240,5 +259,12 @@ async def _swap(
         await conn.execute(text(f"DROP SCHEMA {SHADOW} CASCADE"))
         # The API's streams learn of the new tables with the commit, and reload.
         await announce_everything(conn)
-    log.info("replayed %d events into %d executions and swapped them in", loader.events, executions)
-    return ReplayResult(loader.events, loader.invalid, executions, pruned, loader.dropped)
+    held_off = time.monotonic() - holding
+    log.info(
+        "replayed %d events into %d executions and swapped them in, holding the live "
+        "projectors off for %.2f s",
+        loader.events,
+        executions,
+        held_off,
+    )
+    return ReplayResult(loader.events, loader.invalid, executions, pruned, loader.dropped, held_off)

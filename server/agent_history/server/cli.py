@@ -163,7 +163,7 @@ def replay(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from agent_history.projector.allocator import map_big_blocks
-    from agent_history.projector.replay import ReplayResult
+    from agent_history.projector.replay import ReplayError, ReplayResult
     from agent_history.projector.settings import ProjectorSettings
     from agent_history.server.bootstrap import build_replay
     from agent_history.server.progress import RateColumn
@@ -184,10 +184,15 @@ def replay(
             async with build_replay(settings, progress, metrics_port) as run_replay:
                 return await run_replay()
 
-        result = asyncio.run(main())
+        try:
+            result = asyncio.run(main())
+        except ReplayError as error:  # refused before any swap: the live tables are as they were
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
     typer.echo(
         f"replayed {result.events} events ({result.invalid} invalid) into "
-        f"{result.executions} executions ({result.pruned} deleted by retention); swapped in"
+        f"{result.executions} executions ({result.pruned} deleted by retention); swapped in, "
+        f"holding the live projectors off for {result.held_off:.2f} s"
     )
 
 
