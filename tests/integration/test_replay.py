@@ -19,6 +19,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -39,7 +40,7 @@ from agent_history.projector.replay import replay as replay_into_shadow
 from agent_history.projector.retention import prune
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.shares import LoaderFailed
-from agent_history.read_model.migrate import alembic_config, head_revision
+from agent_history.read_model.migrate import MIGRATIONS, alembic_config, head_revision
 from tests.support import (
     assert_counts_match_rows,
     assert_rollups_match_rows,
@@ -292,6 +293,7 @@ async def test_the_swap_catches_up_and_prunes_with_the_counts_kept_by_the_trigge
             halves[event.execution_id].add(meta.offset < ends[meta.partition] // 2)
     assert any(len(sides) == 2 for sides in halves.values()), "some old run in both halves"
     assert (result.events, result.pruned) == (len(events), sum(map(len, halves.values())))
+    assert result.executions == len(reference(recent))
     assert await table(engine) == reference(recent)
     await assert_counts_match_rows(engine)
     await assert_rollups_match_rows(engine)
@@ -310,15 +312,19 @@ async def test_replay_refuses_a_database_not_at_the_newest_migration(
     sent = await publish(kafka_bootstrap, settings.topic, events)
     await caught_up(engine, settings.consumer_group, settings.topic, sent)
     head = head_revision()
+    before = ScriptDirectory(str(MIGRATIONS)).get_revision(head).down_revision
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE alembic_version SET version_num = '0015'"))
+        await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": before})
 
-    with pytest.raises(ReplayError, match=f"at migration 0015, and replay builds .* of {head}"):
+    with pytest.raises(ReplayError, match=f"at migration {before}, and this replay .* of {head}"):
         await replay(replay_settings)
 
     assert await table(engine) == reference(events)
+    async with engine.connect() as conn:
+        shadow = await conn.scalar(text("SELECT to_regnamespace(:s)"), {"s": SHADOW})
+    assert shadow is None, "refused before it loaded anything"
     async with engine.begin() as conn:
-        await conn.execute(text("UPDATE alembic_version SET version_num = :head"), {"head": head})
+        await conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
     assert (await replay(replay_settings)).events == len(events)
 
 

@@ -143,7 +143,8 @@ async def count_dropped(conn: asyncpg.Connection, dropped: Mapping[UUID, int]) -
 
 
 async def remove_erased(conn: AsyncConnection, users: frozenset[UUID]) -> int:
-    """Delete the executions and names of ``users`` from the tables on the search path."""
+    """Delete the executions, status counts and names of ``users`` from the tables on the
+    search path."""
     if not users:
         return 0
     ids = sorted(users)

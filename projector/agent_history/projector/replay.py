@@ -34,7 +34,6 @@ from agent_history.projector.retention import delete_older_than
 from agent_history.projector.settings import ProjectorSettings
 from agent_history.projector.shares import Share, load_in_processes, shares_of
 from agent_history.projector.store import use_schema
-from agent_history.read_model.migrate import head_revision
 from agent_history.read_model.tables import (
     ROLLUPS,
     agent_executions,
@@ -88,9 +87,9 @@ async def replay(
     """
     try:
         async with engine.connect() as lock:
+            await _check_migrated(lock)
             if not await lock.scalar(text(f"SELECT pg_try_advisory_lock({_LOCK_KEY})")):
                 raise ReplayError("another replay is running against this database")
-            await _check_migrated(lock)
             live = str(await lock.scalar(text("SELECT current_schema()")))
             await consumer.start()
             tps = await read_from_start(consumer, settings.topic, await _partitions(settings))
@@ -115,13 +114,18 @@ async def replay(
 async def _check_migrated(conn: AsyncConnection) -> None:
     """Refuse a database that is not at this code's newest migration: the rebuild's tables are
     the code's, and swapped in they would leave the database at a revision it no longer is."""
+    # Here, not at the top: alembic is ~8 MB that the processes importing this module (the
+    # projector's, through bootstrap) would otherwise all hold.
+    from agent_history.read_model.migrate import head_revision
+
     at = None
     if await conn.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL")):
         at = await conn.scalar(text("SELECT version_num FROM alembic_version"))
     if at != (head := head_revision()):
         raise ReplayError(
-            f"the database is at migration {at or 'none'}, and replay builds the tables of "
-            f"{head}: run `agent-history migrate` first"
+            f"the database is at migration {at or 'none'}, and this replay builds the tables of "
+            f"{head}: migrate it to {head} first (`agent-history migrate`), or replay with the "
+            "code that migrated it"
         )
 
 

@@ -185,10 +185,12 @@ def replay(
                 return await run_replay()
 
         try:
-            result = asyncio.run(main())
-        except ReplayError as error:  # refused before any swap: the live tables are as they were
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(1) from None
+            result: ReplayResult | ReplayError = asyncio.run(main())
+        except ReplayError as error:  # before any swap: the live tables are as they were
+            result = error
+    if isinstance(result, ReplayError):  # once the progress bar is done with the terminal
+        typer.echo(f"error: {result}", err=True)
+        raise typer.Exit(1)
     typer.echo(
         f"replayed {result.events} events ({result.invalid} invalid) into "
         f"{result.executions} executions ({result.pruned} deleted by retention); swapped in, "
