@@ -248,7 +248,7 @@ async def _swap(
         pruned += await _apply_retention(conn, settings)
         # Kept exact by the triggers; a count(*) would read every row while projectors wait.
         query = f"SELECT COALESCE(sum(n), 0) FROM {execution_counts_by_agent.name}"
-        executions = int(await conn.scalar(text(query)) or 0)
+        executions = int(await conn.scalar(text(query)))
         await use_schema(conn, live)
         # In the order readers take them (FROM agent_executions JOIN agents JOIN users), so a
         # reader and the swap never wait for each other in a circle.
