@@ -14,6 +14,7 @@ processes, test fixtures, benchmarks) use this module.
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -212,4 +213,12 @@ def api_from_environment() -> FastAPI:
     # After uvicorn set up its own loggers in this process: ours replace them.
     configure_logging(settings.log_format)
     configure_tracing("agent-history-api")
-    return build_api(settings)
+    app = build_api(settings)
+    # What this process holds for good now (modules, the app, its routes and models) leaves the
+    # cyclic collector's care. Under load the requests in flight at each young collection are
+    # promoted, and every few seconds a full collection rescanned all of it, stopping the
+    # worker and every request on it for tens of milliseconds (docs/benchmarks-api.md, round
+    # five). Frozen objects are still freed when their last reference goes.
+    gc.collect()
+    gc.freeze()
+    return app
