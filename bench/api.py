@@ -54,6 +54,7 @@ from bench.api_rows import Shape
 ROOT = Path(__file__).resolve().parents[1]
 API_CODE = ROOT / "api" / "agent_history" / "api"
 ENGINE_CODE = ROOT / "migrations" / "agent_history" / "read_model" / "db.py"
+WORKER_CODE = ROOT / "server" / "agent_history" / "server" / "bootstrap.py"
 PREFIX = "/api/v1/agent-studio"
 DEPTH = 500_000
 
@@ -148,9 +149,10 @@ async def measure_floor(
 
 
 def _code_version() -> str:
-    """A short hash of the API's code and engine settings as measured (they change)."""
+    """A short hash of the API's code, engine settings and worker set-up as measured (they
+    change)."""
     digest = hashlib.sha256()
-    for path in sorted([*API_CODE.glob("*.py"), ENGINE_CODE]):
+    for path in sorted([*API_CODE.glob("*.py"), ENGINE_CODE, WORKER_CODE]):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 

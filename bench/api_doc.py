@@ -220,7 +220,8 @@ def markdown(report: Report) -> str:
         "# History API benchmark",
         "",
         f"`{report.command}`, one run ({report.when}, {report.seconds:.0f} s without data "
-        f"generation; API code `agent_history/api/*.py` + `read_model/db.py` sha256 "
+        f"generation; API code `agent_history/api/*.py` + `read_model/db.py` + "
+        f"`server/bootstrap.py` sha256 "
         f"{report.code}…). "
         f"Machine: {report.machine}",
         "",

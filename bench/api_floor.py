@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from agent_history.api.app import serve
+from agent_history.api.app import freeze_for_good, serve
 from agent_history.api.settings import ApiSettings
 from bench.api_load import Statements
 from bench.environment import asyncpg_dsn
@@ -74,7 +74,9 @@ def floor_from_environment() -> Floor:
     """The app of one uvicorn worker process."""
     settings = ApiSettings()
     statements = pickle.loads(Path(os.environ[_STATEMENTS]).read_bytes())
-    return Floor(asyncpg_dsn(settings.database_url), settings.database_pool_size, statements)
+    floor = Floor(asyncpg_dsn(settings.database_url), settings.database_pool_size, statements)
+    freeze_for_good()  # as the API's workers do, so that both pay the collector alike
+    return floor
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
-"""The history API's entrypoint: ``create_app(settings)`` and ``serve(settings)``."""
+"""The history API's entrypoint: ``create_app(settings)`` and ``serve(settings, factory)``."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -136,23 +137,32 @@ def create_app(
     return app
 
 
-def app_from_environment() -> FastAPI:
-    """The app of one uvicorn worker process, from the settings ``serve`` put in its
-    environment."""
-    return create_app(ApiSettings())
+def freeze_for_good() -> None:
+    """Leave what this process holds now out of the cyclic collector's scans: call it in a
+    worker process's app factory, once the app is built (bootstrap.api_from_environment).
+
+    Under load, the requests in flight at each young collection are promoted to the oldest
+    generation, and a full collection then rescans everything the worker holds for good (the
+    modules, the app, its routes and models) while every request on the worker waits
+    (docs/benchmarks-api.md, round five). Frozen objects are still freed when their last
+    reference goes; a cycle among them never is, which costs nothing for objects that live as
+    long as the process. Never in create_app: a test process that builds many apps must keep
+    collecting its cycles. Collected first, so that start-up's garbage is not kept for good.
+    """
+    gc.collect()
+    gc.freeze()
 
 
-def serve(settings: ApiSettings, factory: str | None = None) -> None:
+def serve(settings: ApiSettings, factory: str) -> None:
     """Run the API with uvicorn on ``settings.host``:``settings.port`` until interrupted, in
-    ``settings.workers`` processes; each builds its app with ``factory`` ("module:function",
-    default ``app_from_environment``)."""
+    ``settings.workers`` processes; each builds its app with ``factory`` ("module:function")."""
     # The workers are processes of their own: they read these settings from the environment,
     # which then holds exactly them (environment_of drops any other AGENT_HISTORY_* variable).
     environment = environment_of(settings)
     os.environ.clear()
     os.environ.update(environment)
     uvicorn.run(
-        factory or f"{__name__}:{app_from_environment.__name__}",
+        factory,
         factory=True,
         host=settings.host,
         port=settings.port,

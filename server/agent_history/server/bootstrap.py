@@ -14,7 +14,6 @@ processes, test fixtures, benchmarks) use this module.
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -205,7 +204,10 @@ def build_api(settings: ApiSettings, tracer_provider: TracerProvider | None = No
 
 
 def api_from_environment() -> FastAPI:
-    """The app of one `agent-history api` worker process, from its environment."""
+    """The app of one `agent-history api` worker process, from its environment: uvicorn's
+    factory in that process alone, as it leaves what the process holds then out of the cyclic
+    collector's scans (api.app.freeze_for_good)."""
+    from agent_history.api.app import freeze_for_good
     from agent_history.api.settings import ApiSettings
     from agent_history.server.logs import configure_logging
 
@@ -214,11 +216,5 @@ def api_from_environment() -> FastAPI:
     configure_logging(settings.log_format)
     configure_tracing("agent-history-api")
     app = build_api(settings)
-    # What this process holds for good now (modules, the app, its routes and models) leaves the
-    # cyclic collector's care. Under load the requests in flight at each young collection are
-    # promoted, and every few seconds a full collection rescanned all of it, stopping the
-    # worker and every request on it for tens of milliseconds (docs/benchmarks-api.md, round
-    # five). Frozen objects are still freed when their last reference goes.
-    gc.collect()
-    gc.freeze()
+    freeze_for_good()
     return app
