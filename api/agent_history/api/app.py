@@ -1,4 +1,5 @@
-"""The history API's entrypoint: ``create_app(settings)`` and ``serve(settings, factory)``."""
+"""The history API's entrypoint: ``create_app(settings)``, ``serve(settings, factory)``, and
+``freeze_for_good()`` for a worker's factory."""
 
 from __future__ import annotations
 
@@ -141,7 +142,7 @@ def freeze_for_good() -> None:
     """Leave what this process holds now out of the cyclic collector's scans: call it in a
     worker process's app factory, once the app is built (bootstrap.api_from_environment).
 
-    Under load, the requests in flight at each young collection are promoted to the oldest
+    Under load, the requests in flight when the collector runs end up in the oldest
     generation, and a full collection then rescans everything the worker holds for good (the
     modules, the app, its routes and models) while every request on the worker waits
     (docs/benchmarks-api.md, round five). Frozen objects are still freed when their last

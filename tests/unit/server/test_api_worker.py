@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
+
+from agent_history.api.app import create_app
+from agent_history.api.settings import ApiSettings
 
 _WORKER = """
 import gc
@@ -31,6 +35,13 @@ def test_a_worker_leaves_its_app_out_of_the_cyclic_collectors_scans() -> None:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    before, frozen, tracked, scanned = done.stdout.split()
+    before, frozen, tracked, scanned = done.stdout.splitlines()[-1].split()
     assert (int(before), tracked, scanned) == (0, "True", "False")
     assert int(frozen) > 0
+
+
+def test_building_an_app_freezes_nothing() -> None:
+    # What the tests and any embedding process call: their cycles stay collectable.
+    before = gc.get_freeze_count()
+    create_app(ApiSettings(database_url="postgresql+asyncpg://u:p@127.0.0.1:1/none"))
+    assert gc.get_freeze_count() == before
