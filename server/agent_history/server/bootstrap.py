@@ -204,9 +204,9 @@ def build_api(settings: ApiSettings, tracer_provider: TracerProvider | None = No
 
 
 def api_from_environment() -> FastAPI:
-    """The app of one `agent-history api` worker process, from its environment: uvicorn's
-    factory in that process alone, as it leaves what the process holds then out of the cyclic
-    collector's scans (api.app.freeze_for_good)."""
+    """The app of one `agent-history api` worker process, from its environment. For uvicorn to
+    call in that process only: it freezes what the process holds by then
+    (api.app.freeze_for_good)."""
     from agent_history.api.app import freeze_for_good
     from agent_history.api.settings import ApiSettings
     from agent_history.server.logs import configure_logging

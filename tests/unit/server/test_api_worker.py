@@ -10,6 +10,9 @@ import sys
 from agent_history.api.app import create_app
 from agent_history.api.settings import ApiSettings
 
+# A database the app is never asked to reach: building it connects to nothing.
+UNREACHABLE = "postgresql+asyncpg://u:p@127.0.0.1:1/none"
+
 _WORKER = """
 import gc
 from agent_history.server.bootstrap import api_from_environment
@@ -26,7 +29,7 @@ def test_a_worker_leaves_its_app_out_of_the_cyclic_collectors_scans() -> None:
     environment = {
         k: v for k, v in os.environ.items() if not k.startswith(("AGENT_HISTORY_", "OTEL_"))
     }
-    environment["AGENT_HISTORY_DATABASE_URL"] = "postgresql+asyncpg://u:p@127.0.0.1:1/none"
+    environment["AGENT_HISTORY_DATABASE_URL"] = UNREACHABLE
     done = subprocess.run(
         [sys.executable, "-c", _WORKER],
         env=environment,
@@ -43,5 +46,5 @@ def test_a_worker_leaves_its_app_out_of_the_cyclic_collectors_scans() -> None:
 def test_building_an_app_freezes_nothing() -> None:
     # What the tests and any embedding process call: their cycles stay collectable.
     before = gc.get_freeze_count()
-    create_app(ApiSettings(database_url="postgresql+asyncpg://u:p@127.0.0.1:1/none"))
+    create_app(ApiSettings(database_url=UNREACHABLE))
     assert gc.get_freeze_count() == before
